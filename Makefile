@@ -1,0 +1,32 @@
+# One-command set-up: every target installs what it needs into the project-local .venv.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo dashboard test test-fast browser benchmarks clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch 2.13.0 is a local CPU wheel on this kind of machine; any other version pulls CUDA builds.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[models,app,concepts,test]"
+	touch $(STAMP)
+
+## demo: set up, then run the end-to-end analysis on the built-in data and print the FRE matrix
+demo: $(STAMP)
+	$(VENV)/bin/latentatlas demo
+
+## browser: headless Chromium for the UI tests (Debian package)
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+## test: set up, then run the whole test suite (real models, real browser)
+test: $(STAMP) browser
+	$(PY) -m pytest -n 2 --dist loadfile
+
+benchmarks: $(STAMP)
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .cache

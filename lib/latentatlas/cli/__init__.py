@@ -1,0 +1,48 @@
+"""The ``latentatlas`` command line.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers)``; :data:`COMMANDS` lists them in ``--help`` order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["fre"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latentatlas",
+        description=(
+            "Compare what machine-learning models have learned: latent features of "
+            "interatomic potentials, feature reconstruction errors (GFRE, GFRD, LFRE), "
+            "progressive cumulants and concept knowledge graphs."
+        ),
+        epilog="Run 'latentatlas COMMAND --help' for the options of one command.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"latentatlas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, KeyError, FileNotFoundError) as err:
+        print(f"latentatlas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"latentatlas {args.command}: interrupted; no result file was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

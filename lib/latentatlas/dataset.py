@@ -1,0 +1,221 @@
+"""The features data model: many feature sets over the same atoms in one ``xarray.Dataset``.
+
+Layout (see DESIGN.md)::
+
+    dims    atom (all atoms of all frames), structure (frames)
+    coords  structure (frame index), subset, formula, n_atoms, cell (Å), pbc (on ``structure``)
+            atom_structure (frame index of each atom), species (Z), positions (Å) (on ``atom``)
+    vars    one per feature set, named ``"<model>:<layer>"``, dims ``("atom", "<name>:feature")``
+            attrs: model, model_version, layer, backend, invariant, description
+    attrs   fingerprint (of the frames), latentatlas_version
+
+Structure-level features (progressive cumulants) live in the same kind of Dataset with
+``structure`` as the sample dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .frames import fingerprint, structure_metadata
+
+__all__ = [
+    "FeatureError",
+    "empty_features",
+    "frames_from_features",
+    "add_feature_set",
+    "feature_dim",
+    "feature_name",
+    "feature_arrays",
+    "sample_dim",
+    "validate_features",
+]
+
+
+class FeatureError(ValueError):
+    """A feature set is unusable (NaN/inf, wrong length, empty, ...)."""
+
+
+def feature_name(model: str, layer: str) -> str:
+    """Name of the data variable holding ``layer`` of ``model``: ``"<model>:<layer>"``."""
+    return f"{model}:{layer}"
+
+
+def feature_dim(name: str) -> str:
+    """Name of the feature dimension of feature set ``name``."""
+    return f"{name}:feature"
+
+
+def empty_features(frames: Sequence, subset: Sequence[str] | None = None) -> xr.Dataset:
+    """A features Dataset for ``frames`` with coordinates but no feature set yet.
+
+    Parameters
+    ----------
+    frames : sequence of ase.Atoms
+    subset : sequence of str, optional
+        One label per frame; defaults to ``atoms.info["subset"]`` or ``"all"``.
+    """
+    meta = structure_metadata(frames, subset)
+    return xr.Dataset(
+        coords={
+            "structure": np.arange(len(frames)),
+            "subset": ("structure", meta["subset"].astype(str)),
+            "formula": ("structure", meta["formula"].astype(str)),
+            "n_atoms": ("structure", meta["n_atoms"]),
+            "atom_structure": ("atom", meta["atom_structure"]),
+            "species": ("atom", meta["species"]),
+            "positions": (("atom", "xyz"), _stack([a.positions for a in frames], (0, 3))),
+            "cell": (("structure", "cell_vector", "xyz"), _stack([[a.cell.array] for a in frames], (0, 3, 3))),
+            "pbc": (("structure", "xyz"), _stack([[a.pbc] for a in frames], (0, 3)).astype(bool)),
+        },
+        attrs={"fingerprint": fingerprint(frames), "latentatlas_version": __version__},
+    )
+
+
+def _stack(arrays, empty_shape):
+    return np.concatenate(arrays).astype(float) if len(arrays) else np.zeros(empty_shape)
+
+
+def frames_from_features(ds: xr.Dataset) -> list:
+    """Rebuild the ``ase.Atoms`` a features Dataset was computed for.
+
+    The rebuilt frames have the Dataset's fingerprint, so results stay checkable.
+    """
+    from ase import Atoms
+
+    bounds = np.concatenate([[0], np.cumsum(ds["n_atoms"].values)])
+    frames = []
+    for i in range(ds.sizes["structure"]):
+        sl = slice(bounds[i], bounds[i + 1])
+        atoms = Atoms(
+            numbers=ds["species"].values[sl],
+            positions=ds["positions"].values[sl],
+            cell=ds["cell"].values[i],
+            pbc=ds["pbc"].values[i].astype(bool),
+        )
+        atoms.info["subset"] = str(ds["subset"].values[i])
+        frames.append(atoms)
+    return frames
+
+
+def add_feature_set(
+    ds: xr.Dataset,
+    values: np.ndarray,
+    *,
+    model: str,
+    layer: str,
+    sample: str = "atom",
+    **attrs,
+) -> xr.Dataset:
+    """Return ``ds`` with one more feature set ``"<model>:<layer>"``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A features Dataset (see :func:`empty_features`).
+    values : ndarray of shape (n_samples, n_features)
+        One row per atom (``sample="atom"``) or per structure (``sample="structure"``).
+    model, layer : str
+        Recorded in the variable's attrs and its name.
+    **attrs
+        Further metadata (``model_version``, ``backend``, ``invariant``, ...);
+        values must be str, int or float so they survive netCDF.
+    """
+    name = feature_name(model, layer)
+    values = np.asarray(values)
+    if values.ndim != 2:
+        raise FeatureError(f"feature set {name!r} must be 2-D (samples, features), got shape {values.shape}")
+    n = ds.sizes.get(sample, 0)
+    if values.shape[0] != n:
+        raise FeatureError(
+            f"feature set {name!r} has {values.shape[0]} rows but the dataset has {n} {sample}s; "
+            "features must be computed for exactly these frames"
+        )
+    var = xr.DataArray(
+        values,
+        dims=(sample, feature_dim(name)),
+        attrs={"model": model, "layer": layer, **attrs},
+    )
+    out = ds.copy()
+    out[name] = var
+    return out
+
+
+def sample_dim(da: xr.DataArray) -> str:
+    """The sample dimension (``atom`` or ``structure``) of a feature set."""
+    return da.dims[0]
+
+
+def feature_arrays(features, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Feature sets as plain 2-D float64 arrays, validated.
+
+    Parameters
+    ----------
+    features : xarray.Dataset or mapping of name -> array-like (n_samples, n_features)
+    names : sequence of str, optional
+        Subset and order of feature sets; default all.
+
+    Returns
+    -------
+    dict of name -> ndarray (n_samples, n_features)
+    """
+    if isinstance(features, xr.Dataset):
+        available = list(features.data_vars)
+        getter = lambda k: features[k].values  # noqa: E731
+    elif isinstance(features, Mapping):
+        available = list(features)
+        getter = lambda k: features[k]  # noqa: E731
+    else:
+        raise TypeError(
+            f"features must be an xarray.Dataset or a dict of name -> array, got {type(features).__name__}"
+        )
+    names = available if names is None else list(names)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise KeyError(f"feature sets {missing} not found; available: {available}")
+    if not names:
+        raise FeatureError("no feature set given; add at least one feature set")
+    arrays = {n: np.asarray(getter(n), dtype=np.float64) for n in names}
+    validate_features(arrays)
+    return arrays
+
+
+def validate_features(arrays: Mapping[str, np.ndarray]) -> int:
+    """Check that every feature set is a finite, non-empty 2-D array with the same row count.
+
+    Returns
+    -------
+    int
+        The common number of samples.
+
+    Raises
+    ------
+    FeatureError
+        Naming the offending feature set and what to do.
+    """
+    n_samples = None
+    for name, X in arrays.items():
+        if X.ndim != 2:
+            raise FeatureError(f"feature set {name!r} must be 2-D (samples, features), got shape {X.shape}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise FeatureError(f"feature set {name!r} is empty (shape {X.shape}); remove it or recompute it")
+        bad = ~np.isfinite(X)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad)[0])
+            raise FeatureError(
+                f"feature set {name!r} has {int(bad.sum())} NaN/inf values in {rows.size} samples "
+                f"(first: {rows[:5].tolist()}); recompute or drop those samples"
+            )
+        if n_samples is None:
+            n_samples = X.shape[0]
+        elif X.shape[0] != n_samples:
+            first = next(iter(arrays))
+            raise FeatureError(
+                f"feature set {name!r} has {X.shape[0]} samples but {first!r} has {n_samples}; "
+                "all feature sets must describe the same samples"
+            )
+    return n_samples
