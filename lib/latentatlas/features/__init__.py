@@ -1,0 +1,101 @@
+"""Per-atom latent features of pretrained universal interatomic potentials, every layer.
+
+Registry
+--------
+==========================  ====================  ==========================================
+name                        layers                model (weights shipped in the wheel)
+==========================  ====================  ==========================================
+``chgnet-0.3.0``            conv1..conv4, last    CHGNet 0.3.0 (MPtrj)
+``chgnet-0.2.0``            conv1..conv3, last    CHGNet 0.2.0 (MPtrj, older training)
+``chgnet-r2scan``           conv1..conv4, last    CHGNet fine-tuned from 0.3.0 on MP r2SCAN
+``sevennet-0``              gate0..gate3, last    SevenNet-0 (11Jul2024)
+``sevennet-0-22may2024``    gate0..gate3, last    SevenNet-0 (22May2024): same recipe, other run
+``sevennet-l3i5``           gate0..gate3, last    SevenNet-l3i5 (lmax 3)
+``sevennet-mf-0-pbe``       gate0..gate3, last    SevenNet-MF-0, PBE fidelity head
+``sevennet-mf-0-r2scan``    gate0..gate3, last    SevenNet-MF-0, r2SCAN fidelity head
+``soap``                    power_spectrum        species-agnostic SOAP (featomic)
+==========================  ====================  ==========================================
+
+``last`` is always the input of the energy head. See the backend modules
+(:mod:`.chgnet`, :mod:`.sevennet`, :mod:`.soap`) for what each layer is.
+
+Example
+-------
+>>> from latentatlas.features import get_featurizer
+>>> ds = get_featurizer("chgnet-0.3.0").featurize(frames)          # doctest: +SKIP
+>>> ds, energy = get_featurizer("sevennet-0").featurize_with_energy(frames, ["last"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Featurizer, UnsupportedElementError
+
+__all__ = ["Featurizer", "UnsupportedElementError", "get_featurizer", "list_featurizers"]
+
+# name -> (backend module, class, constructor arguments)
+_REGISTRY = {
+    "chgnet-0.3.0": ("chgnet", "CHGNetFeaturizer", {"model": "0.3.0"}),
+    "chgnet-0.2.0": ("chgnet", "CHGNetFeaturizer", {"model": "0.2.0"}),
+    "chgnet-r2scan": ("chgnet", "CHGNetFeaturizer", {"model": "r2scan"}),
+    "sevennet-0": ("sevennet", "SevenNetFeaturizer", {"model": "7net-0"}),
+    "sevennet-0-22may2024": ("sevennet", "SevenNetFeaturizer", {"model": "7net-0_22may2024"}),
+    "sevennet-l3i5": ("sevennet", "SevenNetFeaturizer", {"model": "7net-l3i5"}),
+    "sevennet-mf-0-pbe": ("sevennet", "SevenNetFeaturizer", {"model": "7net-mf-0", "modal": "PBE"}),
+    "sevennet-mf-0-r2scan": ("sevennet", "SevenNetFeaturizer", {"model": "7net-mf-0", "modal": "R2SCAN"}),
+    "soap": ("soap", "SoapFeaturizer", {}),
+}
+
+# backend module -> (python package it needs, how to install it)
+_REQUIRES = {
+    "chgnet": ("chgnet", "pip install 'latentatlas[models]'  (or: pip install chgnet)"),
+    "sevennet": ("sevenn", "pip install 'latentatlas[models]'  (or: pip install sevenn)"),
+    "soap": ("featomic", "pip install 'latentatlas[models]'  (or: pip install featomic)"),
+}
+
+
+def list_featurizers(available_only: bool = False) -> list[str]:
+    """Names accepted by :func:`get_featurizer`.
+
+    Parameters
+    ----------
+    available_only : bool
+        Only those whose backend package is installed.
+    """
+    from importlib.util import find_spec
+
+    names = list(_REGISTRY)
+    if available_only:
+        names = [n for n in names if find_spec(_REQUIRES[_REGISTRY[n][0]][0]) is not None]
+    return names
+
+
+def get_featurizer(name: str, **kwargs) -> Featurizer:
+    """The featuriser registered as ``name``, with the model loaded (from local weights).
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_featurizers`.
+    **kwargs
+        Override constructor arguments (e.g. ``checkpoint=PATH`` for local weights,
+        ``cutoff=4.0`` for SOAP).
+
+    Raises
+    ------
+    KeyError
+        Unknown name (the message lists the known ones).
+    ImportError
+        The backend package is not installed (the message says how to install it).
+    """
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown featurizer {name!r}; available: {', '.join(_REGISTRY)}")
+    module, cls, defaults = _REGISTRY[name]
+    package, install = _REQUIRES[module]
+    try:
+        backend = importlib.import_module(f"{__name__}.{module}")
+        importlib.import_module(package)
+    except ImportError as err:
+        raise ImportError(f"featurizer {name!r} needs the {package!r} package ({err}); install it with: {install}") from err
+    return getattr(backend, cls)(**{**defaults, "name": name, **kwargs})

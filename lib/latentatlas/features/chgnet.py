@@ -1,0 +1,167 @@
+"""CHGNet latent features from forward hooks on the real model.
+
+Layers (all 64-d, per atom, rotation invariant because CHGNet sees only distances and angles):
+
+``conv1`` .. ``conv4``
+    Output of ``atom_conv_layers[i - 1]``, the i-th atom-graph interaction block.
+``last``
+    Input of the energy head (``model.mlp``): ``conv4`` after the read-out LayerNorm. For
+    CHGNet 0.2.0, which has no read-out norm, this *is* ``conv4``, so that model exposes
+    ``conv1`` .. ``conv3`` and ``last`` only.
+
+Note that CHGNet's own ``return_atom_feas`` gives ``conv3``, not the head input.
+
+CHGNet treats every structure as periodic. Structures with no periodic direction are put
+in an orthorhombic box with ``cutoff + 2`` Å of vacuum on each side (so no atom sees an
+image); partially periodic ones (slabs) must already have at least ``cutoff`` Å of vacuum
+along their non-periodic axes, else a ValueError says how to add it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+
+from .base import Featurizer
+
+__all__ = ["CHGNetFeaturizer", "to_structure"]
+
+_CHECKPOINTS = {
+    "0.3.0": "0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
+    "0.2.0": "0.2.0/chgnet_0.2.0_e30f77s348m32.pth.tar",
+    "r2scan": "r2scan/chgnet_r2scan_transfer_learning_e15f36s161m23.pth.tar",
+}
+
+
+def load_chgnet(model: str = "0.3.0", checkpoint: str | Path | None = None):
+    """A CHGNet model from the weights shipped in the ``chgnet`` wheel (or a local file).
+
+    Loads with ``torch.load(weights_only=True)``, unlike ``CHGNet.load``.
+
+    Returns
+    -------
+    model : chgnet.model.CHGNet (eval mode, CPU)
+    path : Path of the checkpoint read
+    """
+    import chgnet
+    import torch
+    from chgnet.model import CHGNet
+
+    if checkpoint is None:
+        if model not in _CHECKPOINTS:
+            raise KeyError(f"unknown CHGNet model {model!r}; shipped: {sorted(_CHECKPOINTS)}, or give checkpoint=PATH")
+        checkpoint = Path(chgnet.__file__).parent / "pretrained" / _CHECKPOINTS[model]
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"CHGNet checkpoint {checkpoint} does not exist")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its parameter count
+        # mlp_out_bias reproduces CHGNet.load exactly (0.2.0 was trained with it).
+        net = CHGNet.from_dict(state["model"], mlp_out_bias=model == "0.2.0", version=model)
+    return net.eval(), checkpoint
+
+
+def file_digest(path: Path) -> str:
+    """First 12 hex digits of the sha256 of a file: ties cache entries to exact weights."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+def to_structure(atoms, cutoff: float):
+    """The pymatgen Structure CHGNet sees for ``atoms`` (boxing non-periodic frames).
+
+    Raises
+    ------
+    ValueError
+        A partially periodic frame has less than ``cutoff`` Å of vacuum along a
+        non-periodic axis, so its periodic images would interact.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    pos = atoms.positions
+    if not atoms.pbc.any():
+        pad = cutoff + 2.0
+        cell = np.diag(np.ptp(pos, axis=0) + 2 * pad)
+        pos = pos - pos.min(axis=0) + pad
+    else:
+        cell = atoms.cell.array
+        for ax in np.flatnonzero(~atoms.pbc):
+            normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
+            normal /= np.linalg.norm(normal)
+            gap = abs(cell[ax] @ normal) - np.ptp(pos @ normal)
+            if gap < cutoff:
+                raise ValueError(
+                    f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
+                    f"vacuum there; CHGNet treats cells as periodic and needs >= {cutoff} Å: "
+                    f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
+                )
+    return Structure(Lattice(cell), atoms.numbers, pos, coords_are_cartesian=True)
+
+
+class CHGNetFeaturizer(Featurizer):
+    """Per-atom features of a pretrained CHGNet (see module docstring for layers).
+
+    Parameters
+    ----------
+    model : {"0.3.0", "0.2.0", "r2scan"}
+        Checkpoint shipped in the chgnet wheel.
+    checkpoint : path, optional
+        A local CHGNet checkpoint instead (same layout as the shipped ones).
+    name : str, optional
+        Registry name; default ``"chgnet-<model>"``.
+    """
+
+    backend = "chgnet"
+    supported_species = frozenset(range(1, 95))
+
+    def __init__(self, model: str = "0.3.0", *, checkpoint: str | Path | None = None, name: str | None = None):
+        import chgnet
+
+        self.model, path = load_chgnet(model, checkpoint)
+        self.name = name or f"chgnet-{model}"
+        self.model_version = f"{model} (chgnet {chgnet.__version__}, weights {file_digest(path)})"
+        self.cutoff = float(self.model.graph_converter.atom_graph_cutoff)
+        n_conv = len(self.model.atom_conv_layers)
+        has_norm = self.model.readout_norm is not None
+        convs = [f"conv{i + 1}" for i in range(n_conv if has_norm else n_conv - 1)]
+        self.layers = [*convs, "last"]
+        self.layer_descriptions = {c: f"output of CHGNet atom-graph interaction block {c[4:]} of {n_conv}" for c in convs}
+        self.layer_descriptions["last"] = "input of the energy head (" + (
+            "last interaction block after the read-out LayerNorm)" if has_norm else "output of the last interaction block)"
+        )
+
+    def graphs(self, frames: list) -> list:
+        """CHGNet crystal graphs of ``frames``; a ValueError names a frame that cannot be converted."""
+        graphs = []
+        for atoms in frames:
+            structure = to_structure(atoms, self.cutoff)
+            try:
+                graphs.append(self.model.graph_converter(structure))
+            except (RuntimeError, ValueError) as err:
+                raise ValueError(f"CHGNet cannot build a graph for {atoms.get_chemical_formula()}: {err}") from err
+        return graphs
+
+    def _forward(self, frames, layers):
+        import torch
+
+        captured = {}
+        modules = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
+        handles = [
+            modules[layer].register_forward_hook(lambda mod, args, out, layer=layer: captured.__setitem__(layer, out))
+            for layer in layers
+            if layer != "last"
+        ]
+        if "last" in layers:
+            handles.append(self.model.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("last", args[0])))
+        try:
+            with torch.no_grad():
+                out = self.model(self.graphs(frames), task="e")
+        finally:
+            for h in handles:
+                h.remove()
+        n_atoms = np.array([len(a) for a in frames])
+        energy = out["e"].numpy().astype(np.float64) * n_atoms  # CHGNet predicts eV/atom
+        return {layer: captured[layer].numpy().copy() for layer in layers}, energy

@@ -1,0 +1,203 @@
+"""SevenNet latent features from forward hooks on the real (NequIP-style) model.
+
+Layers (per atom):
+
+``gate0`` .. ``gate3``
+    Output of the i-th interaction block's equivariant gate (``{i}_equivariant_gate``).
+    These carry irreps ``128x0e + 64x1e + 32x2e`` (``+ 32x3e`` for l3i5). They are made
+    rotation invariant by keeping the 128 scalars and replacing every l > 0 channel by
+    its Euclidean norm over the 2l+1 components: 224 (256 for l3i5) features.
+``last``
+    Input of the energy head (``reduce_input_to_hidden``): the 128 scalars out of the
+    fifth and final interaction block. For the multi-fidelity SevenNet-MF-0 the head
+    also receives a constant 2-column one-hot of the fidelity; those columns are a
+    label, not a learned feature, and are left out.
+
+The force/stress output module is removed from the copy of the model used here: features
+and energies need one forward pass only (3-4x faster than the ASE calculator's pass).
+Structures keep their own periodicity (molecules may have no cell).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import unittest.mock
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .base import Featurizer
+from .chgnet import file_digest
+
+__all__ = ["SevenNetFeaturizer", "load_sevennet"]
+
+
+def _safe_torch_load(path, **kwargs):
+    """``torch.load`` restricted to tensors, containers and the numpy arrays SevenNet stores."""
+    import numpy.core.multiarray
+    import numpy.dtypes
+    import torch
+
+    allowed = [
+        (numpy.core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.ndarray,
+        np.dtype,
+        numpy.dtypes.Float32DType,
+        numpy.dtypes.Float64DType,
+        numpy.dtypes.Int64DType,
+        numpy.dtypes.Int32DType,
+        numpy.dtypes.BoolDType,
+    ]
+    kwargs["weights_only"] = True
+    with torch.serialization.safe_globals(allowed):
+        return torch.load(path, **kwargs)
+
+
+def load_sevennet(model: str = "7net-0", checkpoint: str | Path | None = None):
+    """A SevenNet checkpoint shipped in the ``sevenn`` wheel (or a local file), loaded safely.
+
+    Returns
+    -------
+    checkpoint : sevenn.checkpoint.SevenNetCheckpoint
+        With its content already read through ``torch.load(weights_only=True)``.
+    path : Path
+    """
+    import sevenn.checkpoint
+    import sevenn.util
+
+    if checkpoint is None:
+        try:
+            checkpoint = sevenn.util.pretrained_name_to_path(model)
+        except (ValueError, FileNotFoundError) as err:
+            raise KeyError(
+                f"SevenNet model {model!r} is not shipped in the installed sevenn; available offline: "
+                "7net-0, 7net-0_22may2024, 7net-l3i5, 7net-mf-0; or give checkpoint=PATH"
+            ) from err
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"SevenNet checkpoint {checkpoint} does not exist")
+    cp = sevenn.checkpoint.SevenNetCheckpoint(str(checkpoint))
+    with unittest.mock.patch.object(sevenn.checkpoint, "torch_load", _safe_torch_load):
+        cp.config  # noqa: B018 -- the property triggers the (now safe) load
+    return cp, checkpoint
+
+
+def invariants(x, irreps):
+    """Rotation invariants of e3nn features: scalars kept, l > 0 channels -> their norms.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n_atoms, irreps.dim)
+    irreps : e3nn.o3.Irreps
+
+    Returns
+    -------
+    torch.Tensor of shape (n_atoms, irreps.num_irreps)
+    """
+    import torch
+
+    cols, start = [], 0
+    for mul, ir in irreps:
+        block = x[:, start : start + mul * ir.dim].reshape(len(x), mul, ir.dim)
+        cols.append(block[..., 0] if ir.l == 0 else torch.linalg.vector_norm(block, dim=-1))
+        start += mul * ir.dim
+    return torch.cat(cols, dim=1)
+
+
+class SevenNetFeaturizer(Featurizer):
+    """Per-atom features of a pretrained SevenNet (see module docstring for layers).
+
+    Parameters
+    ----------
+    model : str
+        Pretrained name as sevenn spells it: ``7net-0``, ``7net-0_22may2024``,
+        ``7net-l3i5``, ``7net-mf-0``.
+    modal : str, optional
+        Fidelity head of a multi-fidelity model (``"PBE"`` or ``"R2SCAN"`` for 7net-mf-0).
+    checkpoint : path, optional
+        A local SevenNet checkpoint instead of a shipped one.
+    name : str, optional
+        Registry name; default ``"sevennet-<model>"``.
+    """
+
+    backend = "sevenn"
+
+    def __init__(self, model: str = "7net-0", *, modal: str | None = None, checkpoint=None, name: str | None = None):
+        import sevenn
+        import sevenn._keys as KEY
+
+        cp, path = load_sevennet(model, checkpoint)
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "no tensor-product accelerator" etc.
+            net = cp.build_model()
+        net.delete_module_by_key("force_output")
+        net.set_is_batch_data(True)
+        self.model = net.eval()
+        modal_map = net.modal_map or {}
+        if modal_map and modal not in modal_map:
+            raise KeyError(f"{model} is multi-fidelity: give modal= one of {sorted(modal_map)}")
+        if not modal_map and modal is not None:
+            raise KeyError(f"{model} has a single fidelity; leave modal unset")
+        self.modal = modal
+        self.cutoff = float(cp.config[KEY.CUTOFF])
+        self.supported_species = frozenset(int(z) for z in cp.config[KEY.TYPE_MAP])
+        self.name = name or f"sevennet-{model}"
+        suffix = f", modal {modal}" if modal else ""
+        self.model_version = f"{model}{suffix} (sevenn {sevenn.__version__}, weights {file_digest(path)})"
+        gates = sorted((k for k in net._modules if k.endswith("_equivariant_gate")), key=lambda k: int(k.split("_")[0]))
+        # The final gate's output is exactly the head input: expose it once, as "last".
+        self._gates = {f"gate{k.split('_')[0]}": net._modules[k] for k in gates[:-1]}
+        self.layers = [*self._gates, "last"]
+        self.layer_descriptions = {
+            g: f"rotation invariants (scalars + per-channel norms of {m.gate.irreps_out}) after interaction block "
+            f"{int(g[4:]) + 1} of {len(gates)}"
+            for g, m in self._gates.items()
+        }
+        self.layer_descriptions["last"] = f"input of the energy head: scalars after interaction block {len(gates)} of {len(gates)}"
+
+    def graphs(self, frames: list):
+        """One torch_geometric batch of SevenNet graphs for ``frames``."""
+        import sevenn._keys as KEY
+        from sevenn.atom_graph_data import AtomGraphData
+        from sevenn.train.dataload import unlabeled_atoms_to_graph
+        from torch_geometric.data import Batch
+
+        graphs = []
+        for atoms in frames:
+            g = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(atoms, self.cutoff))
+            if self.modal:
+                g[KEY.DATA_MODALITY] = self.modal
+            graphs.append(g)
+        return Batch.from_data_list(graphs)
+
+    def _forward(self, frames, layers):
+        import sevenn._keys as KEY
+        import torch
+
+        captured = {}
+
+        def keep(layer, data):
+            # SevenNet passes one dict through all modules and overwrites its entries.
+            captured[layer] = data[KEY.NODE_FEATURE].clone()
+
+        handles = [
+            self._gates[layer].register_forward_hook(lambda mod, args, out, layer=layer: keep(layer, out))
+            for layer in layers
+            if layer != "last"
+        ]
+        if "last" in layers:
+            head = self.model._modules["reduce_input_to_hidden"]
+            handles.append(head.register_forward_pre_hook(lambda mod, args: keep("last", args[0])))
+        try:
+            with torch.no_grad():
+                out = self.model(self.graphs(frames))
+        finally:
+            for h in handles:
+                h.remove()
+        values = {}
+        for layer in layers:
+            x = captured[layer]
+            values[layer] = (x if layer == "last" else invariants(x, self._gates[layer].gate.irreps_out)).numpy().copy()
+        return values, out[KEY.PRED_TOTAL_ENERGY].numpy().astype(np.float64).reshape(-1)
