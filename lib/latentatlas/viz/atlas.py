@@ -1,0 +1,190 @@
+"""The composed dashboard: FRE matrix -> drill-down -> 3D structure, plus load-your-own."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import panel as pn
+import param
+import xarray as xr
+
+from .data import METRICS, as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors
+from .drilldown import DrillDown
+from .fre_matrix import FREMatrix
+from .structure import StructureViewer
+
+TITLE = "latentatlas: what do the latent features of interatomic potentials share?"
+
+INTRO = (
+    "Each feature set is one layer of one model (or a hand-made descriptor such as SOAP), evaluated on the "
+    "same atoms. A **feature reconstruction error** asks how well the features of a *source* predict those "
+    "of a *target* on held-out samples: small values mean the target's information is contained in the "
+    "source. Click a cell of the matrix to see that pair's error on every test sample, select samples to "
+    "open their structure in 3D."
+)
+
+
+def metric_help(metrics) -> str:
+    """Markdown list explaining each metric."""
+    return "\n".join(f"- **{METRICS[m][0]}**: {METRICS[m][1]}" for m in metrics if m in METRICS)
+
+
+def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
+    """Levels to display from a netCDF file: a comparison, or a features file compared on the spot.
+
+    Raises
+    ------
+    ValueError
+        The file is not netCDF, or is neither a comparison nor a features file.
+    """
+    from ..io import load
+
+    ds = load(path)
+    if metrics_of(ds):
+        return as_levels(ds)
+    from ..compare import compare
+    from ..dataset import validate_features
+
+    names = [v for v in ds.data_vars if ds[v].ndim == 2]
+    if len(names) < 2:
+        raise ValueError(
+            f"{Path(path).name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
+            "or a features file with at least two feature sets (latentatlas featurize ... --out features.nc)"
+        )
+    validate_features({n: ds[n].values for n in names})
+    return as_levels(compare(ds[names]))
+
+
+class Atlas(pn.viewable.Viewer):
+    """The whole dashboard on one comparison (or several levels of one).
+
+    Parameters
+    ----------
+    comparison : xarray.Dataset, mapping label -> Dataset, path, or None
+        None: the built-in demo comparison shipped in ``data/``.
+    """
+
+    level = param.Selector(objects=["atom level"], doc="Atom-level or structure-level (cumulant) features")
+    metric = param.Selector(objects=["gfre"], doc="FRE metric shown")
+
+    def __init__(self, comparison=None, **params):
+        super().__init__(**params)
+        if comparison is None:
+            comparison = demo_comparison_paths()
+        if isinstance(comparison, (str, Path)) or (
+            isinstance(comparison, dict) and all(isinstance(v, (str, Path)) for v in comparison.values())
+        ):
+            self.levels = load_levels(comparison)
+        else:
+            self.levels = as_levels(comparison)
+        self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        self._upload = pn.widgets.FileInput(accept=".nc", multiple=False, name="Load your own (.nc)")
+        self._upload.param.watch(self._on_upload, "value")
+        self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._views = pn.Column(sizing_mode="stretch_width")
+        self._level_widget = pn.widgets.Select.from_param(self.param.level, name="Level", width=220)
+        self._metric_widget = pn.widgets.RadioButtonGroup.from_param(self.param.metric, name="Metric")
+        self._set_levels(self.levels)
+
+    def _set_levels(self, levels: dict[str, xr.Dataset]):
+        self.levels = levels
+        labels = list(levels)
+        self.param.level.objects = labels
+        with param.parameterized.discard_events(self):
+            self.level = labels[0]
+        self._build()
+
+    @param.depends("level", watch=True)
+    def _build(self):
+        ds = self.levels[self.level]
+        metrics = metrics_of(ds)
+        self.param.metric.objects = metrics
+        self._metric_widget.options = {METRICS.get(m, (m.upper(),))[0]: m for m in metrics}
+        with param.parameterized.discard_events(self):
+            self.metric = self.metric if self.metric in metrics else metrics[0]
+        self.matrix = FREMatrix(ds, metric=self.metric)
+        self.drill = DrillDown(ds, metric=self.metric, pair=self.matrix.pair)
+        self.drill.link(self.matrix.source)
+        self.viewer = StructureViewer(ds, color_by="error" if per_atom_errors(ds, self.metric, *self.matrix.pair) is not None else "element")
+        self.matrix.param.watch(self._on_pair, "pair")
+        self.drill.param.watch(self._on_structure, "structure")
+        self._on_pair()
+        self._on_structure()
+        self._help.object = metric_help(metrics)
+        sources = pn.widgets.MultiChoice.from_param(self.matrix.param.sources, name="Feature sets (rows and columns)",
+                                                    sizing_mode="stretch_width")
+        n = ds.sizes["structure"]
+        self._views.objects = [
+            pn.pane.Markdown(f"### Feature reconstruction matrix ({self.level}: {ds.sizes.get('source')} feature sets, "
+                             f"{n} structures, {ds.attrs.get('n_splits', '?')} train/test splits)"),
+            sources,
+            self.matrix,
+            pn.pane.Markdown("### Drill-down: the selected pair on every test sample\n"
+                             "Box- or lasso-select points in either plot to highlight them in both; "
+                             "the structure of the selected sample with the largest error opens below."),
+            self.drill,
+            pn.pane.Markdown("### Structure\nAtoms in Jmol colours with covalent bonds and the unit cell; "
+                             "hover an atom for its index, element and error. Positions in Å."),
+            self.viewer,
+        ]
+
+    @param.depends("metric", watch=True)
+    def _new_metric(self):
+        self.matrix.metric = self.metric
+        self.drill.metric = self.metric
+        self._on_pair()
+
+    def _on_pair(self, *_):
+        ds = self.levels[self.level]
+        self.drill.pair = self.matrix.pair
+        errors = per_atom_errors(ds, self.metric, *self.matrix.pair)
+        label = f"{METRICS.get(self.metric, (self.metric.upper(),))[0]} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
+        self.viewer.param.update(atom_errors=errors, error_label=label)
+
+    def _on_structure(self, *_):
+        if self.drill.structure is None:
+            errors = np.asarray(self.drill.points.data["error"])
+            self.drill.structure = int(self.drill.points.data["structure"][int(np.nanargmax(errors))])
+        self.viewer.structure = self.drill.structure
+
+    def _on_upload(self, event):
+        if not event.new:
+            return
+        name = self._upload.filename or "upload.nc"
+        self._views.loading = True
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(name).name
+                path.write_bytes(event.new)
+                levels = comparison_from_file(path)
+            self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
+            self._message.param.update(object="", visible=False)
+        except Exception as err:  # any failure must stay in this session's page, never kill the server
+            self._message.param.update(
+                object=f"**Could not open {name}**: {err}".replace(str(Path(tempfile.gettempdir())), "…"),
+                visible=True,
+            )
+        finally:
+            self._views.loading = False
+
+    def __panel__(self):
+        controls = pn.Row(
+            self._level_widget,
+            pn.Column(pn.pane.Markdown("**Metric**", margin=(0, 5)), self._metric_widget),
+            pn.Column(pn.pane.Markdown("**Load your own** comparison or features netCDF "
+                                       "(`latentatlas featurize ... --out features.nc`)", margin=(0, 5)),
+                      self._upload),
+            sizing_mode="stretch_width",
+        )
+        return pn.Column(
+            pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
+            self._help,
+            controls,
+            self._message,
+            self._views,
+            sizing_mode="stretch_width",
+            max_width=1500,
+        )
+

@@ -1,0 +1,203 @@
+"""Reading a comparison Dataset for display: checks, per-pair tables, per-atom errors.
+
+No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
+
+A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per metric ``m``
+the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
+``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
+structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
+``species``, ``positions``, ``cell``, ``pbc``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "METRICS",
+    "as_levels",
+    "check_comparison",
+    "default_pair",
+    "demo_comparison_paths",
+    "load_levels",
+    "metrics_of",
+    "pair_key",
+    "pair_table",
+    "per_atom_errors",
+    "sample_dim",
+]
+
+#: Short label, unit and one-line meaning of each metric, shown in the dashboard.
+METRICS = {
+    "gfre": (
+        "GFRE",
+        "Global feature reconstruction error: how much of the target features a single linear map "
+        "from the source features cannot reproduce (RMS residual on held-out samples, in units of the "
+        "target's standard deviation; 0 = target fully contained in source, 1 = nothing reconstructed).",
+    ),
+    "gfrd": (
+        "GFRD",
+        "Global feature reconstruction distortion: how far the best linear map is from a rotation, i.e. "
+        "how much the source space must be stretched or squashed to match the target (0 = same geometry "
+        "up to rotation; dimensionless).",
+    ),
+    "lfre": (
+        "LFRE",
+        "Local feature reconstruction error: like GFRE but with a separate linear map fitted on each test "
+        "sample's nearest neighbours, so it only asks whether the target is locally a linear function of "
+        "the source (units of the target's standard deviation).",
+    ),
+}
+
+
+def metrics_of(ds: xr.Dataset) -> list[str]:
+    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
+    found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
+    return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
+
+
+def sample_dim(ds: xr.Dataset, metric: str) -> str:
+    """``"atom"`` or ``"structure"``: what the pointwise errors of ``metric`` run over."""
+    test_dim = ds[f"{metric}_pointwise"].dims[-1]
+    return test_dim.removeprefix("test_")
+
+
+def check_comparison(ds: xr.Dataset, name: str = "the comparison") -> xr.Dataset:
+    """Check that ``ds`` has the comparison layout the viewers need; return it unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming what is missing and how to produce a valid file.
+    """
+    fix = "give a file written by latentatlas.compare (or a features file, which is then compared)"
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {fix}")
+    metrics = metrics_of(ds)
+    if not metrics:
+        raise ValueError(f"{name} holds no FRE metric (no variable with a matching '<metric>_pointwise'); {fix}")
+    missing = [v for v in ("subset", "atom_structure", "species", "positions", "cell", "pbc", "pca") if v not in ds.variables]
+    if missing:
+        raise ValueError(f"{name} lacks {missing}; {fix}")
+    for m in metrics:
+        dims = ds[f"{m}_pointwise"].dims
+        if dims[:2] != ("source", "target") or dims[-1] not in ("test_atom", "test_structure"):
+            raise ValueError(
+                f"{name}: {m}_pointwise has dims {dims}, expected ('source', 'target', 'test_atom' or "
+                f"'test_structure'); {fix}"
+            )
+    if list(ds["source"].values) != list(ds["target"].values):
+        raise ValueError(f"{name}: sources and targets differ; compare every feature set with every other")
+    return ds
+
+
+def as_levels(comparison) -> dict[str, xr.Dataset]:
+    """One comparison Dataset, or a mapping level label -> Dataset, as a checked dict."""
+    if isinstance(comparison, xr.Dataset):  # a Dataset is itself a Mapping of its variables
+        comparison = {_level_label(comparison): comparison}
+    levels = dict(comparison) if isinstance(comparison, Mapping) else {_level_label(comparison): comparison}
+    if not levels:
+        raise ValueError("no comparison given; pass a comparison Dataset or a dict label -> Dataset")
+    return {label: check_comparison(ds, f"comparison {label!r}") for label, ds in levels.items()}
+
+
+def _level_label(ds: xr.Dataset) -> str:
+    metric = metrics_of(check_comparison(ds))[0]
+    return "atom level" if sample_dim(ds, metric) == "atom" else "structure level"
+
+
+def pair_key(i: int, j: int) -> str:
+    """Column key of source ``i`` -> target ``j`` in the precomputed stores (also used in JS)."""
+    return f"{i}_{j}"
+
+
+def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
+    """The off-diagonal pair with the largest ``metric`` (the diagonal if there is one feature set)."""
+    values = ds[metric].values.copy()
+    if values.shape[0] > 1:
+        np.fill_diagonal(values, -np.inf)
+    i, j = np.unravel_index(np.nanargmax(values), values.shape)
+    return str(ds["source"].values[i]), str(ds["target"].values[j])
+
+
+def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
+    """Per test sample of ``metric``: identity columns shared by every pair.
+
+    Returns
+    -------
+    dict of str -> ndarray (n_test,)
+        ``sample`` (index in the features Dataset), ``structure``, ``subset``, ``formula``,
+        ``element`` (symbol, or ``"-"`` for structure-level samples).
+    """
+    from ase.data import chemical_symbols
+
+    dim = sample_dim(ds, metric)
+    sample = ds[f"test_{dim}"].values.astype(int)
+    if dim == "atom":
+        structure = ds["atom_structure"].values[sample].astype(int)
+        element = np.asarray(chemical_symbols)[ds["species"].values[sample].astype(int)]
+    else:
+        structure = ds["structure"].values[sample].astype(int)
+        element = np.full(sample.size, "-")
+    return {
+        "sample": sample,
+        "structure": structure,
+        "subset": ds["subset"].values[structure].astype(str),
+        "formula": ds["formula"].values[structure].astype(str) if "formula" in ds.variables else structure.astype(str),
+        "element": element.astype(str),
+    }
+
+
+def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
+    """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
+
+    Returns
+    -------
+    ndarray (n_atoms_total,) or None
+        None when the errors are per structure, not per atom.
+    """
+    if sample_dim(ds, metric) != "atom":
+        return None
+    out = np.full(ds.sizes["atom"], np.nan)
+    out[ds["test_atom"].values.astype(int)] = ds[f"{metric}_pointwise"].sel(source=source, target=target).values
+    return out
+
+
+def demo_comparison_paths() -> dict[str, Path]:
+    """The precomputed comparison files shipped in the repository's ``data/`` folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no ``data/demo_comparison*.nc`` exists, saying how to create it.
+    """
+    data = Path(__file__).resolve().parents[3] / "data"
+    paths = {
+        p.stem.removeprefix("demo_comparison").strip("_-").replace("_", " ") or "atom level": p
+        for p in sorted(data.glob("demo_comparison*.nc"))
+    }
+    if not paths:
+        raise FileNotFoundError(
+            f"no built-in comparison found in {data}; run 'latentatlas demo --write-data' to create it, "
+            "or pass a comparison file"
+        )
+    return paths
+
+
+def load_levels(paths) -> dict[str, xr.Dataset]:
+    """Load comparison (or features) netCDF files into checked levels.
+
+    Parameters
+    ----------
+    paths : str, Path or mapping label -> path
+        A single file gets its label from its sample dimension.
+    """
+    from ..io import load
+
+    if isinstance(paths, Mapping):
+        return as_levels({label: load(p) for label, p in paths.items()})
+    return as_levels(load(paths))
