@@ -1,0 +1,24 @@
+"""Feature reconstruction measures (GFRE, GFRD, LFRE) and matrices of them.
+
+See :mod:`latentatlas.fre.metrics` for the definitions.
+"""
+
+from ._ridge import DEFAULT_ALPHAS
+from ._split import DEFAULT_SEED, default_split
+from .matrix import fre_matrix, pointwise_fre_matrix
+from .metrics import gfrd, gfre, lfre, pointwise_gfrd, pointwise_gfre, pointwise_lfre, rms
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_SEED",
+    "default_split",
+    "fre_matrix",
+    "gfrd",
+    "gfre",
+    "lfre",
+    "pointwise_fre_matrix",
+    "pointwise_gfrd",
+    "pointwise_gfre",
+    "pointwise_lfre",
+    "rms",
+]

@@ -1,0 +1,133 @@
+"""Local feature reconstruction errors, batched over test samples.
+
+For every test sample scikit-matter finds its nearest training neighbours from a dense
+test × train distance matrix and fits a fresh ``Ridge2FoldCV`` on them, one Python call
+per sample. Here test samples are processed in chunks: distances for one chunk at a
+time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridge
+of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the same
+(same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._ridge import DEFAULT_ALPHAS
+from ._split import two_folds
+
+
+def _nearest(X_train, X_test, sq_train, k):
+    """Indices (n_chunk, k) of the k nearest training rows, nearest first."""
+    # Same expansion of the squared distance as scikit-matter, so ties resolve alike.
+    d2 = sq_train + np.sum(X_test**2, axis=1)[:, None] - 2 * X_test @ X_train.T
+    part = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _fold_svd(X, rcond):
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    kept = s > rcond
+    inv_s = np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
+    return U, s, Vt, kept.sum(axis=1), inv_s
+
+
+def _cv_rmse(Y_to, D_to, C, B_from, ranks):
+    """RMSE (mean over target columns) on one fold for each sample's per-alpha cut-off ranks.
+
+    ``C @ B_from`` restricted to the first k columns/rows is the other fold's prediction in
+    this fold's singular basis; all cut-offs follow from prefix sums over k.
+    """
+    out_of_span = np.maximum(np.sum(Y_to**2, axis=1) - np.sum(D_to**2, axis=1), 0.0)  # (b, t)
+    CtD = np.swapaxes(C, 1, 2) @ D_to  # (b, m_from, t)
+    G = np.swapaxes(C, 1, 2) @ C  # (b, m_from, m_from)
+    LB = np.tril(G, -1) @ B_from
+    diag = np.diagonal(G, axis1=1, axis2=2)[:, :, None]
+    # ‖D − C_k B_k‖² = ‖D‖² − 2 Σ_{i<k} B_i (CᵀD)_i + Σ_{i<k} (B_i² G_ii + 2 B_i (tril(G)B)_i)
+    terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * LB
+    prefix = np.concatenate([np.zeros_like(terms[:, :1]), np.cumsum(terms, axis=1)], axis=1)
+    in_span = np.sum(D_to**2, axis=1)[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
+    mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / Y_to.shape[1]
+    return np.mean(np.sqrt(mse), axis=2)  # (b, n_alphas)
+
+
+class _LocalChunk:
+    """Source-side factorisations of the neighbourhoods of a chunk of test samples.
+
+    Everything here depends on the source features only, so one chunk serves every target.
+    """
+
+    def __init__(self, X_train, x, neighbours, alphas, folds):
+        self.neighbours, self.folds = neighbours, folds
+        Xl = X_train[neighbours]  # (b, k, d)
+        x_mean = Xl.mean(axis=1)
+        Xl = Xl - x_mean[:, None]
+        rcond = max(Xl.shape[1:]) * np.spacing(1.0)
+        rows1, rows2 = folds
+        self.U1, s1, Vt1, n1, self.inv1 = _fold_svd(Xl[:, rows1], rcond)
+        self.U2, s2, Vt2, n2, self.inv2 = _fold_svd(Xl[:, rows2], rcond)
+        self.scaled = alphas[None, :] * np.maximum(s1.max(axis=1), s2.max(axis=1))[:, None]  # (b, a)
+        self.ranks1 = np.minimum(n1[:, None], np.sum(s1[:, None, :] > self.scaled[:, :, None], axis=2))
+        self.ranks2 = np.minimum(n2[:, None], np.sum(s2[:, None, :] > self.scaled[:, :, None], axis=2))
+        P = Vt2 @ np.swapaxes(Vt1, 1, 2)  # (b, m2, m1)
+        self.C12 = s2[:, :, None] * P * self.inv1[:, None, :]
+        self.C21 = s1[:, :, None] * np.swapaxes(P, 1, 2) * self.inv2[:, None, :]
+        # SVD of the whole neighbourhood from the fold SVDs (see SharedRidge).
+        M = np.concatenate([s1[:, :, None] * Vt1, s2[:, :, None] * Vt2], axis=1)
+        self.Um, self.s, Vt = np.linalg.svd(M, full_matrices=False)
+        self.coords = np.einsum("bd,brd->br", x - x_mean, Vt)  # test sample in the local basis
+
+    def errors(self, Y_train, y):
+        """Pointwise LFRE (b,) of the chunk's test samples for one target."""
+        Yl = Y_train[self.neighbours]
+        y_mean = Yl.mean(axis=1)
+        Yl = Yl - y_mean[:, None]
+        rows1, rows2 = self.folds
+        Y1, Y2 = Yl[:, rows1], Yl[:, rows2]
+        D1, D2 = np.swapaxes(self.U1, 1, 2) @ Y1, np.swapaxes(self.U2, 1, 2) @ Y2
+        # Components beyond each fold's numerical rank are not used as coefficients.
+        B1 = D1 * (self.inv1 > 0)[:, :, None]
+        B2 = D2 * (self.inv2 > 0)[:, :, None]
+        scores = (
+            -_cv_rmse(Y2, D2, self.C12, B1, self.ranks1) + -_cv_rmse(Y1, D1, self.C21, B2, self.ranks2)
+        ) / 2
+        best = np.argmax(scores, axis=1)
+        best_alpha = self.scaled[np.arange(len(best)), best]
+        k_final = np.sum(self.s > best_alpha[:, None], axis=1)
+        inv_s = np.where(np.arange(self.s.shape[1])[None, :] < k_final[:, None], 1.0 / self.s, 0.0)
+        UtY = np.swapaxes(self.Um, 1, 2) @ np.concatenate([D1, D2], axis=1)  # (b, r, t)
+        prediction = y_mean + np.einsum("br,brt->bt", self.coords * inv_s, UtY)
+        return np.linalg.norm(y - prediction, axis=1)
+
+
+def local_errors(X_train, X_test, targets, n_local_points, alphas=None, seed=None, chunk_size=256, progress=None):
+    """Pointwise LFRE of every test sample for each target.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray (n_train, d), (n_test, d)
+        Scaled source features.
+    targets : list of (Y_train, Y_test) pairs of scaled target features
+    n_local_points : int
+    chunk_size : int
+        Test samples processed together; memory is O(chunk_size × (n_train + k·d)).
+
+    Returns
+    -------
+    ndarray of shape (n_targets, n_test)
+    """
+    from tqdm.auto import tqdm
+
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    folds = two_folds(n_local_points, seed)
+    sq_train = np.sum(X_train**2, axis=1)
+    out = np.empty((len(targets), len(X_test)))
+    starts = range(0, len(X_test), chunk_size)
+    show = progress if progress is not None else len(starts) >= 4
+    for start in tqdm(starts, desc="LFRE", unit="chunk", disable=not show, leave=False):
+        sl = slice(start, start + chunk_size)
+        neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
+        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds)
+        for j, (Y_train, Y_test) in enumerate(targets):
+            out[j, sl] = chunk.errors(Y_train, Y_test[sl])
+    return out

@@ -1,0 +1,33 @@
+"""Centring and scaling to unit total variance with training-set statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dataset import FeatureError
+
+
+def fit_scaler(X_train, name="X"):
+    """Mean and total-variance scale of ``X_train`` (scikit-matter's ``StandardFlexibleScaler``).
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    scale : float
+        ``sqrt(sum of column variances)``, so scaled training data has unit total variance.
+    """
+    mean = np.average(X_train, axis=0)
+    var_sum = np.average((X_train - mean) ** 2, axis=0).sum()
+    if var_sum < 1e-12:
+        raise FeatureError(
+            f"feature set {name!r} has zero variance on the training samples; "
+            "it carries no information to reconstruct from or to (check it, or drop it)"
+        )
+    return mean, np.sqrt(var_sum)
+
+
+def scale_split(X, train_idx, test_idx, name="X"):
+    """Training and test rows of ``X``, centred and scaled with training statistics."""
+    X_train, X_test = X[train_idx], X[test_idx]
+    mean, scale = fit_scaler(X_train, name)
+    return (X_train - mean) / scale, (X_test - mean) / scale

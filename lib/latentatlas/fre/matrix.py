@@ -1,0 +1,145 @@
+"""FRE matrices between every pair of feature sets, as labelled xarray objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..dataset import FeatureError, feature_arrays
+from ._local import local_errors
+from ._ridge import DEFAULT_ALPHAS, SharedRidge
+from ._scale import scale_split
+from ._split import DEFAULT_SEED, default_split
+from .metrics import orthogonal_map, rms
+
+__all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
+
+METRICS = ("gfre", "gfrd", "lfre")
+
+
+def _sample_dim(features) -> str:
+    if isinstance(features, xr.Dataset) and features.data_vars:
+        return next(iter(features.data_vars.values())).dims[0]
+    return "sample"
+
+
+def pointwise_fre_matrix(
+    features,
+    metric: str = "gfre",
+    *,
+    names=None,
+    train_idx=None,
+    test_idx=None,
+    n_local_points: int = 100,
+    alphas=None,
+    seed: int = DEFAULT_SEED,
+    progress: bool = True,
+) -> xr.DataArray:
+    """Pointwise reconstruction errors between every ordered pair of feature sets.
+
+    Work is shared: for each source, the factorisations of its training features (and, for
+    LFRE, its test samples' neighbourhoods) are computed once and serve every target.
+
+    Parameters
+    ----------
+    features : xarray.Dataset or dict of name -> array-like (n_samples, n_features)
+        Feature sets over the same samples (e.g. from ``latentatlas.features`` or
+        ``latentatlas.cumulants.structure_features``).
+    metric : {"gfre", "gfrd", "lfre"}
+    names : sequence of str, optional
+        Feature sets to compare, in order; default all.
+    train_idx, test_idx : array-like of int, optional
+        Default: scikit-matter's 50/50 split (see :func:`default_split`).
+    n_local_points : int, default 100
+        Neighbourhood size for LFRE.
+    alphas : array-like, optional
+        Relative ridge cut-offs; default ``geomspace(1e-9, 0.9, 20)``.
+    seed : int
+    progress : bool
+        Show a progress bar over sources.
+
+    Returns
+    -------
+    xarray.DataArray of shape (n_sets, n_sets, n_test)
+        Named ``"<metric>_pointwise"``, dims ``("source", "target", "test_<sample>")``, where
+        the coordinate ``test_<sample>`` holds the test samples' indices; attrs record the
+        metric, split, scaler and regulariser.
+    """
+    from tqdm.auto import tqdm
+
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    arrays = feature_arrays(features, names)
+    n = next(iter(arrays.values())).shape[0]
+    if train_idx is None and test_idx is None:
+        train_idx, test_idx = default_split(n, seed=seed)
+    elif train_idx is None:
+        train_idx = np.setdiff1d(np.arange(n), test_idx)
+    elif test_idx is None:
+        test_idx = np.setdiff1d(np.arange(n), train_idx)
+    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    if metric == "lfre" and not 4 <= n_local_points <= len(train_idx):
+        raise FeatureError(
+            f"n_local_points={n_local_points} but the training set has {len(train_idx)} samples; "
+            f"choose n_local_points between 4 and {len(train_idx)}"
+        )
+    scaled = {name: scale_split(X, train_idx, test_idx, name) for name, X in arrays.items()}
+    names = list(arrays)
+    values = np.empty((len(names), len(names), len(test_idx)))
+    for i, source in enumerate(tqdm(names, desc=metric.upper(), unit="source", disable=not progress)):
+        X_train, X_test = scaled[source]
+        if metric == "lfre":
+            values[i] = local_errors(
+                X_train, X_test, [scaled[t] for t in names], n_local_points, alphas, seed, progress=False
+            )
+            continue
+        ridge = SharedRidge(X_train, alphas, seed)
+        for j, target in enumerate(names):
+            Y_train, Y_test = scaled[target]
+            W, _, _ = ridge.fit(Y_train)
+            if metric == "gfre":
+                values[i, j] = np.linalg.norm(Y_test - X_test @ W, axis=1)
+            else:
+                Q = orthogonal_map(ridge.gram_times(W))
+                values[i, j] = np.linalg.norm(X_test @ (W - Q), axis=1)
+    test_dim = f"test_{_sample_dim(features)}"
+    attrs = {
+        "metric": metric,
+        "scaler": "centred, unit total variance (training statistics)",
+        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
+        "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
+        "seed": int(seed),
+        "n_train": int(len(train_idx)),
+        "n_test": int(len(test_idx)),
+    }
+    if metric == "lfre":
+        attrs["n_local_points"] = int(n_local_points)
+    return xr.DataArray(
+        values,
+        dims=("source", "target", test_dim),
+        coords={"source": names, "target": names, test_dim: test_idx},
+        name=f"{metric}_pointwise",
+        attrs=attrs,
+    )
+
+
+def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:
+    """Global reconstruction measure between every ordered pair of feature sets.
+
+    Same parameters as :func:`pointwise_fre_matrix`; the value of each (source, target)
+    cell is the RMS of its pointwise errors over the test samples.
+
+    Returns
+    -------
+    xarray.DataArray of shape (n_sets, n_sets)
+        Named ``metric``, dims ``("source", "target")``, same attrs.
+    """
+    pointwise = pointwise_fre_matrix(features, metric, **kwargs)
+    test_dim = pointwise.dims[-1]
+    return xr.DataArray(
+        rms(pointwise.values),
+        dims=("source", "target"),
+        coords={"source": pointwise.source.values, "target": pointwise.target.values},
+        name=metric,
+        attrs=pointwise.attrs,
+    ).assign_attrs(test_samples=test_dim)

@@ -1,0 +1,154 @@
+"""Feature reconstruction measures between two feature sets (Goscinski et al. 2021).
+
+All functions take source features ``X`` (n_samples, n_x) and target features ``Y``
+(n_samples, n_y) describing the same samples. Both are centred and scaled to unit total
+variance with training statistics; a linear map X → Y is fit on the training samples and
+judged on the test samples. Defaults reproduce ``skmatter.metrics`` exactly: the same
+50/50 split (seed 0x5F3759DF), the same ``Ridge2FoldCV`` cut-off regularisation over
+relative alphas ``geomspace(1e-9, 0.9, 20)``.
+
+* GFRE: how well X reconstructs Y linearly (0: perfectly; 1: not at all).
+* GFRD: how much that reconstruction distorts, i.e. departs from an orthogonal map.
+* LFRE: GFRE computed locally, around each test sample, from its nearest training
+  neighbours in X; it catches non-linear but locally linear relations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..dataset import FeatureError, validate_features
+from ._local import local_errors
+from ._ridge import SharedRidge
+from ._scale import scale_split
+from ._split import DEFAULT_SEED, default_split
+
+__all__ = ["gfre", "gfrd", "lfre", "pointwise_gfre", "pointwise_gfrd", "pointwise_lfre", "rms"]
+
+
+def rms(pointwise, axis=-1):
+    """Root mean square over ``axis``: the global value of a pointwise measure."""
+    pointwise = np.asarray(pointwise)
+    return np.linalg.norm(pointwise, axis=axis) / np.sqrt(pointwise.shape[axis])
+
+
+def _prepare(X, Y, train_idx, test_idx, seed, names=("X", "Y")):
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    n = validate_features(dict(zip(names, (X, Y))))
+    if train_idx is None and test_idx is None:
+        train_idx, test_idx = default_split(n, seed=seed)
+    elif train_idx is None:
+        train_idx = np.setdiff1d(np.arange(n), test_idx)
+    elif test_idx is None:
+        test_idx = np.setdiff1d(np.arange(n), train_idx)
+    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    for label, idx in (("train_idx", train_idx), ("test_idx", test_idx)):
+        if idx.size == 0:
+            raise ValueError(f"{label} is empty; give at least one sample to it")
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"{label} has indices outside 0..{n - 1}")
+    return scale_split(X, train_idx, test_idx, names[0]) + scale_split(Y, train_idx, test_idx, names[1])
+
+
+def pointwise_gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED):
+    """Global feature reconstruction error of each test sample.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_x)
+        Source features.
+    Y : array-like of shape (n_samples, n_y)
+        Target features.
+    train_idx, test_idx : array-like of int, optional
+        Default: scikit-matter's 50/50 split. If only one is given, the other is its complement.
+    alphas : array-like, optional
+        Relative cut-offs for the cross-validated ridge; default ``geomspace(1e-9, 0.9, 20)``.
+    seed : int
+        Seed of the default split and of the CV folds.
+
+    Returns
+    -------
+    ndarray of shape (n_test,)
+        ``‖y_i − x_i W‖`` for each test sample, in scaled units.
+    """
+    X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
+    W, _, _ = SharedRidge(X_train, alphas, seed).fit(Y_train)
+    return np.linalg.norm(Y_test - X_test @ W, axis=1)
+
+
+def gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED) -> float:
+    """Global feature reconstruction error X → Y: RMS of :func:`pointwise_gfre`."""
+    return float(rms(pointwise_gfre(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed)))
+
+
+def orthogonal_map(XtXW):
+    """Orthogonal (semi-orthogonal if shapes differ) Q maximising ``tr(Qᵀ Xᵀ X W)``.
+
+    The Procrustes solution ``Q = U Vᵀ`` from the thin SVD of ``Xᵀ (X W)``, shape
+    (n_x, n_y). For n_x ≤ n_y it equals scikit-matter's zero-padded orthogonal regression;
+    for n_x > n_y, where scikit-matter fails, Q has orthonormal columns (a projection
+    followed by a rotation), the natural generalisation.
+    """
+    U, _, Vt = np.linalg.svd(XtXW, full_matrices=False)
+    return U @ Vt
+
+
+def pointwise_gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED):
+    """Global feature reconstruction distortion of each test sample.
+
+    The distance between the ridge reconstruction ``x_i W`` and the best orthogonal
+    reconstruction ``x_i Q`` of it (Q fit on the training samples). Parameters as
+    :func:`pointwise_gfre`; X and Y may have different numbers of features.
+
+    Returns
+    -------
+    ndarray of shape (n_test,)
+    """
+    X_train, X_test, Y_train, _ = _prepare(X, Y, train_idx, test_idx, seed)
+    ridge = SharedRidge(X_train, alphas, seed)
+    W, _, _ = ridge.fit(Y_train)
+    Q = orthogonal_map(ridge.gram_times(W))
+    return np.linalg.norm(X_test @ W - X_test @ Q, axis=1)
+
+
+def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED) -> float:
+    """Global feature reconstruction distortion X → Y: RMS of :func:`pointwise_gfrd`."""
+    return float(rms(pointwise_gfrd(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed)))
+
+
+def pointwise_lfre(
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=256
+):
+    """Local feature reconstruction error of each test sample.
+
+    For each test sample, its ``n_local_points`` nearest training samples in (scaled) X
+    are centred locally and a cross-validated ridge X → Y is fit on them; the error is the
+    distance of the sample's Y from that local reconstruction. Neighbours are searched in
+    chunks of ``chunk_size`` test samples, so memory stays bounded.
+
+    Returns
+    -------
+    ndarray of shape (n_test,)
+    """
+    X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
+    if not 2 <= n_local_points <= len(X_train):
+        raise FeatureError(
+            f"n_local_points={n_local_points} but the training set has {len(X_train)} samples; "
+            f"choose n_local_points between 4 and {len(X_train)}"
+        )
+    return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size)[0]
+
+
+def lfre(
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=256
+) -> float:
+    """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
+    return float(
+        rms(
+            pointwise_lfre(
+                X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
+                alphas=alphas, seed=seed, chunk_size=chunk_size,
+            )
+        )
+    )
