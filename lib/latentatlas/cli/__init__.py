@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["fre", "serve", "export"]
+COMMANDS = ["featurize", "fre", "serve", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:

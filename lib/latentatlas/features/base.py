@@ -16,7 +16,7 @@ import xarray as xr
 
 from .cache import read_cached, write_cached
 
-__all__ = ["Featurizer", "UnsupportedElementError", "check_frames"]
+__all__ = ["Featurizer", "UnsupportedElementError", "check_frames", "fully_periodic"]
 
 #: Atoms closer than this (Å) are treated as overlapping: no model was trained on that.
 MIN_DISTANCE = 0.5
@@ -144,7 +144,7 @@ class Featurizer:
     # -- internals ------------------------------------------------------------------
     def _prepare(self, frames, skip_unsupported: bool) -> tuple[list, np.ndarray]:
         frames = check_frames(frames)
-        bad = self._unsupported(frames)
+        bad = self.unsupported(frames)
         if bad and not skip_unsupported:
             shown = "; ".join(f"#{i} {frames[i].get_chemical_formula()}: {', '.join(els)}" for i, els in list(bad.items())[:10])
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
@@ -167,7 +167,8 @@ class Featurizer:
             frames = [a for i, a in enumerate(frames) if i not in bad]
         return frames, skipped
 
-    def _unsupported(self, frames: list) -> dict[int, list[str]]:
+    def unsupported(self, frames) -> dict[int, list[str]]:
+        """``{frame index: [element symbols the model does not know]}`` for the frames that have any."""
         if self.supported_species is None:
             return {}
         from ase.data import chemical_symbols
@@ -268,3 +269,37 @@ def check_frames(frames) -> list:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ValueError(f"{len(problems)} unusable structure(s): {shown}; fix or remove them")
     return frames
+
+
+def fully_periodic(atoms, cutoff: float):
+    """A copy of ``atoms`` periodic along all three axes, for backends that need that.
+
+    A frame with no periodic direction is put in an orthorhombic box with ``cutoff + 2`` Å
+    of vacuum on each side, so no atom sees an image: results are those of the isolated
+    frame. A partially periodic frame (a slab) keeps its cell, which must already leave
+    at least ``cutoff`` Å of vacuum along each non-periodic axis.
+
+    Raises
+    ------
+    ValueError
+        Too little vacuum along a non-periodic axis (the message says how to add it).
+    """
+    boxed = atoms.copy()
+    if not atoms.pbc.any():
+        pad = cutoff + 2.0
+        boxed.cell = np.diag(np.ptp(atoms.positions, axis=0) + 2 * pad)
+        boxed.positions = atoms.positions - atoms.positions.min(axis=0) + pad
+    else:
+        cell = atoms.cell.array
+        for ax in np.flatnonzero(~atoms.pbc):
+            normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
+            normal /= np.linalg.norm(normal)
+            gap = abs(cell[ax] @ normal) - np.ptp(atoms.positions @ normal)
+            if gap < cutoff:
+                raise ValueError(
+                    f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
+                    f"vacuum there; this model treats cells as periodic and needs >= {cutoff} Å: "
+                    f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
+                )
+    boxed.pbc = True
+    return boxed

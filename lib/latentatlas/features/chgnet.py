@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Featurizer
+from .base import Featurizer, fully_periodic
 
 __all__ = ["CHGNetFeaturizer", "to_structure"]
 
@@ -71,34 +71,11 @@ def file_digest(path: Path) -> str:
 
 
 def to_structure(atoms, cutoff: float):
-    """The pymatgen Structure CHGNet sees for ``atoms`` (boxing non-periodic frames).
-
-    Raises
-    ------
-    ValueError
-        A partially periodic frame has less than ``cutoff`` Å of vacuum along a
-        non-periodic axis, so its periodic images would interact.
-    """
+    """The pymatgen Structure CHGNet sees for ``atoms`` (see :func:`.base.fully_periodic`)."""
     from pymatgen.core import Lattice, Structure
 
-    pos = atoms.positions
-    if not atoms.pbc.any():
-        pad = cutoff + 2.0
-        cell = np.diag(np.ptp(pos, axis=0) + 2 * pad)
-        pos = pos - pos.min(axis=0) + pad
-    else:
-        cell = atoms.cell.array
-        for ax in np.flatnonzero(~atoms.pbc):
-            normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
-            normal /= np.linalg.norm(normal)
-            gap = abs(cell[ax] @ normal) - np.ptp(pos @ normal)
-            if gap < cutoff:
-                raise ValueError(
-                    f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
-                    f"vacuum there; CHGNet treats cells as periodic and needs >= {cutoff} Å: "
-                    f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
-                )
-    return Structure(Lattice(cell), atoms.numbers, pos, coords_are_cartesian=True)
+    boxed = fully_periodic(atoms, cutoff)
+    return Structure(Lattice(boxed.cell.array), boxed.numbers, boxed.positions, coords_are_cartesian=True)
 
 
 class CHGNetFeaturizer(Featurizer):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Featurizer
+from .base import Featurizer, fully_periodic
 
 __all__ = ["SoapFeaturizer"]
 
@@ -47,6 +47,7 @@ class SoapFeaturizer(Featurizer):
         if cutoff <= 0 or atomic_width <= 0 or max_radial < 0 or max_angular < 0:
             raise ValueError("SOAP needs cutoff > 0, atomic_width > 0, max_radial >= 0 and max_angular >= 0")
         self.name = name
+        self.cutoff = float(cutoff)
         self.hypers = {
             "cutoff": {"radius": float(cutoff), "smoothing": {"type": "ShiftedCosine", "width": 0.5}},
             "density": {"type": "Gaussian", "width": float(atomic_width)},
@@ -67,7 +68,8 @@ class SoapFeaturizer(Featurizer):
     def _forward(self, frames, layers):
         systems = []
         for atoms in frames:
-            blind = atoms.copy()
+            # featomic rejects mixed periodicity, hence the box
+            blind = fully_periodic(atoms, self.cutoff)
             blind.numbers[:] = 1  # one density channel for all elements: geometry only
             systems.append(blind)
         tensor = self.calculator.compute(systems)

@@ -1,0 +1,86 @@
+"""``latentatlas featurize``: per-atom features of structure files (or the built-in benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "featurize",
+        help="compute per-atom latent features of pretrained models for structure files",
+        description=(
+            "Compute per-atom features, every layer, of pretrained interatomic potentials (weights shipped "
+            "with the packages, no network) for structures in any format ase.io.read understands, and "
+            "write them as one netCDF features file. Results are cached on disk "
+            "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant."
+        ),
+        epilog="Models: " + ", ".join(_names()) + ". Example: latentatlas featurize --builtin --model chgnet-0.3.0 --out f.nc",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="structure files (extxyz, CIF, POSCAR, ...)")
+    p.add_argument("--builtin", action="store_true", help="featurise the built-in structure benchmark instead of files")
+    p.add_argument("--small", action="store_true", help="with --builtin: the 52-structure version")
+    p.add_argument("--model", "-m", action="append", required=True, metavar="NAME", help="featuriser; repeat for several")
+    p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
+    p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
+    p.add_argument("--batch-size", type=int, default=16, help="structures per forward pass (default 16)")
+    p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def _names() -> list[str]:
+    from ..features import list_featurizers
+
+    return list_featurizers()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..features import get_featurizer
+    from ..frames import read_frames
+    from ..io import save
+    from ..structures import builtin_frames
+
+    if args.builtin == bool(args.files):
+        raise ValueError("give structure FILES or --builtin (one of the two)")
+    if args.small and not args.builtin:
+        raise ValueError("--small only applies to --builtin")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    frames = builtin_frames(small=args.small) if args.builtin else read_frames(args.files)
+    models = list(dict.fromkeys(args.model))
+    featurizers = [get_featurizer(name) for name in models]  # fail on a bad name before any work
+    if len(featurizers) > 1 and args.skip_unsupported:
+        # every model must describe the same frames in one file: keep what all of them support
+        keep = [a for a in frames if not any(f.unsupported([a]) for f in featurizers)]
+        if len(keep) < len(frames):
+            print(f"skipping {len(frames) - len(keep)} of {len(frames)} structures not supported by every model")
+        frames = keep
+    if args.layers:
+        unknown = [layer for layer in args.layers if not any(layer in f.layers for f in featurizers)]
+        if unknown:
+            raise KeyError(f"no model has layers {unknown}; layers: " + "; ".join(f"{f.name}: {f.layers}" for f in featurizers))
+    ds = None
+    for f in featurizers:
+        layers = [layer for layer in args.layers if layer in f.layers] if args.layers else None
+        if layers == []:
+            raise KeyError(f"none of the layers {args.layers} exists in {f.name}; its layers: {f.layers}")
+        part = f.featurize(
+            frames,
+            layers,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+            cache=not args.no_cache,
+            skip_unsupported=args.skip_unsupported,
+        )
+        if part.attrs.get("n_skipped"):
+            print(f"{f.name}: skipped {part.attrs['n_skipped']} structures with unsupported elements")
+        ds = part if ds is None else ds.merge(part, combine_attrs="override")
+    path = save(ds, args.out)
+    n_atoms = ds.sizes["atom"]
+    print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")
+    return 0
