@@ -25,11 +25,15 @@ def _nearest(X_train, X_test, sq_train, k):
     return np.take_along_axis(part, order, axis=1)
 
 
+def _inverse_where(s, kept):
+    """1/s where ``kept``, 0 elsewhere (no division by discarded, possibly zero, values)."""
+    return np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
+
+
 def _fold_svd(X, rcond):
     U, s, Vt = np.linalg.svd(X, full_matrices=False)
     kept = s > rcond
-    inv_s = np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
-    return U, s, Vt, kept.sum(axis=1), inv_s
+    return U, s, Vt, kept.sum(axis=1), _inverse_where(s, kept)
 
 
 def _cv_rmse(Y_to, D_to, C, B_from, ranks):
@@ -94,7 +98,7 @@ class _LocalChunk:
         best = np.argmax(scores, axis=1)
         best_alpha = self.scaled[np.arange(len(best)), best]
         k_final = np.sum(self.s > best_alpha[:, None], axis=1)
-        inv_s = np.where(np.arange(self.s.shape[1])[None, :] < k_final[:, None], 1.0 / self.s, 0.0)
+        inv_s = _inverse_where(self.s, np.arange(self.s.shape[1])[None, :] < k_final[:, None])
         UtY = np.swapaxes(self.Um, 1, 2) @ np.concatenate([D1, D2], axis=1)  # (b, r, t)
         prediction = y_mean + np.einsum("br,brt->bt", self.coords * inv_s, UtY)
         return np.linalg.norm(y - prediction, axis=1)
