@@ -1,0 +1,132 @@
+"""``latentatlas concepts``: concept knowledge-graph analysis (BAGEL) of a model's layers."""
+
+from __future__ import annotations
+
+import argparse
+
+DATA_FORMAT = """\
+--data format: one .npz file (numpy.savez, no pickled objects) with
+  inputs            (n, ...) float array fed to the model in batches
+  classes           (n,) class label of each sample (str or int)
+  concept_<name>    (n,) labels of concept <name>: bool/0-1 for a binary concept,
+                    any other values (str or int) for a one-hot concept
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "concepts",
+        help="probe concepts in every layer, compare model and dataset concept presence, flag spurious correlations",
+        description=(
+            "Concept analysis after BAGEL (arXiv:2507.05810): class-balanced linear probes per (layer, concept), "
+            "model vs dataset concept presence per class, permuted-label significance, written as one netCDF "
+            "Dataset over (layer, concept, class). Run a built-in demo, your own torch model, or a features file."
+        ),
+        epilog=DATA_FORMAT
+        + "\nExamples:\n  latentatlas concepts --demo shapes --out shapes.nc\n"
+        "  latentatlas concepts --model mypkg.models:build --layers encoder.2 head --data data.npz --out r.nc\n"
+        "  latentatlas concepts --features features.nc --out atoms.nc",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--demo", choices=["shapes", "shapes-control", "atoms"], help="a built-in demonstration")
+    src.add_argument("--model", metavar="MODULE:FACTORY", help="importable callable returning a torch.nn.Module")
+    src.add_argument("--features", metavar="FILE", help="per-atom features netCDF (latentatlas featurize); classes = subsets")
+    p.add_argument("--layers", nargs="+", metavar="LAYER", help="dotted layer names (--model) or feature sets (--features)")
+    p.add_argument("--data", metavar="NPZ", help="inputs and labels for --model (format below)")
+    p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
+    p.add_argument("--models", nargs="+", default=["chgnet-0.3.0", "sevennet-0"], metavar="NAME", help="featurisers of --demo atoms")
+    p.add_argument("--quick", action="store_true", help="shapes demos: smaller images and data (seconds, not minutes)")
+    p.add_argument("--test-fraction", type=float, default=0.5, help="held-out fraction of each class (default 0.5)")
+    p.add_argument("--n-permutations", type=int, default=20, help="permuted-label baseline repeats (default 20)")
+    p.add_argument("--C", type=float, default=0.1, help="inverse L2 regularisation of the probes (default 0.1)")
+    p.add_argument("--batch-size", type=int, default=256, help="samples per forward pass for --model (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def load_npz(path: str) -> tuple:
+    """``inputs``, ``classes`` and ``{name: labels}`` from a --data file (see :data:`DATA_FORMAT`)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; store labels as str or number arrays, not Python objects") from err
+    missing = [k for k in ("inputs", "classes") if k not in arrays]
+    concepts = {k[len("concept_") :]: v for k, v in arrays.items() if k.startswith("concept_")}
+    if missing or not concepts:
+        raise ValueError(
+            f"{path} lacks {missing + ([] if concepts else ['concept_<name>'])}; it has {sorted(arrays)}\n{DATA_FORMAT}"
+        )
+    return arrays["inputs"], arrays["classes"], concepts
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import save
+
+    kwargs = {"test_fraction": args.test_fraction, "n_permutations": args.n_permutations, "C": args.C, "seed": args.seed}
+    if args.demo and (args.layers or args.data):
+        raise ValueError("--layers and --data apply to --model (and --layers to --features), not to --demo")
+    if args.model and not (args.layers and args.data):
+        raise ValueError("--model needs --layers (dotted submodule names) and --data (an .npz file)")
+    if args.features and args.data:
+        raise ValueError("--data applies to --model; a features file carries its own structures")
+    if args.quick and args.demo not in ("shapes", "shapes-control"):
+        raise ValueError("--quick applies to the shapes demos only")
+
+    if args.demo in ("shapes", "shapes-control"):
+        from ..concepts.shapes import shapes_demo
+
+        size = {"n_train": 4000, "n_analysis": 2000, "image_size": 24} if args.quick else {}
+        bias = 0.9 if args.demo == "shapes" else 0.0
+        result = shapes_demo(bias, progress=not args.quiet, **size, **kwargs)
+    elif args.demo == "atoms":
+        from ..concepts.atoms import atoms_demo
+
+        result = atoms_demo(args.models, progress=not args.quiet, **kwargs)
+    elif args.features:
+        from ..concepts.atoms import analyse_atoms
+        from ..io import load
+
+        result = analyse_atoms(load(args.features), layers=args.layers, **kwargs)
+    else:
+        from ..concepts import analyse_concepts, capture_activations, load_factory
+
+        inputs, classes, concepts = load_npz(args.data)
+        model = load_factory(args.model)
+        if len(classes) != len(inputs):
+            raise ValueError(f"{args.data}: {len(inputs)} inputs but {len(classes)} classes; give one class per input")
+        acts = capture_activations(model, inputs, args.layers, batch_size=args.batch_size, progress=not args.quiet)
+        result = analyse_concepts(acts, concepts, classes, **kwargs).assign_attrs(model=args.model, data=str(args.data))
+    save(result, args.out)
+    print(summary(result))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def summary(result) -> str:
+    """Probe accuracy per layer and the suspected spurious correlations, as text."""
+    from ..concepts import spurious_correlations
+
+    lines = ["held-out balanced probe accuracy (layer x concept):"]
+    lines.append(result["probe_accuracy"].to_pandas().T.round(2).to_string())
+    flagged = spurious_correlations(result)
+    hits = flagged.to_dataframe().query("spurious").index.tolist()
+    if hits:
+        lines.append("suspected spurious correlations (layer, concept, class: excess, model vs dataset presence):")
+        for layer, concept, cls in hits:
+            at = result.sel(layer=layer, concept=concept, **{"class": cls})
+            lines.append(
+                f"  {layer}  {concept}  {cls}: excess {float(at['excess']):+.3f}, "
+                f"{float(at['model_presence']):.2f} vs {float(at['dataset_presence']):.2f}"
+            )
+    else:
+        lines.append("no suspected spurious correlation")
+    return "\n".join(lines)

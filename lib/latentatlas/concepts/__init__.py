@@ -1,0 +1,29 @@
+"""Concept-based interpretability (after BAGEL, arXiv:2507.05810).
+
+Linear probes read human concepts from each layer of a model; per class, the model's
+concept presence is set against the dataset's; a knowledge graph of classes, concepts and
+layers exposes suspected spurious correlations. torch is imported only by the functions
+that need it.
+"""
+
+from .activations import activation_arrays, capture_activations, layer_names, load_factory
+from .graph import knowledge_graph, spurious_correlations
+from .moad import moad
+from .presence import analyse_concepts, benjamini_hochberg, concept_matrix, examples
+from .probes import LinearProbes, balanced_accuracy
+
+__all__ = [
+    "activation_arrays",
+    "capture_activations",
+    "layer_names",
+    "load_factory",
+    "knowledge_graph",
+    "spurious_correlations",
+    "moad",
+    "analyse_concepts",
+    "benjamini_hochberg",
+    "concept_matrix",
+    "examples",
+    "LinearProbes",
+    "balanced_accuracy",
+]

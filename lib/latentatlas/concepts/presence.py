@@ -1,0 +1,340 @@
+"""Concept presence in a model versus in its dataset, per class, with significance.
+
+The analysis follows BAGEL (arXiv:2507.05810). Samples are split per class into a training
+and a held-out part. On the training part one class-balanced linear probe per (layer,
+concept) is fitted (:class:`~latentatlas.concepts.probes.LinearProbes`). On the held-out
+part, grouped by class:
+
+- *model presence* of concept k in class c: the mean predicted probability of k;
+- *dataset presence*: the fraction of samples of c that carry k (from the labels);
+- *difference*: model minus dataset presence;
+- *excess*: the part of the model presence that the concept labels do not explain, i.e. the
+  mean over samples i of class c of ``p_i - m(y_i)`` where ``m(1)`` and ``m(0)`` are the
+  probe's mean probability over all held-out samples with and without the concept. A probe
+  with class-independent errors has zero excess in every class whatever its accuracy; a
+  layer that mixes the concept up with class c has a positive excess in c. (The raw
+  difference also moves with the probe's accuracy: a balanced probe at chance predicts 0.5
+  everywhere.)
+
+Significance (TCAV-style): the same probes are refitted ``n_permutations`` times on
+concept labels randomly permuted across training samples and scored the same way; each
+observed statistic gets a p-value from a t prediction interval of that null sample
+(accuracy one-sided, presence and excess two-sided), adjusted with Benjamini-Hochberg over
+all tests of that statistic. A p-value of the difference would equal that of the presence
+(the dataset presence is a constant), hence the excess is tested instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from .. import __version__
+from .activations import activation_arrays
+from .moad import moad
+from .probes import LinearProbes, balanced_accuracy
+
+__all__ = ["concept_matrix", "split_indices", "benjamini_hochberg", "analyse_concepts", "examples"]
+
+
+def concept_matrix(concepts: Mapping[str, Sequence], n_samples: int | None = None):
+    """Binary concept columns from per-sample labels.
+
+    A concept whose labels are exactly two booleans (or 0/1) gives one column named after it;
+    any other concept gives one column ``"<name>=<value>"`` per value (one-hot).
+
+    Parameters
+    ----------
+    concepts : mapping of name -> array-like (n_samples,)
+    n_samples : int, optional
+        Required length of every label array.
+
+    Returns
+    -------
+    Y : ndarray of bool (n_samples, n_columns)
+    names, attributes, values : list of str (n_columns,)
+        Column name, the concept it comes from and the value it stands for.
+    """
+    if not isinstance(concepts, Mapping) or not concepts:
+        raise ValueError("concepts must be a non-empty mapping of concept name -> per-sample labels")
+    columns, names, attributes, values = [], [], [], []
+    for name, labels in concepts.items():
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(f"labels of concept {name!r} must be 1-D (one per sample), got shape {labels.shape}")
+        if n_samples is not None and len(labels) != n_samples:
+            raise ValueError(
+                f"concept {name!r} has {len(labels)} labels but there are {n_samples} samples; "
+                "give exactly one label per sample"
+            )
+        uniq = np.unique(labels)
+        if len(uniq) < 2:
+            raise ValueError(
+                f"concept {name!r} has a single label value {uniq.tolist()} for all {len(labels)} samples; "
+                "a probe needs samples with and without the concept: drop the concept or add samples"
+            )
+        if labels.dtype == bool or set(uniq.tolist()) == {0, 1}:
+            columns.append(labels.astype(bool))
+            names.append(str(name))
+            attributes.append(str(name))
+            values.append("true")
+        else:
+            for value in uniq:
+                columns.append(labels == value)
+                names.append(f"{name}={value}")
+                attributes.append(str(name))
+                values.append(str(value))
+    return np.stack(columns, 1), names, attributes, values
+
+
+def split_indices(class_index: np.ndarray, n_classes: int, test_fraction: float, seed: int):
+    """Stratified split: a ``test_fraction`` of each class is held out.
+
+    Returns
+    -------
+    train, test : ndarray of int
+        Sorted sample indices.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in range(n_classes):
+        members = rng.permutation(np.flatnonzero(class_index == c))
+        n_test = int(round(test_fraction * len(members)))
+        n_test = min(max(n_test, 1), len(members) - 1)
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), same shape as the input."""
+    p = np.asarray(pvalues, dtype=float)
+    flat = p.ravel()
+    order = np.argsort(flat)
+    ranked = flat[order] * flat.size / np.arange(1, flat.size + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty_like(flat)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.reshape(p.shape)
+
+
+def _null_pvalue(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
+    """p-value of ``observed`` against ``null`` (repeats on axis 0), t prediction interval."""
+    from scipy import stats
+
+    r = len(null)
+    mean = null.mean(0)
+    spread = null.std(0, ddof=1) * np.sqrt(1 + 1 / r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (observed - mean) / spread
+    # a null with no spread at all: any departure is certain, none is not
+    t = np.where(spread > 0, t, np.where(observed == mean, 0.0, np.sign(observed - mean) * np.inf))
+    if alternative == "greater":
+        return stats.t.sf(t, r - 1)
+    return 2 * stats.t.sf(np.abs(t), r - 1)
+
+
+def _class_statistics(proba: np.ndarray, Y: np.ndarray, class_index: np.ndarray, n_classes: int):
+    """Model presence and excess per class.
+
+    Parameters
+    ----------
+    proba : ndarray (..., n_samples, n_concepts)
+    Y : ndarray of bool (n_samples, n_concepts)
+    class_index : ndarray of int (n_samples,)
+
+    Returns
+    -------
+    presence, excess : ndarray (..., n_concepts, n_classes)
+    """
+    onehot = np.eye(n_classes)[class_index]  # (n, C)
+    counts = onehot.sum(0)
+    presence = np.einsum("...nk,nc->...kc", proba, onehot) / counts
+    m1 = (proba * Y).sum(-2) / Y.sum(0)
+    m0 = (proba * ~Y).sum(-2) / (~Y).sum(0)
+    expected_per_sample = np.where(Y, m1[..., None, :], m0[..., None, :])
+    excess = np.einsum("...nk,nc->...kc", proba - expected_per_sample, onehot) / counts
+    return presence, excess
+
+
+def analyse_concepts(
+    activations,
+    concepts: Mapping[str, Sequence],
+    classes: Sequence,
+    *,
+    layers: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    test_fraction: float = 0.5,
+    n_permutations: int = 20,
+    C: float = 0.1,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Probe every (layer, concept) and compare model and dataset concept presence per class.
+
+    Parameters
+    ----------
+    activations : xarray.Dataset or mapping of layer -> array (n_samples, n_features)
+        From :func:`~latentatlas.concepts.activations.capture_activations`, or precomputed
+        (e.g. a features Dataset: feature sets are layers, atoms are samples).
+    concepts : mapping of name -> array-like (n_samples,)
+        Concept labels; see :func:`concept_matrix` for how they become binary columns.
+    classes : array-like (n_samples,)
+        Class of each sample.
+    layers : sequence of str, optional
+        Subset and order of the layers; default all.
+    class_names : sequence of str, optional
+        Classes to report, in order; every one needs examples. Default: the sorted distinct classes.
+    test_fraction : float
+        Fraction of each class held out for evaluation.
+    n_permutations : int
+        Repeats of the permuted-label baseline (at least 2).
+    C : float
+        Inverse regularisation of the probes (BAGEL: 0.1).
+    seed : int
+        Seeds the split and the permutations.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``layer``, ``concept``, ``class`` and ``sample`` (held-out samples, coordinate =
+        index into the inputs). Variables: ``probe_accuracy``, ``accuracy_baseline``,
+        ``accuracy_pvalue`` (layer, concept); ``model_presence``, ``presence_baseline``,
+        ``presence_pvalue``, ``difference``, ``excess``, ``excess_pvalue`` (layer, concept,
+        class); ``dataset_presence`` (concept, class); ``moad`` (layer, concept);
+        ``probability`` (layer, sample, concept) and ``concept_label`` (sample, concept) for
+        the held-out samples. Concept coords ``concept_attribute``/``concept_value``, sample
+        coord ``sample_class``.
+    """
+    arrays = activation_arrays(activations, layers)
+    n = len(next(iter(arrays.values())))
+    classes = np.asarray(classes).astype(str)
+    if classes.ndim != 1 or len(classes) != n:
+        raise ValueError(
+            f"got {classes.size} class labels for {n} samples of activations; give exactly one class per sample"
+        )
+    Y, names, attributes, values = concept_matrix(concepts, n)
+    present = np.unique(classes)
+    if class_names is None:
+        class_names = present.tolist()
+    class_names = [str(c) for c in class_names]
+    empty = [c for c in class_names if c not in present]
+    if empty:
+        raise ValueError(f"class(es) {empty} have no examples; the classes with examples are {present.tolist()}")
+    keep = np.isin(classes, class_names)
+    small = [c for c in class_names if (classes == c).sum() < 2]
+    if small:
+        raise ValueError(f"class(es) {small} have a single example; each class needs at least 2 (train and held-out)")
+    if n_permutations < 2:
+        raise ValueError(f"n_permutations must be at least 2 for a baseline with a spread, got {n_permutations}")
+
+    idx = np.flatnonzero(keep)
+    lookup = {c: i for i, c in enumerate(class_names)}
+    class_index = np.array([lookup[c] for c in classes[idx]], dtype=np.int64)
+    train, test = split_indices(class_index, len(class_names), test_fraction, seed)
+    train, test = idx[train], idx[test]
+    test_class = class_index[np.searchsorted(idx, test)]
+    for part, where in ((train, "training"), (test, "held-out")):
+        n_pos = Y[part].sum(0)
+        lacking = [names[k] for k in np.flatnonzero((n_pos == 0) | (n_pos == len(part)))]
+        if lacking:
+            raise ValueError(
+                f"concept column(s) {lacking} have a single value in the {where} split ({len(part)} samples); "
+                "add samples of both values or change test_fraction"
+            )
+
+    rng = np.random.default_rng(seed)
+    K = Y.shape[1]
+    Y_train = Y[train]
+    permuted = [Y_train[rng.permutation(len(train))] for _ in range(n_permutations)]
+    probes = LinearProbes(C=C).fit(
+        {k: v[train] for k, v in arrays.items()}, np.concatenate([Y_train, *permuted], axis=1)
+    )
+    X_test = {k: v[test] for k, v in arrays.items()}
+    proba = probes.predict_proba(X_test)  # (L, n_test, K * (1 + R))
+    L = proba.shape[0]
+    proba = proba.reshape(L, len(test), 1 + n_permutations, K).transpose(2, 0, 1, 3)  # (1 + R, L, n, K)
+    Y_test = Y[test]
+    accuracy = balanced_accuracy(Y_test, proba > 0.5)  # (1 + R, L, K)
+    presence, excess = _class_statistics(proba, Y_test, test_class, len(class_names))  # (1 + R, L, K, C)
+    dataset = np.eye(len(class_names))[test_class].T @ Y_test / np.bincount(test_class, minlength=len(class_names))[:, None]
+    dataset = dataset.T  # (K, C)
+
+    p_acc = benjamini_hochberg(_null_pvalue(accuracy[0], accuracy[1:], "greater"))
+    p_pres = benjamini_hochberg(_null_pvalue(presence[0], presence[1:], "two-sided"))
+    p_exc = benjamini_hochberg(_null_pvalue(excess[0], excess[1:], "two-sided"))
+    standardised = probes._standardised(X_test).numpy()
+    widths = [v.shape[1] for v in arrays.values()]
+    moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
+
+    lk, lkc = ("layer", "concept"), ("layer", "concept", "class")
+    return xr.Dataset(
+        {
+            "probe_accuracy": (lk, accuracy[0], {"long_name": "held-out balanced accuracy of the concept probe"}),
+            "accuracy_baseline": (lk, accuracy[1:].mean(0), {"long_name": "mean accuracy of permuted-label probes"}),
+            "accuracy_pvalue": (lk, p_acc, {"long_name": "probe accuracy above baseline, adjusted p-value"}),
+            "model_presence": (lkc, presence[0], {"long_name": "mean probe probability over held-out samples of the class"}),
+            "presence_baseline": (lkc, presence[1:].mean(0), {"long_name": "model presence of permuted-label probes"}),
+            "presence_pvalue": (lkc, p_pres, {"long_name": "model presence differs from baseline, adjusted p-value"}),
+            "dataset_presence": (("concept", "class"), dataset, {"long_name": "fraction of held-out samples of the class with the concept"}),
+            "difference": (lkc, presence[0] - dataset[None], {"long_name": "model presence minus dataset presence"}),
+            "excess": (lkc, excess[0], {"long_name": "model presence not explained by the concept labels"}),
+            "excess_pvalue": (lkc, p_exc, {"long_name": "excess differs from baseline, adjusted p-value"}),
+            "moad": (lk, moad_values, {"long_name": "MOAD: mean cosine similarity, pairs sharing the concept minus mixed pairs"}),
+            "probability": (("layer", "sample", "concept"), proba[0], {"long_name": "probe probability on held-out samples"}),
+            "concept_label": (("sample", "concept"), Y_test),
+        },
+        coords={
+            "layer": list(arrays),
+            "concept": names,
+            "concept_attribute": ("concept", attributes),
+            "concept_value": ("concept", values),
+            "class": class_names,
+            "sample": test,
+            "sample_class": ("sample", np.asarray(class_names)[test_class]),
+        },
+        attrs={
+            "method": "BAGEL-style class-balanced logistic probes (arXiv:2507.05810)",
+            "C": float(C),
+            "test_fraction": float(test_fraction),
+            "n_permutations": int(n_permutations),
+            "seed": int(seed),
+            "n_train": int(len(train)),
+            "n_test": int(len(test)),
+            "correction": "Benjamini-Hochberg over all tests of each statistic",
+            "latentatlas_version": __version__,
+        },
+    )
+
+
+def examples(result: xr.Dataset, concept: str, cls: str, *, layer: str | None = None, n: int = 8) -> np.ndarray:
+    """Indices (into the analysed samples) of held-out examples of ``cls``, most ``concept``-like first.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From :func:`analyse_concepts`.
+    concept, cls : str
+        A concept column and a class of ``result``.
+    layer : str, optional
+        Layer whose probe ranks the examples; default the last layer.
+    n : int
+        At most this many indices.
+
+    Returns
+    -------
+    ndarray of int (<= n,)
+    """
+    for value, dim in ((concept, "concept"), (cls, "class")):
+        if value not in result[dim].values:
+            raise KeyError(f"unknown {dim} {value!r}; valid: {result[dim].values.tolist()}")
+    layer = result["layer"].values[-1] if layer is None else layer
+    if layer not in result["layer"].values:
+        raise KeyError(f"unknown layer {layer!r}; valid: {result['layer'].values.tolist()}")
+    in_class = result["sample_class"].values == cls
+    proba = result["probability"].sel(layer=layer, concept=concept).values[in_class]
+    order = np.argsort(-proba, kind="stable")[:n]
+    return result["sample"].values[in_class][order]
