@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["featurize", "fre", "serve", "export"]
+COMMANDS = ["featurize", "fre", "concepts", "serve", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
