@@ -1,0 +1,123 @@
+"""latentatlas.fre against scikit-matter, side by side in one process on the same data.
+
+1. A full GFRE matrix over 8 feature sets (dims 64–512) on 20,000 samples: latentatlas's
+   fre_matrix versus looping skmatter.metrics.global_reconstruction_error over the pairs.
+2. LFRE with n_local_points=100 on 1,000 test samples: latentatlas versus skmatter.
+
+Prints times, speed-up ratios, the largest deviation between the two, peak memory of the
+LFRE computation, and the achieved fraction of this machine's measured matrix-multiply rate.
+
+    python benchmarks/fre_vs_scikit_matter.py            # full size (a few minutes)
+    python benchmarks/fre_vs_scikit_matter.py --quick    # smaller, for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+from skmatter.metrics import global_reconstruction_error, local_reconstruction_error
+
+from latentatlas import fre
+
+
+def feature_sets(n_samples, dims, seed=0):
+    """Related but different feature sets: non-linear views of one latent space plus noise."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n_samples, 48))
+    sets = {}
+    for i, d in enumerate(dims):
+        proj = rng.standard_normal((48, d)) / np.sqrt(48)
+        mix = np.tanh(latent @ proj * (0.5 + i / len(dims))) + 0.3 * (latent @ proj) ** 2
+        sets[f"set{i}_{d}d"] = mix + 0.05 * rng.standard_normal((n_samples, d))
+    return sets
+
+
+def gemm_rate(size=3000, repeats=3):
+    a = np.random.default_rng(1).standard_normal((size, size))
+    a @ a
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ a
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def gfre_matrix_flops(dims, n_train, n_test):
+    """Floating-point operations of the dominant steps of latentatlas's GFRE matrix."""
+    flops = 0.0
+    for d in dims:
+        m = n_train / 2
+        flops += 2 * (4 * m * d * d + 8 * d**3)  # two fold SVDs
+        for t in dims:
+            flops += 2 * n_train * d * t + 2 * n_test * d * t  # fold projections, test predictions
+    return flops
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def bench_gfre(n_samples, dims):
+    sets = feature_sets(n_samples, dims)
+    names = list(sets)
+    ours, t_ours = timed(lambda: fre.fre_matrix(sets, "gfre", progress=False).values)
+    reference = np.empty_like(ours)
+
+    def loop():
+        for i, a in enumerate(names):
+            for j, b in enumerate(names):
+                reference[i, j] = global_reconstruction_error(sets[a], sets[b])
+
+    _, t_ref = timed(loop)
+    dev = np.max(np.abs(ours - reference) / np.maximum(np.abs(reference), 1e-12))
+    off_diagonal = ~np.eye(len(names), dtype=bool)
+    print(f"GFRE matrix {len(names)}x{len(names)}, {n_samples} samples, dims {dims}")
+    print(f"  scikit-matter loop over pairs : {t_ref:8.2f} s")
+    print(f"  latentatlas fre_matrix        : {t_ours:8.2f} s")
+    print(f"  speed-up                      : {t_ref / t_ours:8.1f}x")
+    print(f"  max relative deviation        : {np.max((np.abs(ours - reference) / reference)[off_diagonal]):.2e}"
+          f" (off-diagonal), {dev:.1e} overall incl. the ~0 diagonal")
+    return t_ours, gfre_matrix_flops(dims, n_samples // 2, n_samples - n_samples // 2)
+
+
+def bench_lfre(n_test, dim, k):
+    sets = feature_sets(2 * n_test, [dim, dim], seed=1)
+    X, Y = sets.values()
+    tracemalloc.start()
+    ours, t_ours = timed(lambda: fre.pointwise_lfre(X, Y, n_local_points=k))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    from skmatter.metrics import pointwise_local_reconstruction_error
+
+    reference, t_ref = timed(lambda: pointwise_local_reconstruction_error(X, Y, k))
+    print(f"LFRE, n_local_points={k}, {n_test} test samples, {dim} -> {dim} features")
+    print(f"  scikit-matter                 : {t_ref:8.2f} s")
+    print(f"  latentatlas                   : {t_ours:8.2f} s")
+    print(f"  speed-up                      : {t_ref / t_ours:8.1f}x")
+    print(f"  max relative deviation        : {np.max(np.abs(ours - reference) / reference):.2e}")
+    print(f"  global values                 : {np.sqrt(np.mean(reference**2)):.12f} vs {np.sqrt(np.mean(ours**2)):.12f}")
+    print(f"  peak memory (latentatlas)     : {peak / 2**20:8.1f} MiB "
+          f"(a dense test x train distance matrix alone is {n_test * n_test * 8 / 2**20:.1f} MiB)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller problem sizes")
+    args = parser.parse_args(argv)
+    rate = gemm_rate()
+    print(f"measured matrix-multiply rate: {rate / 1e9:.1f} GFLOP/s (float64)")
+    if args.quick:
+        t, flops = bench_gfre(4000, [32, 48, 64, 96])
+        bench_lfre(300, 32, 50)
+    else:
+        t, flops = bench_gfre(20000, [64, 96, 128, 192, 256, 320, 448, 512])
+        bench_lfre(1000, 128, 100)
+    print(f"GFRE matrix achieved {flops / t / 1e9:.1f} GFLOP/s = {flops / t / rate:.0%} of the measured rate")
+
+
+if __name__ == "__main__":
+    main()
