@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo dashboard test test-fast browser benchmarks clean
+.PHONY: dashboard test browser benchmarks clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,9 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[models,app,concepts,test]"
 	touch $(STAMP)
 
-## demo: set up, then run the end-to-end analysis on the built-in data and print the FRE matrix
-demo: $(STAMP)
-	$(VENV)/bin/latentatlas demo
+## dashboard: set up, then serve the dashboard on the built-in data at http://127.0.0.1:5006/atlas
+dashboard: $(STAMP)
+	$(VENV)/bin/latentatlas serve
 
 ## browser: headless Chromium for the UI tests (Debian package)
 browser:
