@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if part.attrs.get("n_skipped"):
             print(f"{f.name}: skipped {part.attrs['n_skipped']} structures with unsupported elements")
-        ds = part if ds is None else ds.merge(part, combine_attrs="override")
+        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
     path = save(ds, args.out)
     n_atoms = ds.sizes["atom"]
     print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")

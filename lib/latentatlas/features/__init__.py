@@ -91,11 +91,11 @@ def get_featurizer(name: str, **kwargs) -> Featurizer:
     """
     if name not in _REGISTRY:
         raise KeyError(f"unknown featurizer {name!r}; available: {', '.join(_REGISTRY)}")
+    from importlib.util import find_spec
+
     module, cls, defaults = _REGISTRY[name]
     package, install = _REQUIRES[module]
-    try:
-        backend = importlib.import_module(f"{__name__}.{module}")
-        importlib.import_module(package)
-    except ImportError as err:
-        raise ImportError(f"featurizer {name!r} needs the {package!r} package ({err}); install it with: {install}") from err
+    if find_spec(package) is None:
+        raise ImportError(f"featurizer {name!r} needs the {package!r} package, which is not installed; install it with: {install}")
+    backend = importlib.import_module(f"{__name__}.{module}")
     return getattr(backend, cls)(**{**defaults, "name": name, **kwargs})

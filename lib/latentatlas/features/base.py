@@ -8,15 +8,17 @@ elements, the on-disk cache, assembling the xarray Dataset -- lives here once.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from .cache import read_cached, write_cached
 
-__all__ = ["Featurizer", "UnsupportedElementError", "check_frames", "fully_periodic"]
+__all__ = ["Featurizer", "UnsupportedElementError", "check_frames", "file_digest", "fully_periodic", "package_dir"]
 
 #: Atoms closer than this (Å) are treated as overlapping: no model was trained on that.
 MIN_DISTANCE = 0.5
@@ -303,3 +305,18 @@ def fully_periodic(atoms, cutoff: float):
                 )
     boxed.pbc = True
     return boxed
+
+
+def package_dir(package: str) -> Path:
+    """Folder of an installed package, found without importing it (imports are slow)."""
+    from importlib.util import find_spec
+
+    spec = find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"the {package!r} package is not installed; install it with: pip install 'latentatlas[models]'")
+    return Path(spec.submodule_search_locations[0])
+
+
+def file_digest(path: Path) -> str:
+    """First 12 hex digits of the sha256 of a file: ties cache entries to exact weights."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

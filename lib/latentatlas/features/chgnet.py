@@ -20,15 +20,15 @@ along their non-periodic axes, else a ValueError says how to add it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import io
 from pathlib import Path
 
 import numpy as np
 
-from .base import Featurizer, fully_periodic
+from .base import Featurizer, file_digest, fully_periodic, package_dir
 
-__all__ = ["CHGNetFeaturizer", "to_structure"]
+__all__ = ["CHGNetFeaturizer", "chgnet_checkpoint", "to_structure"]
 
 _CHECKPOINTS = {
     "0.3.0": "0.3.0/chgnet_0.3.0_e29f68s314m37.pth.tar",
@@ -37,37 +37,16 @@ _CHECKPOINTS = {
 }
 
 
-def load_chgnet(model: str = "0.3.0", checkpoint: str | Path | None = None):
-    """A CHGNet model from the weights shipped in the ``chgnet`` wheel (or a local file).
-
-    Loads with ``torch.load(weights_only=True)``, unlike ``CHGNet.load``.
-
-    Returns
-    -------
-    model : chgnet.model.CHGNet (eval mode, CPU)
-    path : Path of the checkpoint read
-    """
-    import chgnet
-    import torch
-    from chgnet.model import CHGNet
-
+def chgnet_checkpoint(model: str = "0.3.0", checkpoint: str | Path | None = None) -> Path:
+    """Path of a CHGNet checkpoint: one shipped in the ``chgnet`` wheel, or a local file."""
     if checkpoint is None:
         if model not in _CHECKPOINTS:
             raise KeyError(f"unknown CHGNet model {model!r}; shipped: {sorted(_CHECKPOINTS)}, or give checkpoint=PATH")
-        checkpoint = Path(chgnet.__file__).parent / "pretrained" / _CHECKPOINTS[model]
+        checkpoint = package_dir("chgnet") / "pretrained" / _CHECKPOINTS[model]
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"CHGNet checkpoint {checkpoint} does not exist")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its parameter count
-        # mlp_out_bias reproduces CHGNet.load exactly (0.2.0 was trained with it).
-        net = CHGNet.from_dict(state["model"], mlp_out_bias=model == "0.2.0", version=model)
-    return net.eval(), checkpoint
-
-
-def file_digest(path: Path) -> str:
-    """First 12 hex digits of the sha256 of a file: ties cache entries to exact weights."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    return checkpoint
 
 
 def to_structure(atoms, cutoff: float):
@@ -92,23 +71,40 @@ class CHGNetFeaturizer(Featurizer):
     """
 
     backend = "chgnet"
-    supported_species = frozenset(range(1, 95))
 
     def __init__(self, model: str = "0.3.0", *, checkpoint: str | Path | None = None, name: str | None = None):
-        import chgnet
+        from importlib.metadata import version
 
-        self.model, path = load_chgnet(model, checkpoint)
+        import torch
+
+        path = chgnet_checkpoint(model, checkpoint)
+        # Only the weights are read here; the network is built on first use, so runs
+        # answered from the cache never pay for it.
+        self._state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+        self._variant = model
         self.name = name or f"chgnet-{model}"
-        self.model_version = f"{model} (chgnet {chgnet.__version__}, weights {file_digest(path)})"
-        self.cutoff = float(self.model.graph_converter.atom_graph_cutoff)
-        n_conv = len(self.model.atom_conv_layers)
-        has_norm = self.model.readout_norm is not None
+        self.model_version = f"{model} (chgnet {version('chgnet')}, weights {file_digest(path)})"
+        args = self._state["model_args"]
+        self.cutoff = float(args.get("atom_graph_cutoff", 6))
+        self.supported_species = frozenset(range(1, len(self._state["state_dict"]["atom_embedding.embedding.weight"]) + 1))
+        n_conv = int(args.get("n_conv", 4))
+        has_norm = args.get("readout_norm", "layer") is not None  # CHGNet's default is "layer"
         convs = [f"conv{i + 1}" for i in range(n_conv if has_norm else n_conv - 1)]
         self.layers = [*convs, "last"]
         self.layer_descriptions = {c: f"output of CHGNet atom-graph interaction block {c[4:]} of {n_conv}" for c in convs}
         self.layer_descriptions["last"] = "input of the energy head (" + (
             "last interaction block after the read-out LayerNorm)" if has_norm else "output of the last interaction block)"
         )
+
+    @functools.cached_property
+    def model(self):
+        """The CHGNet network (eval mode, CPU), built from the weights on first use."""
+        from chgnet.model import CHGNet
+
+        with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its parameter count
+            # mlp_out_bias reproduces CHGNet.load exactly (0.2.0 was trained with it).
+            net = CHGNet.from_dict(self._state, mlp_out_bias=self._variant == "0.2.0", version=self._variant)
+        return net.eval()
 
     def graphs(self, frames: list) -> list:
         """CHGNet crystal graphs of ``frames``; a ValueError names a frame that cannot be converted."""

@@ -21,6 +21,7 @@ Structures keep their own periodicity (molecules may have no cell).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import unittest.mock
 import warnings
@@ -28,10 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Featurizer
-from .chgnet import file_digest
+from .base import Featurizer, file_digest, package_dir
 
-__all__ = ["SevenNetFeaturizer", "load_sevennet"]
+__all__ = ["SevenNetFeaturizer", "invariants", "sevennet_checkpoint"]
+
+_CHECKPOINTS = {
+    "7net-0": "SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
+    "7net-0_22may2024": "SevenNet_0__22May2024/checkpoint_sevennet_0.pth",
+    "7net-l3i5": "SevenNet_l3i5/checkpoint_l3i5.pth",
+    "7net-mf-0": "SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",
+}
 
 
 def _safe_torch_load(path, **kwargs):
@@ -55,33 +62,19 @@ def _safe_torch_load(path, **kwargs):
         return torch.load(path, **kwargs)
 
 
-def load_sevennet(model: str = "7net-0", checkpoint: str | Path | None = None):
-    """A SevenNet checkpoint shipped in the ``sevenn`` wheel (or a local file), loaded safely.
-
-    Returns
-    -------
-    checkpoint : sevenn.checkpoint.SevenNetCheckpoint
-        With its content already read through ``torch.load(weights_only=True)``.
-    path : Path
-    """
-    import sevenn.checkpoint
-    import sevenn.util
-
+def sevennet_checkpoint(model: str = "7net-0", checkpoint: str | Path | None = None) -> Path:
+    """Path of a SevenNet checkpoint: one shipped in the ``sevenn`` wheel, or a local file."""
     if checkpoint is None:
-        try:
-            checkpoint = sevenn.util.pretrained_name_to_path(model)
-        except (ValueError, FileNotFoundError) as err:
+        if model not in _CHECKPOINTS:
             raise KeyError(
-                f"SevenNet model {model!r} is not shipped in the installed sevenn; available offline: "
-                "7net-0, 7net-0_22may2024, 7net-l3i5, 7net-mf-0; or give checkpoint=PATH"
-            ) from err
+                f"SevenNet model {model!r} is not shipped with sevenn; available offline: {sorted(_CHECKPOINTS)}, "
+                "or give checkpoint=PATH"
+            )
+        checkpoint = package_dir("sevenn") / "pretrained_potentials" / _CHECKPOINTS[model]
     checkpoint = Path(checkpoint)
     if not checkpoint.exists():
         raise FileNotFoundError(f"SevenNet checkpoint {checkpoint} does not exist")
-    cp = sevenn.checkpoint.SevenNetCheckpoint(str(checkpoint))
-    with unittest.mock.patch.object(sevenn.checkpoint, "torch_load", _safe_torch_load):
-        cp.config  # noqa: B018 -- the property triggers the (now safe) load
-    return cp, checkpoint
+    return checkpoint
 
 
 def invariants(x, irreps):
@@ -125,37 +118,58 @@ class SevenNetFeaturizer(Featurizer):
     backend = "sevenn"
 
     def __init__(self, model: str = "7net-0", *, modal: str | None = None, checkpoint=None, name: str | None = None):
-        import sevenn
-        import sevenn._keys as KEY
+        from importlib.metadata import version
 
-        cp, path = load_sevennet(model, checkpoint)
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "no tensor-product accelerator" etc.
-            net = cp.build_model()
-        net.delete_module_by_key("force_output")
-        net.set_is_batch_data(True)
-        self.model = net.eval()
-        modal_map = net.modal_map or {}
+        from ase.data import atomic_numbers
+
+        path = sevennet_checkpoint(model, checkpoint)
+        # Only the checkpoint is read here; the network is built on first use, so runs
+        # answered from the cache never pay for it.
+        self._path = path
+        self._raw = _safe_torch_load(path, map_location="cpu")
+        config = self._raw["config"]
+        modal_map = config.get("_modal_map") or {}
         if modal_map and modal not in modal_map:
             raise KeyError(f"{model} is multi-fidelity: give modal= one of {sorted(modal_map)}")
         if not modal_map and modal is not None:
             raise KeyError(f"{model} has a single fidelity; leave modal unset")
         self.modal = modal
-        self.cutoff = float(cp.config[KEY.CUTOFF])
-        self.supported_species = frozenset(int(z) for z in cp.config[KEY.TYPE_MAP])
+        self.cutoff = float(config["cutoff"])
+        self.supported_species = frozenset(atomic_numbers[s] for s in config["chemical_species"])
         self.name = name or f"sevennet-{model}"
         suffix = f", modal {modal}" if modal else ""
-        self.model_version = f"{model}{suffix} (sevenn {sevenn.__version__}, weights {file_digest(path)})"
-        gates = sorted((k for k in net._modules if k.endswith("_equivariant_gate")), key=lambda k: int(k.split("_")[0]))
+        self.model_version = f"{model}{suffix} (sevenn {version('sevenn')}, weights {file_digest(path)})"
+        n_blocks = int(config["num_convolution_layer"])
         # The final gate's output is exactly the head input: expose it once, as "last".
-        self._gates = {f"gate{k.split('_')[0]}": net._modules[k] for k in gates[:-1]}
-        self.layers = [*self._gates, "last"]
+        self.layers = [*(f"gate{i}" for i in range(n_blocks - 1)), "last"]
         self.layer_descriptions = {
-            g: f"rotation invariants (scalars + per-channel norms of {m.gate.irreps_out}) after interaction block "
-            f"{int(g[4:]) + 1} of {len(gates)}"
-            for g, m in self._gates.items()
+            f"gate{i}": f"rotation invariants (scalars + per-channel norms of the l > 0 irreps) after interaction "
+            f"block {i + 1} of {n_blocks}"
+            for i in range(n_blocks - 1)
         }
-        self.layer_descriptions["last"] = f"input of the energy head: scalars after interaction block {len(gates)} of {len(gates)}"
+        self.layer_descriptions["last"] = f"input of the energy head: scalars after interaction block {n_blocks} of {n_blocks}"
+
+    @functools.cached_property
+    def model(self):
+        """The SevenNet network without its force/stress module (eval, batch mode), built on first use."""
+        import sevenn.checkpoint
+
+        cp = sevenn.checkpoint.SevenNetCheckpoint(str(self._path))
+        # hand sevenn the dict already read with weights_only=True instead of its own torch.load
+        with (
+            unittest.mock.patch.object(sevenn.checkpoint, "torch_load", lambda *args, **kwargs: self._raw),
+            contextlib.redirect_stdout(io.StringIO()),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")  # "no tensor-product accelerator" etc.
+            net = cp.build_model()
+        del self._raw
+        net.delete_module_by_key("force_output")
+        net.set_is_batch_data(True)
+        return net.eval()
+
+    def _gate(self, layer: str):
+        return self.model._modules[f"{layer[4:]}_equivariant_gate"]
 
     def graphs(self, frames: list):
         """One torch_geometric batch of SevenNet graphs for ``frames``."""
@@ -183,7 +197,7 @@ class SevenNetFeaturizer(Featurizer):
             captured[layer] = data[KEY.NODE_FEATURE].clone()
 
         handles = [
-            self._gates[layer].register_forward_hook(lambda mod, args, out, layer=layer: keep(layer, out))
+            self._gate(layer).register_forward_hook(lambda mod, args, out, layer=layer: keep(layer, out))
             for layer in layers
             if layer != "last"
         ]
@@ -199,5 +213,5 @@ class SevenNetFeaturizer(Featurizer):
         values = {}
         for layer in layers:
             x = captured[layer]
-            values[layer] = (x if layer == "last" else invariants(x, self._gates[layer].gate.irreps_out)).numpy().copy()
+            values[layer] = (x if layer == "last" else invariants(x, self._gate(layer).gate.irreps_out)).numpy().copy()
         return values, out[KEY.PRED_TOTAL_ENERGY].numpy().astype(np.float64).reshape(-1)
