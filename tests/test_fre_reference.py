@@ -143,6 +143,20 @@ def test_cv_scores_match_ridge2foldcv():
     est = Ridge2FoldCV(alphas=DEFAULT_ALPHAS, alpha_type="relative", regularization_method="cutoff",
                        random_state=0x5F3759DF, shuffle=True, scoring="neg_root_mean_squared_error").fit(X, Y)
     W, scores, best = SharedRidge(X).fit(Y)
-    np.testing.assert_allclose(scores, est.cv_values_, rtol=1e-12)
-    assert DEFAULT_ALPHAS[best] == est.alpha_
+    np.testing.assert_allclose(scores[0], est.cv_values_, rtol=1e-12)
+    assert DEFAULT_ALPHAS[best[0]] == est.alpha_
     np.testing.assert_allclose(W, est.coef_.T, rtol=1e-9, atol=1e-12)
+
+
+def test_targets_side_by_side_are_fit_as_if_alone():
+    from latentatlas.fre._ridge import SharedRidge
+
+    rng = np.random.default_rng(9)
+    X, Y = _random(rng, 300, 12, 5)
+    Z = np.sin(X[:, :3])
+    ridge = SharedRidge(X)
+    W, scores, best = ridge.fit(np.hstack([Y, Z]), widths=[5, 3])
+    for (W_alone, scores_alone, best_alone), cols, i in ((ridge.fit(Y), slice(0, 5), 0), (ridge.fit(Z), slice(5, 8), 1)):
+        np.testing.assert_allclose(W[:, cols], W_alone, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(scores[i], scores_alone[0])
+        assert best[i] == best_alone[0]

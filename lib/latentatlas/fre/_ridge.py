@@ -81,48 +81,66 @@ class SharedRidge:
         # scikit-matter keeps len(s) components before the cut-off (its `len(s > rcond)`).
         self.final_ranks = np.minimum(len(self.s), np.sum(self.s[None, :] > self.scaled_alphas[:, None], axis=1))
 
-    def _fold_rmse(self, Y_to, D_to, fold_to, C, B_from, ranks):
-        """Per-alpha RMSE (averaged over target columns) of predictions from the other fold."""
-        out_of_span = np.sum(Y_to**2, axis=0) - np.sum(D_to**2, axis=0)
-        total = np.sum(Y_to**2, axis=0)
-        if np.any(out_of_span < _CANCELLATION_GUARD * total):
-            out_of_span = np.sum((Y_to - fold_to.U @ D_to) ** 2, axis=0)
+    def _fold_rmse(self, Y_to, D_to, fold_to, C, B_from, ranks, starts):
+        """RMSE of predictions from the other fold, per alpha and per block of target columns.
+
+        Returns an array (n_blocks, n_alphas): the mean over each block's columns of the
+        column RMSEs, scikit-matter's ``neg_root_mean_squared_error`` with the sign flipped.
+        """
+        total = np.einsum("ij,ij->j", Y_to, Y_to)
+        out_of_span = total - np.einsum("ij,ij->j", D_to, D_to)
+        risky = out_of_span < _CANCELLATION_GUARD * total
+        if np.any(risky):  # nearly all of Y lies in the fold's span: subtract explicitly
+            rest = Y_to[:, risky] - fold_to.U @ D_to[:, risky]
+            out_of_span[risky] = np.einsum("ij,ij->j", rest, rest)
         residual = D_to.copy()
         done = 0
-        mse_by_rank = {}
-        for k in np.unique(ranks):
+        distinct = np.unique(ranks)
+        rmse = np.empty((len(distinct), len(starts)))
+        for i, k in enumerate(distinct):
             residual -= C[:, done:k] @ B_from[done:k]
             done = k
-            mse_by_rank[k] = (out_of_span + np.sum(residual**2, axis=0)) / Y_to.shape[0]
-        return np.array([np.mean(np.sqrt(np.maximum(mse_by_rank[k], 0.0))) for k in ranks])
+            mse = (out_of_span + np.einsum("ij,ij->j", residual, residual)) / Y_to.shape[0]
+            column_rmse = np.sqrt(np.maximum(mse, 0.0))
+            rmse[i] = np.add.reduceat(column_rmse, starts) / np.diff(np.append(starts, len(column_rmse)))
+        return rmse[np.searchsorted(distinct, ranks)].T
 
-    def fit(self, Y_train):
-        """Choose the cut-off by 2-fold CV for target ``Y_train`` and return the weights.
+    def fit(self, Y_train, widths=None):
+        """Choose the cut-off by 2-fold CV for each target and return the weights.
 
         Parameters
         ----------
-        Y_train : ndarray of shape (n_train, n_targets)
-            Scaled target features of the training samples.
+        Y_train : ndarray of shape (n_train, n_columns)
+            Scaled target features of the training samples: one target, or several
+            targets side by side.
+        widths : sequence of int, optional
+            Number of columns of each target in ``Y_train`` (default: one target). Each
+            target gets its own cut-off, exactly as if it were fit alone.
 
         Returns
         -------
-        W : ndarray of shape (n_features, n_targets)
+        W : ndarray of shape (n_features, n_columns)
             Predictions are ``X @ W``.
-        cv_scores : ndarray of shape (n_alphas,)
+        cv_scores : ndarray of shape (n_targets, n_alphas)
             Mean negative RMSE of the two folds (scikit-matter's ``cv_values_``).
-        best : int
-            Index of the chosen alpha (the first maximum, as ``np.argmax``).
+        best : ndarray of shape (n_targets,)
+            Index of the chosen alpha for each target (the first maximum, as ``np.argmax``).
         """
+        widths = [Y_train.shape[1]] if widths is None else list(widths)
+        starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
         f1, f2 = self.fold1, self.fold2
         Y1, Y2 = Y_train[f1.rows], Y_train[f2.rows]
         D1, D2 = f1.U.T @ Y1, f2.U.T @ Y2
-        rmse_on_2 = self._fold_rmse(Y2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1)
-        rmse_on_1 = self._fold_rmse(Y1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2)
+        rmse_on_2 = self._fold_rmse(Y2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, starts)
+        rmse_on_1 = self._fold_rmse(Y1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2, starts)
         cv_scores = (-rmse_on_2 + -rmse_on_1) / 2
-        best = int(np.argmax(cv_scores))
-        k = self.final_ranks[best]
-        UtY = self.Um.T[:k] @ np.vstack([D1, D2])
-        W = (self.Vt[:k].T / self.s[:k]) @ UtY
+        best = np.argmax(cv_scores, axis=1)
+        UtY = self.Um.T @ np.vstack([D1, D2])
+        W = np.empty((self.Vt.shape[1], Y_train.shape[1]))
+        for start, width, b in zip(starts, widths, best):
+            k = self.final_ranks[b]
+            cols = slice(start, start + width)
+            W[:, cols] = (self.Vt[:k].T / self.s[:k]) @ UtY[:k, cols]
         return W, cv_scores, best
 
     def gram_times(self, W):

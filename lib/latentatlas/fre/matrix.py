@@ -83,25 +83,27 @@ def pointwise_fre_matrix(
             f"n_local_points={n_local_points} but the training set has {len(train_idx)} samples; "
             f"choose n_local_points between 4 and {len(train_idx)}"
         )
-    scaled = {name: scale_split(X, train_idx, test_idx, name) for name, X in arrays.items()}
     names = list(arrays)
+    scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
     values = np.empty((len(names), len(names), len(test_idx)))
+    # All targets side by side: one large product per source instead of one per pair.
+    widths = [Y_train.shape[1] for Y_train, _ in scaled]
+    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
+    Y_train_all = np.hstack([Y_train for Y_train, _ in scaled])
+    Y_test_all = np.hstack([Y_test for _, Y_test in scaled])
     for i, source in enumerate(tqdm(names, desc=metric.upper(), unit="source", disable=not progress)):
-        X_train, X_test = scaled[source]
+        X_train, X_test = scaled[i]
         if metric == "lfre":
-            values[i] = local_errors(
-                X_train, X_test, [scaled[t] for t in names], n_local_points, alphas, seed, progress=False
-            )
+            values[i] = local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, progress=False)
             continue
         ridge = SharedRidge(X_train, alphas, seed)
-        for j, target in enumerate(names):
-            Y_train, Y_test = scaled[target]
-            W, _, _ = ridge.fit(Y_train)
-            if metric == "gfre":
-                values[i, j] = np.linalg.norm(Y_test - X_test @ W, axis=1)
-            else:
-                Q = orthogonal_map(ridge.gram_times(W))
-                values[i, j] = np.linalg.norm(X_test @ (W - Q), axis=1)
+        W, _, _ = ridge.fit(Y_train_all, widths)
+        if metric == "gfre":
+            residual = X_test @ W - Y_test_all
+        else:
+            Q = np.hstack([orthogonal_map(ridge.gram_times(W[:, s : s + w])) for s, w in zip(starts, widths)])
+            residual = X_test @ (W - Q)
+        values[i] = np.sqrt(np.add.reduceat(residual * residual, starts, axis=1)).T
     test_dim = f"test_{_sample_dim(features)}"
     attrs = {
         "metric": metric,
