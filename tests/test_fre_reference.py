@@ -160,3 +160,9 @@ def test_targets_side_by_side_are_fit_as_if_alone():
         np.testing.assert_allclose(W[:, cols], W_alone, rtol=1e-12, atol=1e-15)
         np.testing.assert_array_equal(scores[i], scores_alone[0])
         assert best[i] == best_alone[0]
+
+
+def test_lfre_does_not_depend_on_chunking_or_threads():
+    X, Y = _random(np.random.default_rng(11), 300, 10, 6)
+    reference = fre.pointwise_lfre(X, Y, n_local_points=30, chunk_size=1000, n_jobs=1)
+    np.testing.assert_array_equal(fre.pointwise_lfre(X, Y, n_local_points=30, chunk_size=16, n_jobs=3), reference)

@@ -10,10 +10,12 @@ of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ._ridge import DEFAULT_ALPHAS
-from ._split import two_folds
+from ._split import DEFAULT_SEED, two_folds
 
 
 def _nearest(X_train, X_test, sq_train, k):
@@ -104,7 +106,9 @@ class _LocalChunk:
         return np.linalg.norm(y - prediction, axis=1)
 
 
-def local_errors(X_train, X_test, targets, n_local_points, alphas=None, seed=None, chunk_size=256, progress=None):
+def local_errors(
+    X_train, X_test, targets, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None
+):
     """Pointwise LFRE of every test sample for each target.
 
     Parameters
@@ -114,24 +118,35 @@ def local_errors(X_train, X_test, targets, n_local_points, alphas=None, seed=Non
     targets : list of (Y_train, Y_test) pairs of scaled target features
     n_local_points : int
     chunk_size : int
-        Test samples processed together; memory is O(chunk_size × (n_train + k·d)).
+        Test samples processed together; memory is O(chunk_size × (n_train + k·d)) per worker.
+    n_jobs : int
+        Worker threads over chunks (-1: one per available core). The stacked LAPACK calls
+        release the GIL, so threads run in parallel; results do not depend on n_jobs.
 
     Returns
     -------
     ndarray of shape (n_targets, n_test)
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
 
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     folds = two_folds(n_local_points, seed)
     sq_train = np.sum(X_train**2, axis=1)
     out = np.empty((len(targets), len(X_test)))
-    starts = range(0, len(X_test), chunk_size)
-    show = progress if progress is not None else len(starts) >= 4
-    for start in tqdm(starts, desc="LFRE", unit="chunk", disable=not show, leave=False):
+
+    def run(start):
         sl = slice(start, start + chunk_size)
         neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
         chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds)
         for j, (Y_train, Y_test) in enumerate(targets):
             out[j, sl] = chunk.errors(Y_train, Y_test[sl])
+
+    starts = range(0, len(X_test), chunk_size)
+    workers = len(os.sched_getaffinity(0)) if n_jobs == -1 else max(1, int(n_jobs))
+    show = progress if progress is not None else len(starts) >= 4
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in tqdm(pool.map(run, starts), total=len(starts), desc="LFRE", unit="chunk", disable=not show, leave=False):
+            pass
     return out

@@ -118,14 +118,15 @@ def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED)
 
 
 def pointwise_lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=256
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
 ):
     """Local feature reconstruction error of each test sample.
 
     For each test sample, its ``n_local_points`` nearest training samples in (scaled) X
     are centred locally and a cross-validated ridge X → Y is fit on them; the error is the
     distance of the sample's Y from that local reconstruction. Neighbours are searched in
-    chunks of ``chunk_size`` test samples, so memory stays bounded.
+    chunks of ``chunk_size`` test samples, so memory stays bounded; ``n_jobs`` threads
+    (default: all cores) process chunks in parallel.
 
     Returns
     -------
@@ -137,18 +138,18 @@ def pointwise_lfre(
             f"n_local_points={n_local_points} but the training set has {len(X_train)} samples; "
             f"choose n_local_points between 4 and {len(X_train)}"
         )
-    return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size)[0]
+    return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs)[0]
 
 
 def lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=256
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
 ) -> float:
     """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
     return float(
         rms(
             pointwise_lfre(
                 X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
-                alphas=alphas, seed=seed, chunk_size=chunk_size,
+                alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs,
             )
         )
     )
