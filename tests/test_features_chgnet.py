@@ -1,0 +1,94 @@
+"""CHGNet features: the hooked pass is the model's own pass, layers are what they claim, invariance."""
+
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111, molecule
+from scipy.spatial.transform import Rotation
+
+pytest.importorskip("chgnet")
+
+from latentatlas.features import get_featurizer  # noqa: E402
+from latentatlas.features.chgnet import to_structure  # noqa: E402
+
+
+def small_frames():
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True)
+    cu.rattle(0.05, seed=1)
+    nacl = bulk("NaCl", "rocksalt", a=5.64)
+    slab = fcc111("Al", size=(1, 1, 3), vacuum=7.5)
+    return [cu, nacl, molecule("CH4"), slab]
+
+
+def rotated(atoms, seed):
+    out = atoms.copy()
+    R = Rotation.random(random_state=seed).as_matrix()
+    out.positions = atoms.positions @ R.T
+    out.cell = atoms.cell.array @ R.T
+    return out
+
+
+@pytest.fixture(scope="module")
+def featurizers():
+    return {name: get_featurizer(name) for name in ("chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan")}
+
+
+@pytest.mark.parametrize("name", ["chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan"])
+def test_energy_of_hooked_pass_equals_predict_structure(featurizers, name):
+    f = featurizers[name]
+    frames = small_frames()
+    ds, energy = f.featurize_with_energy(frames, progress=False)
+    ref = np.array([f.model.predict_structure(to_structure(a, f.cutoff), task="e")["e"] for a in frames])
+    n_atoms = np.array([len(a) for a in frames])
+    np.testing.assert_allclose(energy / n_atoms, ref, rtol=0, atol=1e-5)
+    assert set(ds.data_vars) == {f"{name}:{layer}" for layer in f.layers}
+
+
+def test_layers_match_chgnet_own_outputs(featurizers):
+    # independent references: CHGNet's return_atom_feas is conv3, its crystal_fea the sum of the head input
+    f = featurizers["chgnet-0.3.0"]
+    frames = small_frames()
+    ds = f.featurize(frames, ["conv3", "last"], progress=False, cache=False)
+    bounds = np.cumsum([0] + [len(a) for a in frames])
+    for i, atoms in enumerate(frames):
+        own = f.model.predict_structure(to_structure(atoms, f.cutoff), task="e", return_atom_feas=True, return_crystal_feas=True)
+        sl = slice(bounds[i], bounds[i + 1])
+        np.testing.assert_allclose(ds["chgnet-0.3.0:conv3"].values[sl], own["atom_fea"], atol=1e-5)
+        np.testing.assert_allclose(ds["chgnet-0.3.0:last"].values[sl].sum(0), own["crystal_fea"], atol=1e-4)
+
+
+def test_chgnet_020_last_is_conv4_output(featurizers):
+    f = featurizers["chgnet-0.2.0"]
+    assert f.model.readout_norm is None and f.layers == ["conv1", "conv2", "conv3", "last"]
+    seen = []
+    handle = f.model.atom_conv_layers[-1].register_forward_hook(lambda m, a, out: seen.append(out.detach().numpy()))
+    try:
+        ds = f.featurize(small_frames()[:1], ["last"], progress=False, cache=False)
+    finally:
+        handle.remove()
+    np.testing.assert_array_equal(ds["chgnet-0.2.0:last"].values, seen[0])
+
+
+def test_rotation_leaves_every_layer_unchanged(featurizers):
+    f = featurizers["chgnet-0.3.0"]
+    frames = small_frames()
+    turned = [rotated(a, seed) for seed, a in enumerate(frames)]
+    a = f.featurize(frames, progress=False, cache=False)
+    b = f.featurize(turned, progress=False, cache=False)
+    for name in a.data_vars:
+        # float32 model: changes stay below 1e-5 of the layer's largest magnitude
+        X, Y = a[name].values, b[name].values
+        assert np.abs(X - Y).max() <= 1e-5 * np.abs(X).max(), name
+
+
+def test_batching_does_not_change_features(featurizers):
+    f = featurizers["chgnet-0.3.0"]
+    frames = small_frames()
+    one = f.featurize(frames, ["last"], batch_size=1, progress=False, cache=False)
+    many = f.featurize(frames, ["last"], batch_size=4, progress=False, cache=False)
+    np.testing.assert_allclose(one["chgnet-0.3.0:last"].values, many["chgnet-0.3.0:last"].values, atol=1e-5)
+
+
+def test_slab_without_enough_vacuum_is_refused(featurizers):
+    slab = fcc111("Al", size=(1, 1, 3), vacuum=1.0)
+    with pytest.raises(ValueError, match="vacuum"):
+        featurizers["chgnet-0.3.0"].featurize([slab], progress=False, cache=False)
