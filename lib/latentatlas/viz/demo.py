@@ -1,0 +1,79 @@
+"""The built-in demo comparison the dashboard opens on: real features of the built-in structures.
+
+``python -m latentatlas.viz.demo [--small] [--out data/]`` (re)writes
+``demo_comparison.nc`` (atom level) and ``demo_comparison_structure_level.nc``
+(progressive cumulants κ1..κ2 of the same feature sets) from the shipped models.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+#: Feature sets of the demo: (featuriser, layers). Last layers of the CHGNet family and of two
+#: SevenNet-0 trainings, one early layer of each architecture, and SOAP.
+DEMO_FEATURE_SETS = [
+    ("chgnet-0.3.0", ["conv1", "last"]),
+    ("chgnet-r2scan", ["last"]),
+    ("sevennet-0", ["gate0", "last"]),
+    ("sevennet-0-22may2024", ["last"]),
+    ("soap", None),
+]
+
+
+def demo_features(frames, feature_sets=DEMO_FEATURE_SETS) -> xr.Dataset:
+    """One features Dataset holding every demo feature set of ``frames``."""
+    from ..features import get_featurizer
+
+    out = None
+    for name, layers in feature_sets:
+        ds = get_featurizer(name).featurize(frames, layers)
+        out = ds if out is None else out.assign(ds.data_vars)
+    return out
+
+
+def _compact(ds: xr.Dataset) -> xr.Dataset:
+    """float32 for the large arrays (errors and maps are shown to 3 digits) to keep data/ small."""
+    big = [v for v in ds.data_vars if v.endswith("_pointwise") or v == "pca"]
+    return ds.assign({v: ds[v].astype(np.float32) for v in big})
+
+
+def write_demo_data(out_dir: str | Path, *, small: bool = False, max_order: int = 2) -> list[Path]:
+    """Compute and save the demo comparisons (atom level and structure level) into ``out_dir``.
+
+    Parameters
+    ----------
+    small : bool
+        Use the 52-structure version of the built-in benchmark (seconds instead of minutes).
+    max_order : int
+        Highest cumulant of the structure-level features.
+    """
+    from ..compare import compare
+    from ..cumulants import structure_features
+    from ..io import save
+    from ..structures import builtin_frames
+
+    out_dir = Path(out_dir)
+    features = demo_features(builtin_frames(small=small))
+    atom = compare(features)
+    structure = compare(structure_features(features, max_order))
+    return [
+        save(_compact(atom), out_dir / "demo_comparison.nc"),
+        save(_compact(structure), out_dir / "demo_comparison_structure_level.nc"),
+    ]
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[3] / "data"), help="output folder")
+    parser.add_argument("--small", action="store_true", help="52 structures instead of the full benchmark")
+    args = parser.parse_args(argv)
+    for path in write_demo_data(args.out, small=args.small):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()
