@@ -53,8 +53,9 @@ def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
             f"{Path(path).name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
             "or a features file with at least two feature sets (latentatlas featurize ... --out features.nc)"
         )
-    validate_features({n: ds[n].values for n in names})
-    return as_levels(compare(ds[names]))
+    n_samples = validate_features({n: ds[n].values for n in names})
+    # about half the samples train; LFRE neighbourhoods must fit in the training set of small files
+    return as_levels(compare(ds, names=names, n_local_points=int(min(100, max(4, n_samples // 4)))))
 
 
 class Atlas(pn.viewable.Viewer):
@@ -80,7 +81,7 @@ class Atlas(pn.viewable.Viewer):
         else:
             self.levels = as_levels(comparison)
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self._upload = pn.widgets.FileInput(accept=".nc", multiple=False, name="Load your own (.nc)")
+        self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
         self._upload.param.watch(self._on_upload, "value")
         self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._views = pn.Column(sizing_mode="stretch_width")

@@ -147,7 +147,7 @@ class StructureViewer(pn.viewable.Viewer):
         self.param.structure.bounds = (0, len(self.frames) - 1)
         self._pane = pn.pane.Plotly(self._figure(), sizing_mode="stretch_width", height=470,
                                     config={"displaylogo": False, "responsive": True})
-        self._color = pn.widgets.RadioButtonGroup.from_param(self.param.color_by, button_type="default")
+        self._color = pn.widgets.RadioButtonGroup.from_param(self.param.color_by)
 
     def _figure(self) -> go.Figure:
         ds, k = self.comparison, self.structure
