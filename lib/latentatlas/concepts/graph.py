@@ -9,15 +9,21 @@ Spurious-correlation rule
 -------------------------
 Concept k is a *suspected spurious correlate* of class c at layer l when all hold:
 
-1. the layer encodes the concept: probe balanced accuracy >= ``min_accuracy`` and above the
-   permuted-label baseline (adjusted p < ``alpha``);
-2. the model sees k in c more than the labels explain: ``excess`` >= ``min_excess`` and
-   different from the permuted-label baseline (adjusted p < ``alpha``);
-3. the model presence exceeds the dataset presence (``difference`` > 0).
+1. the layer encodes the concept: held-out probe balanced accuracy >= ``min_accuracy``;
+2. the layer sees k in class c more than the labels explain: ``excess`` >= ``min_excess``
+   and different from the permuted-label baseline (adjusted p < ``alpha``);
+3. and, the other way round, it sees class c in samples with k more than their classes
+   explain: ``class_excess`` >= ``min_excess`` (adjusted p < ``alpha``);
+4. the model presence exceeds the dataset presence (``difference`` > 0).
 
-Condition 2 uses the excess, not the raw difference, because the raw difference of a
+Conditions 2 and 3 use excesses, not the raw difference, because the raw difference of a
 class-balanced probe moves towards 0.5 - P(k | c) in every class as the probe's accuracy
-drops; the excess is zero for a probe whose errors do not depend on the class.
+drops, while an excess is zero for a probe whose errors do not depend on the class.
+Requiring both directions separates a two-way link between concept and class from the
+one-sided quirks every model has (e.g. small shapes being harder to recognise).
+The permuted-label p-value of the accuracy is reported but not used: in low-dimensional,
+clustered layers (class logits) probes fitted to permuted labels still split the
+clusters, so their accuracy spreads widely and that test has little power.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ AGREEMENT_COLOURS = {
 }
 
 
-def _encoded(result: xr.Dataset, min_accuracy: float, alpha: float) -> xr.DataArray:
-    return (result["probe_accuracy"] >= min_accuracy) & (result["accuracy_pvalue"] < alpha)
+def _encoded(result: xr.Dataset, min_accuracy: float) -> xr.DataArray:
+    return result["probe_accuracy"] >= min_accuracy
 
 
 def spurious_correlations(
@@ -57,13 +63,15 @@ def spurious_correlations(
     """
     _check_result(result)
     flagged = (
-        _encoded(result, min_accuracy, alpha)
+        _encoded(result, min_accuracy)
         & (result["excess"] >= min_excess)
         & (result["excess_pvalue"] < alpha)
+        & (result["class_excess"] >= min_excess)
+        & (result["class_excess_pvalue"] < alpha)
         & (result["difference"] > 0)
     )
     flagged.attrs = {
-        "rule": "probe accuracy >= min_accuracy and significant; excess >= min_excess and significant; difference > 0",
+        "rule": "probe accuracy >= min_accuracy; excess and class_excess >= min_excess, both significant; difference > 0",
         "min_accuracy": min_accuracy,
         "min_excess": min_excess,
         "alpha": alpha,
@@ -72,7 +80,10 @@ def spurious_correlations(
 
 
 def _check_result(result) -> None:
-    needed = {"probe_accuracy", "accuracy_pvalue", "model_presence", "dataset_presence", "difference", "excess", "excess_pvalue", "moad"}
+    needed = {
+        "probe_accuracy", "accuracy_pvalue", "model_presence", "dataset_presence", "difference",
+        "excess", "excess_pvalue", "class_excess", "class_excess_pvalue", "moad",
+    }  # fmt: skip
     if not isinstance(result, xr.Dataset) or not needed <= set(result.data_vars):
         have = sorted(result.data_vars) if isinstance(result, xr.Dataset) else type(result).__name__
         raise ValueError(
@@ -116,11 +127,12 @@ def knowledge_graph(
         - layer: ``index``, ``mean_accuracy``, ``moad`` (mean over concepts).
 
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
-        ``dataset_presence``, ``difference``, ``excess``, ``agreement`` (agrees / over / under,
+        ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
         or unreliable where the probe does not encode the concept at ``layer``), ``color``,
         ``spurious`` (flagged at any layer) and ``spurious_layers`` (comma-separated).
         Layer-concept edges (``kind="encodes"``): ``weight`` (probe accuracy), ``moad``,
-        ``pvalue``, ``significant``. Graph attributes: ``layer``, ``layers`` and the rule's
+        ``pvalue`` (vs permuted labels), ``significant`` (``pvalue < alpha``), ``encoded``
+        (accuracy >= ``min_accuracy``). Graph attributes: ``layer``, ``layers`` and the rule's
         thresholds.
     """
     import networkx as nx
@@ -133,7 +145,7 @@ def knowledge_graph(
     concepts = [str(v) for v in result["concept"].values]
     classes = [str(v) for v in result["class"].values]
     flagged = spurious_correlations(result, min_accuracy=min_accuracy, min_excess=min_excess, alpha=alpha)
-    encoded = _encoded(result, min_accuracy, alpha).transpose("layer", "concept")
+    encoded = _encoded(result, min_accuracy).transpose("layer", "concept")
     accuracy = result["probe_accuracy"].transpose("layer", "concept").values
 
     G = nx.Graph(
@@ -183,9 +195,10 @@ def knowledge_graph(
                 f"concept:{k}",
                 kind="encodes",
                 weight=float(accuracy[j, i]),
-                moad=float(result["moad"].values[j, i]) if result["moad"].dims == ("layer", "concept") else float(result["moad"].sel(layer=name, concept=k)),
+                moad=float(result["moad"].sel(layer=name, concept=k)),
                 pvalue=float(result["accuracy_pvalue"].sel(layer=name, concept=k)),
-                significant=bool(encoded.values[j, i]),
+                significant=bool(result["accuracy_pvalue"].sel(layer=name, concept=k) < alpha),
+                encoded=bool(encoded.values[j, i]),
             )
 
     at = result.sel(layer=layer)
@@ -209,6 +222,7 @@ def knowledge_graph(
                 dataset_presence=float(result["dataset_presence"].sel(sel)),
                 difference=diff,
                 excess=float(at["excess"].sel(sel)),
+                class_excess=float(at["class_excess"].sel(sel)),
                 agreement=agreement,
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),

@@ -16,10 +16,17 @@ part, grouped by class:
   difference also moves with the probe's accuracy: a balanced probe at chance predicts 0.5
   everywhere.)
 
+The same held-out samples give the converse view from class probes fitted alongside:
+
+- *class excess* of class c for concept k: the mean over samples i that carry k of
+  ``q_i - m_c(i in c)``, where q is the class-c probe's probability and ``m_c`` its mean
+  over samples in and out of class c. Positive: the layer sees class c in samples with
+  the concept beyond their classes (a shortcut from the concept to the class).
+
 Significance (TCAV-style): the same probes are refitted ``n_permutations`` times on
 concept labels randomly permuted across training samples and scored the same way; each
 observed statistic gets a p-value from a t prediction interval of that null sample
-(accuracy one-sided, presence and excess two-sided), adjusted with Benjamini-Hochberg over
+(accuracy one-sided, presence and the excesses two-sided), adjusted with Benjamini-Hochberg over
 all tests of that statistic. A p-value of the difference would equal that of the presence
 (the dataset presence is a constant), hence the excess is tested instead.
 """
@@ -161,6 +168,30 @@ def _class_statistics(proba: np.ndarray, Y: np.ndarray, class_index: np.ndarray,
     return presence, excess
 
 
+def _concept_statistics(class_proba: np.ndarray, member: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Class excess: class-probe residual averaged over the samples that carry each concept.
+
+    Parameters
+    ----------
+    class_proba : ndarray (..., n_samples, n_classes)
+        Probability of class membership from the class probes.
+    member : ndarray of bool (n_samples, n_classes)
+    Y : ndarray of bool (n_samples, n_concepts)
+
+    Returns
+    -------
+    ndarray (..., n_concepts, n_classes)
+    """
+    m1 = (class_proba * member).sum(-2) / member.sum(0)
+    m0 = (class_proba * ~member).sum(-2) / (~member).sum(0)
+    resid = class_proba - np.where(member, m1[..., None, :], m0[..., None, :])
+    return np.einsum("...nc,nk->...kc", resid, Y.astype(float)) / Y.sum(0)[:, None]
+
+
+def _membership(classes: np.ndarray, class_names: list) -> np.ndarray:
+    return classes[:, None] == np.asarray(class_names)[None, :]
+
+
 def analyse_concepts(
     activations,
     concepts: Mapping[str, Sequence],
@@ -204,7 +235,8 @@ def analyse_concepts(
         index into the inputs). Variables: ``probe_accuracy``, ``accuracy_baseline``,
         ``accuracy_pvalue`` (layer, concept); ``model_presence``, ``presence_baseline``,
         ``presence_pvalue``, ``difference``, ``excess``, ``excess_pvalue`` (layer, concept,
-        class); ``dataset_presence`` (concept, class); ``moad`` (layer, concept);
+        class); ``class_excess``, ``class_excess_pvalue`` (layer, concept, class);
+        ``class_accuracy`` (layer, class); ``dataset_presence`` (concept, class); ``moad`` (layer, concept);
         ``probability`` (layer, sample, concept) and ``concept_label`` (sample, concept) for
         the held-out samples. Concept coords ``concept_attribute``/``concept_value``, sample
         coord ``sample_class``.
@@ -247,25 +279,32 @@ def analyse_concepts(
             )
 
     rng = np.random.default_rng(seed)
-    K = Y.shape[1]
-    Y_train = Y[train]
-    permuted = [Y_train[rng.permutation(len(train))] for _ in range(n_permutations)]
+    K, n_classes = Y.shape[1], len(class_names)
+    # class probes ride along with the concept probes: columns K.. are class memberships
+    labels = np.concatenate([Y, _membership(classes, class_names)], axis=1)
+    labels_train = labels[train]
+    # permuting whole rows keeps concepts and classes of a sample together, detached from its activations
+    permuted = [labels_train[rng.permutation(len(train))] for _ in range(n_permutations)]
     probes = LinearProbes(C=C).fit(
-        {k: v[train] for k, v in arrays.items()}, np.concatenate([Y_train, *permuted], axis=1)
+        {k: v[train] for k, v in arrays.items()}, np.concatenate([labels_train, *permuted], axis=1)
     )
     X_test = {k: v[test] for k, v in arrays.items()}
-    proba = probes.predict_proba(X_test)  # (L, n_test, K * (1 + R))
+    proba = probes.predict_proba(X_test)  # (L, n_test, (K + C) * (1 + R))
     L = proba.shape[0]
-    proba = proba.reshape(L, len(test), 1 + n_permutations, K).transpose(2, 0, 1, 3)  # (1 + R, L, n, K)
-    Y_test = Y[test]
+    proba = proba.reshape(L, len(test), 1 + n_permutations, K + n_classes).transpose(2, 0, 1, 3)  # (1 + R, L, n, K + C)
+    proba, class_proba = proba[..., :K], proba[..., K:]
+    Y_test, member = Y[test], labels[test, K:]
     accuracy = balanced_accuracy(Y_test, proba > 0.5)  # (1 + R, L, K)
-    presence, excess = _class_statistics(proba, Y_test, test_class, len(class_names))  # (1 + R, L, K, C)
+    class_accuracy = balanced_accuracy(member, class_proba[:1] > 0.5)[0]  # (L, C)
+    presence, excess = _class_statistics(proba, Y_test, test_class, n_classes)  # (1 + R, L, K, C)
+    class_excess = _concept_statistics(class_proba, member, Y_test)  # (1 + R, L, K, C)
     dataset = np.eye(len(class_names))[test_class].T @ Y_test / np.bincount(test_class, minlength=len(class_names))[:, None]
     dataset = dataset.T  # (K, C)
 
     p_acc = benjamini_hochberg(_null_pvalue(accuracy[0], accuracy[1:], "greater"))
     p_pres = benjamini_hochberg(_null_pvalue(presence[0], presence[1:], "two-sided"))
     p_exc = benjamini_hochberg(_null_pvalue(excess[0], excess[1:], "two-sided"))
+    p_cexc = benjamini_hochberg(_null_pvalue(class_excess[0], class_excess[1:], "two-sided"))
     standardised = probes._standardised(X_test).numpy()
     widths = [v.shape[1] for v in arrays.values()]
     moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
@@ -283,6 +322,9 @@ def analyse_concepts(
             "difference": (lkc, presence[0] - dataset[None], {"long_name": "model presence minus dataset presence"}),
             "excess": (lkc, excess[0], {"long_name": "model presence not explained by the concept labels"}),
             "excess_pvalue": (lkc, p_exc, {"long_name": "excess differs from baseline, adjusted p-value"}),
+            "class_excess": (lkc, class_excess[0], {"long_name": "class-probe probability not explained by the class labels, over samples with the concept"}),
+            "class_excess_pvalue": (lkc, p_cexc, {"long_name": "class excess differs from baseline, adjusted p-value"}),
+            "class_accuracy": (("layer", "class"), class_accuracy, {"long_name": "held-out balanced accuracy of the class probe"}),
             "moad": (lk, moad_values, {"long_name": "MOAD: mean cosine similarity, pairs sharing the concept minus mixed pairs"}),
             "probability": (("layer", "sample", "concept"), proba[0], {"long_name": "probe probability on held-out samples"}),
             "concept_label": (("sample", "concept"), Y_test),

@@ -122,7 +122,7 @@ def make_shapes(
     bg[planted & ~in_class] = others[rng.integers(len(others), size=int((planted & ~in_class).sum()))]
 
     s = image_size
-    r = np.where(large, rng.uniform(0.27, 0.32, n), rng.uniform(0.14, 0.17, n)) * s
+    r = np.where(large, rng.uniform(0.28, 0.33, n), rng.uniform(0.17, 0.21, n)) * s
     extent = r * _AREA_SCALE[kind]
     cx = rng.uniform(extent + 1, s - extent - 1)
     cy = rng.uniform(extent + 1, s - extent - 1)
