@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--quick applies to the shapes demos only")
 
     if args.demo in ("shapes", "shapes-control"):
-        from ..concepts.shapes import shapes_demo
+        from ..concepts.shapes import QUICK, shapes_demo
 
-        size = {"n_train": 4000, "n_analysis": 2000, "image_size": 24} if args.quick else {}
+        size = QUICK if args.quick else {}
         bias = 0.9 if args.demo == "shapes" else 0.0
         result = shapes_demo(bias, progress=not args.quiet, **size, **kwargs)
     elif args.demo == "atoms":

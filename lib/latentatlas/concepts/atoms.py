@@ -13,7 +13,8 @@ molecule, ...). Concepts per atom, computed from the geometry with ASE alone:
     ``5-8`` (rock salt, surfaces, cluster shells), ``9+`` (close-packed and bcc metals).
 ``surface``
     The neighbour shell is one-sided: the mean unit vector to the neighbours has a length
-    above 0.3 (atoms of slab surfaces, cluster shells, terminal atoms of molecules).
+    above 0.25 (atoms of slab surfaces: 0.27 on fcc(111); cluster shells; terminal atoms of
+    molecules). Strongly rattled bulk atoms can pass too: their shell is one-sided.
 ``periodicity``
     Periodic directions of the structure: ``3d``, ``2d`` or ``0d``.
 """
@@ -70,7 +71,7 @@ def atom_concepts(frames: Sequence) -> dict[str, np.ndarray]:
         "block": _block(z),
         "metal": ~np.isin(z, list(_NON_METALS)),
         "coordination": np.select([cn <= 4, cn <= 8], ["0-4", "5-8"], default="9+"),
-        "surface": sided > 0.3,
+        "surface": sided > 0.25,
         "periodicity": periodic,
     }
 

@@ -18,13 +18,17 @@ __all__ = [
     "SHAPES",
     "COLOURS",
     "BACKGROUNDS",
+    "QUICK",
     "make_shapes",
+    "shapes_demo",
     "shapes_cnn",
     "train_shapes_cnn",
     "predict",
 ]
 
 SHAPES = ("circle", "square", "triangle", "cross")
+#: settings of :func:`shapes_demo` that train in seconds rather than minutes (tests, --quick)
+QUICK = {"n_train": 4000, "n_analysis": 2000, "image_size": 24}
 COLOURS = {
     "red": (0.9, 0.15, 0.1),
     "green": (0.15, 0.75, 0.2),
@@ -123,9 +127,9 @@ def make_shapes(
 
     s = image_size
     r = np.where(large, rng.uniform(0.28, 0.33, n), rng.uniform(0.17, 0.21, n)) * s
-    extent = r * _AREA_SCALE[kind]
-    cx = rng.uniform(extent + 1, s - extent - 1)
-    cy = rng.uniform(extent + 1, s - extent - 1)
+    margin = np.minimum(r * _AREA_SCALE[kind] + 1, s / 2)  # keep the shape inside the image
+    cx = rng.uniform(margin, s - margin)
+    cy = rng.uniform(margin, s - margin)
     mask = _shape_masks(kind, cx, cy, r, s)
     yy, xx = np.mgrid[0:s, 0:s]
     stripes = ((xx + yy) // 2) % 2 == 0
