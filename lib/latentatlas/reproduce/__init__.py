@@ -1,0 +1,232 @@
+"""Reproduce the analyses of Chorna et al. (arXiv:2512.05717) on the built-in benchmark.
+
+The paper compared PET-MAD, MACE, DPA and UMA on the MAD dataset; those weights cannot be
+had offline, so the same questions are asked of the models shipped here (CHGNet and
+SevenNet variants, plus SOAP as a hand-made reference):
+
+1. cross-model GFRE and LFRE between last-layer features (split by structure, stratified by subset);
+2. variants of one architecture (versions, two trainings, lmax, fidelity heads);
+3. fine-tuning bias (CHGNet r2SCAN vs its parent 0.3.0, against unrelated pairs);
+4. last layer vs inner layers of each model, both directions;
+5. progressive cumulants φ^(1) → φ^(k) and φ^(k) → φ^(k+1) on structure-level features;
+6. per-subset breakdown of the pointwise errors;
+7. every FRE with its spread over random splits (bootstrap over structures for item 6).
+
+Example
+-------
+>>> from latentatlas.reproduce import Settings, reproduce
+>>> result = reproduce("repro-out", Settings.quick())     # doctest: +SKIP
+>>> result.cross["gfre"]                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import xarray as xr
+
+from .analyses import (
+    ARCHITECTURE,
+    FINE_TUNED,
+    VARIANT_PAIRS,
+    benchmark_frames,
+    cross_model,
+    cumulant_steps,
+    fine_tuning,
+    layers_within,
+    load_features,
+    prefixed,
+    subset_breakdown,
+    variants,
+)
+
+__all__ = [
+    "ARCHITECTURE",
+    "FINE_TUNED",
+    "VARIANT_PAIRS",
+    "Reproduction",
+    "Settings",
+    "reproduce",
+]
+
+QUICK_MODELS = ("chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan", "sevennet-0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What to compute and how finely.
+
+    Parameters
+    ----------
+    models : tuple of str, optional
+        Featuriser names (:func:`latentatlas.features.list_featurizers`); default every
+        installed one.
+    small : bool
+        Use the 52-structure version of the built-in benchmark.
+    n_splits : int
+        Random structure-level splits for every FRE (the spread is their standard deviation).
+    lfre_per_subset : int
+        Test atoms per subset (per split) at which LFRE is evaluated.
+    n_local_points : int
+        LFRE neighbourhood size.
+    max_order : int
+        Highest cumulant order (2 … 8).
+    n_boot : int
+        Bootstrap resamples for the per-subset spread.
+    """
+
+    models: tuple[str, ...] | None = None
+    small: bool = False
+    n_splits: int = 5
+    lfre_per_subset: int = 50
+    n_local_points: int = 100
+    max_order: int = 8
+    n_boot: int = 200
+
+    @classmethod
+    def quick(cls, **overrides) -> Settings:
+        """Small benchmark, four models, three splits, cumulants up to order 4 (a few minutes)."""
+        values = dict(models=QUICK_MODELS, small=True, n_splits=3, lfre_per_subset=10, n_local_points=20, max_order=4, n_boot=100)
+        return cls(**(values | overrides))
+
+    def __post_init__(self):
+        if self.n_splits < 2:
+            raise ValueError(f"n_splits must be at least 2 to give a spread, got {self.n_splits}")
+        if not 2 <= self.max_order <= 8:
+            raise ValueError(f"max_order must be between 2 and 8, got {self.max_order}")
+        if self.lfre_per_subset < 1 or self.n_local_points < 4 or self.n_boot < 2:
+            raise ValueError("lfre_per_subset must be >= 1, n_local_points >= 4 and n_boot >= 2")
+
+    def resolved_models(self) -> tuple[str, ...]:
+        """The models to use: the given ones (checked) or every installed featuriser."""
+        from ..features import list_featurizers
+
+        known = list_featurizers()
+        if self.models is None:
+            return tuple(list_featurizers(available_only=True))
+        unknown = [m for m in self.models if m not in known]
+        if unknown:
+            raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}")
+        if len(set(self.models)) < 2:
+            raise ValueError("give at least two different models to compare")
+        return tuple(dict.fromkeys(self.models))
+
+
+@dataclasses.dataclass
+class Reproduction:
+    """Results of :func:`reproduce`, one xarray object per analysis.
+
+    Attributes
+    ----------
+    cross : Dataset — analysis 1 (``gfre``, ``lfre``, spreads, pointwise errors).
+    variants : Dataset — analysis 2 (pair tables, both directions).
+    fine_tuning : Dataset or None — analysis 3 (None when the pair is not among the models).
+    layers : dict of model -> Dataset — analysis 4.
+    cumulants : Dataset — analysis 5, over dim ``feature_set``.
+    subsets : Dataset — analysis 6 (``gfre_rms``, ``lfre_rms`` and spreads per subset).
+    settings : Settings
+    benchmark : dict — frames used and dropped.
+    timings : dict of str -> float — seconds per step.
+    """
+
+    cross: xr.Dataset
+    variants: xr.Dataset
+    fine_tuning: xr.Dataset | None
+    layers: dict[str, xr.Dataset]
+    cumulants: xr.Dataset
+    subsets: xr.Dataset
+    settings: Settings
+    benchmark: dict
+    timings: dict[str, float]
+
+    def save(self, out: str | Path) -> list[Path]:
+        """Write every analysis as netCDF into folder ``out``; returns the paths."""
+        from ..io import save
+
+        out = Path(out)
+        items = {"cross_model": self.cross, "variants": self.variants, "cumulants": self.cumulants, "subsets": self.subsets}
+        if self.fine_tuning is not None:
+            items["fine_tuning"] = self.fine_tuning
+        items |= {f"layers_{model}": ds for model, ds in self.layers.items()}
+        return [save(ds, out / f"{name}.nc") for name, ds in items.items()]
+
+
+def reproduce(out: str | Path | None = None, settings: Settings | None = None, *, progress: bool = True) -> Reproduction:
+    """Run every analysis; with ``out``, write netCDF files, PNG figures and ``report.md`` there.
+
+    Parameters
+    ----------
+    out : path, optional
+        Output folder (created). Nothing is written without it.
+    settings : Settings, optional
+        Default :class:`Settings` () — the full benchmark with every installed model.
+    progress : bool
+        Progress bars.
+
+    Returns
+    -------
+    Reproduction
+    """
+    from ..features import get_featurizer
+
+    settings = settings or Settings()
+    timings = {}
+    clock = time.perf_counter()
+
+    def tick(name):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = now - clock
+        clock = now
+
+    featurizers = [get_featurizer(m) for m in settings.resolved_models()]
+    frames, dropped = benchmark_frames(featurizers, small=settings.small)
+    last = load_features(frames, featurizers, "last", progress=progress)
+    tick("features (last layers)")
+    cross = cross_model(last, n_splits=settings.n_splits, lfre_per_subset=settings.lfre_per_subset,
+                        n_local_points=settings.n_local_points, progress=progress)
+    tick("1 cross-model GFRE + LFRE")
+    variant_table = variants(cross)
+    models = [f.name for f in featurizers]
+    layerwise = None
+    if all(m in models for m in FINE_TUNED):
+        pair = [f for f in featurizers if f.name in FINE_TUNED]
+        layerwise = layers_within(load_features(frames, pair, progress=progress), FINE_TUNED,
+                                  n_splits=settings.n_splits, progress=progress)
+    tuned = fine_tuning(cross, layerwise) if layerwise is not None else None
+    tick("2-3 variants and fine-tuning")
+    layers = {}
+    for f in featurizers:
+        if len(f.layers) > 1:
+            layers[f.name] = layers_within(load_features(frames, [f], progress=progress), f.name,
+                                           n_splits=settings.n_splits, progress=progress)
+    tick("4 layers within each model")
+    cumulants = xr.concat(
+        [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress)
+         for name in last.data_vars],
+        dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set"),
+        combine_attrs="drop_conflicts",
+    )
+    tick("5 cumulant orders")
+    subsets = xr.merge([
+        prefixed(subset_breakdown(cross[f"{m}_pointwise"], last, n_boot=settings.n_boot), m, keep=("subset", "source", "target"))
+        for m in ("gfre", "lfre")
+    ])
+    tick("6 per-subset breakdown")
+    summary = {
+        "n_structures": len(frames),
+        "n_atoms": int(sum(len(a) for a in frames)),
+        "subsets": {s: int((last["subset"].values == s).sum()) for s in dict.fromkeys(last["subset"].values.tolist())},
+        "dropped": dropped,
+        "models": models,
+    }
+    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings)
+    if out is not None:
+        from .report import write_report
+
+        result.save(out)
+        write_report(result, out)
+        tick("saving, figures, report")
+    return result
