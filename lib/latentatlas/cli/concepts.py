@@ -18,9 +18,10 @@ def register(subparsers) -> None:
         "concepts",
         help="probe concepts in every layer, compare model and dataset concept presence, flag spurious correlations",
         description=(
-            "Concept analysis after BAGEL (arXiv:2507.05810): class-balanced linear probes per (layer, concept), "
-            "model vs dataset concept presence per class, permuted-label significance, written as one netCDF "
-            "Dataset over (layer, concept, class). Run a built-in demo, your own torch model, or a features file."
+            "Concept analysis after BAGEL (arXiv:2507.05810): class-balanced linear probes per\n"
+            "(layer, concept), model vs dataset concept presence per class, permuted-label\n"
+            "significance and suspected spurious correlations, written as one netCDF Dataset over\n"
+            "(layer, concept, class). Run a built-in demo, your own torch model, or a features file."
         ),
         epilog=DATA_FORMAT
         + "\nExamples:\n  latentatlas concepts --demo shapes --out shapes.nc\n"

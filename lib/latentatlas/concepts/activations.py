@@ -90,6 +90,9 @@ def capture_activations(
     layers = list(layers)
     _check_layers(model, layers)
     x = torch.as_tensor(inputs)
+    params = next(model.parameters(), None)
+    if x.is_floating_point() and params is not None:
+        x = x.to(params.dtype)  # e.g. float64 arrays for a float32 model
     if x.ndim == 0 or len(x) == 0:
         raise ValueError(f"inputs must be a non-empty batch (n_samples, ...), got shape {tuple(x.shape)}")
     chunks: dict[str, list] = {name: [] for name in layers}

@@ -256,6 +256,8 @@ def analyse_concepts(
     empty = [c for c in class_names if c not in present]
     if empty:
         raise ValueError(f"class(es) {empty} have no examples; the classes with examples are {present.tolist()}")
+    if len(set(class_names)) < 2:
+        raise ValueError(f"need at least 2 distinct classes to compare concept presence, got {class_names}")
     keep = np.isin(classes, class_names)
     small = [c for c in class_names if (classes == c).sum() < 2]
     if small:
@@ -305,7 +307,7 @@ def analyse_concepts(
     p_pres = benjamini_hochberg(_null_pvalue(presence[0], presence[1:], "two-sided"))
     p_exc = benjamini_hochberg(_null_pvalue(excess[0], excess[1:], "two-sided"))
     p_cexc = benjamini_hochberg(_null_pvalue(class_excess[0], class_excess[1:], "two-sided"))
-    standardised = probes._standardised(X_test).numpy()
+    standardised = probes.standardise(X_test).numpy()
     widths = [v.shape[1] for v in arrays.values()]
     moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
 

@@ -80,8 +80,13 @@ class LinearProbes:
         self.tol = tol
         self.dtype = dtype
 
-    def _standardised(self, X: Mapping[str, np.ndarray]):
-        """Padded tensor (n_layers, n_samples, max_features) of standardised activations."""
+    def standardise(self, X: Mapping[str, np.ndarray]):
+        """Standardised activations, zero-padded to the widest layer.
+
+        Returns
+        -------
+        torch.Tensor (n_layers, n_samples, max_features)
+        """
         import torch
 
         missing = [name for name in self.layers_ if name not in X]
@@ -134,7 +139,7 @@ class LinearProbes:
         if single.size:
             raise ValueError(f"concept columns {single.tolist()} have a single value in the training data")
 
-        Z = self._standardised(X)
+        Z = self.standardise(X)
         dt = Z.dtype
         n, K = Y.shape
         y = torch.as_tensor(Y, dtype=dt)
@@ -181,7 +186,7 @@ class LinearProbes:
         """Logits, ndarray (n_layers, n_samples, n_concepts)."""
         import torch
 
-        Z = self._standardised(X)
+        Z = self.standardise(X)
         coef = torch.as_tensor(self.coef_, dtype=Z.dtype)
         return (Z @ coef).numpy().astype(np.float64) + self.intercept_[:, None, :]
 
