@@ -50,7 +50,7 @@ def structure_traces(atoms, atom_errors: np.ndarray | None = None, error_label: 
     pos = atoms.positions
     symbols = atoms.get_chemical_symbols()
     traces = []
-    if atoms.cell.rank == 3:
+    if atoms.pbc.any() and atoms.cell.rank == 3:  # a molecule's box is not a unit cell
         corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], float) @ atoms.cell.array
         x, y, z = _line_xyz(corners[[e[0] for e in _CELL_EDGES]], corners[[e[1] for e in _CELL_EDGES]])
         traces.append(go.Scatter3d(x=x, y=y, z=z, mode="lines", line=dict(color="#555", width=2),
