@@ -65,6 +65,8 @@ class Settings:
         installed one.
     small : bool
         Use the 52-structure version of the built-in benchmark.
+    fraction : float
+        Use a random, subset-stratified fraction of the benchmark's structures (1: all).
     n_splits : int
         Random structure-level splits for every FRE (the spread is their standard deviation).
     lfre_per_subset : int
@@ -79,6 +81,7 @@ class Settings:
 
     models: tuple[str, ...] | None = None
     small: bool = False
+    fraction: float = 1.0
     n_splits: int = 5
     lfre_per_subset: int = 50
     n_local_points: int = 100
@@ -96,6 +99,8 @@ class Settings:
             raise ValueError(f"n_splits must be at least 2 to give a spread, got {self.n_splits}")
         if not 2 <= self.max_order <= 8:
             raise ValueError(f"max_order must be between 2 and 8, got {self.max_order}")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         if self.lfre_per_subset < 1 or self.n_local_points < 4 or self.n_boot < 2:
             raise ValueError("lfre_per_subset must be >= 1, n_local_points >= 4 and n_boot >= 2")
 
@@ -182,7 +187,7 @@ def reproduce(out: str | Path | None = None, settings: Settings | None = None, *
         clock = now
 
     featurizers = [get_featurizer(m) for m in settings.resolved_models()]
-    frames, dropped = benchmark_frames(featurizers, small=settings.small)
+    frames, dropped = benchmark_frames(featurizers, small=settings.small, fraction=settings.fraction)
     last = load_features(frames, featurizers, "last", progress=progress)
     tick("features (last layers)")
     cross = cross_model(last, n_splits=settings.n_splits, lfre_per_subset=settings.lfre_per_subset,

@@ -61,34 +61,60 @@ VARIANT_PAIRS = (
 FINE_TUNED = ("chgnet-r2scan", "chgnet-0.3.0")
 
 
-def benchmark_frames(featurizers, small: bool = False) -> tuple[list, dict[str, int]]:
-    """The built-in benchmark restricted to the frames every featuriser can describe.
+def benchmark_frames(
+    featurizers, frames=None, *, small: bool = False, fraction: float = 1.0, seed: int = 0
+) -> tuple[list, dict[str, int]]:
+    """The built-in benchmark (or ``frames``) restricted to the frames every featuriser can describe.
 
     A frame is dropped when a featuriser does not know one of its elements or when one of
     its atoms has no neighbour within the smallest model cutoff (CHGNet refuses such
     graphs, and an isolated atom carries no information to compare).
 
+    Parameters
+    ----------
+    featurizers : sequence of Featurizer
+    frames : sequence of ase.Atoms, optional
+        Frames with ``info["subset"]``; default :func:`latentatlas.structures.builtin_frames`.
+    small : bool
+        Without ``frames``: start from the 52-structure version of the benchmark.
+    fraction : float, default 1
+        Keep this fraction of the usable structures of every subset (at least 2 each),
+        drawn at random with ``seed``: a stratified subsample for machines too slow to
+        featurise everything.
+
     Returns
     -------
     frames : list of ase.Atoms
+        In benchmark order.
     dropped : dict of str -> int
-        ``{"<name> (<subset>)": index in builtin_frames}`` of the dropped frames.
+        ``{"<name> (<subset>)": index in the input frames}`` of the frames dropped as unusable
+        (not those left out by ``fraction``).
     """
     from ase.neighborlist import neighbor_list
 
     from ..structures import builtin_frames
 
-    frames = builtin_frames(small=small)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    frames = builtin_frames(small=small) if frames is None else list(frames)
     cutoffs = [f.cutoff for f in featurizers if getattr(f, "cutoff", None)]
     cutoff = min(cutoffs) if cutoffs else None
-    kept, dropped = [], {}
+    usable, dropped = [], {}
     for i, atoms in enumerate(frames):
         isolated = cutoff is not None and len(np.unique(neighbor_list("i", atoms, cutoff))) < len(atoms)
         if isolated or any(f.unsupported([atoms]) for f in featurizers):
             dropped[f"{atoms.info.get('name', atoms.get_chemical_formula())} ({atoms.info['subset']})"] = i
         else:
-            kept.append(atoms)
-    return kept, dropped
+            usable.append(i)
+    if fraction < 1:
+        rng = np.random.default_rng(seed)
+        subsets = np.array([frames[i].info["subset"] for i in usable])
+        keep = []
+        for subset in dict.fromkeys(subsets):
+            members = np.flatnonzero(subsets == subset)
+            keep.extend(rng.choice(members, size=min(len(members), max(2, round(fraction * len(members)))), replace=False))
+        usable = [usable[k] for k in sorted(keep)]
+    return [frames[i] for i in usable], dropped
 
 
 def load_features(frames, featurizers, layers: str | Sequence[str] | None = None, *, progress: bool = True) -> xr.Dataset:

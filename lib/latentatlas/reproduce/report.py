@@ -14,7 +14,7 @@ import numpy as np
 
 from .analyses import ARCHITECTURE, unrelated_pairs
 
-__all__ = ["PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "relation", "write_report"]
+__all__ = ["PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "relation", "subset_summary", "write_report"]
 
 Z = 2.0
 """Differences beyond ``Z`` combined standard deviations are called real."""
@@ -247,11 +247,11 @@ def figures(result, out: str | Path) -> dict[str, Path]:
     save(fig, "cumulants")
 
     sub = result.subsets
-    stats = _subset_stats(result)
+    stats = subset_summary(result)
     fig, ax = plt.subplots(figsize=(8, 3.5))
     x = np.arange(len(sub.subset))
     for offset, metric, colour in ((-0.2, "gfre", "tab:blue"), (0.2, "lfre", "tab:green")):
-        ax.bar(x + offset, stats[metric][0], yerr=stats[metric][1], width=0.4, color=colour, capsize=2, label=metric.upper())
+        ax.bar(x + offset, stats[metric], yerr=stats[f"{metric}_std"], width=0.4, color=colour, capsize=2, label=metric.upper())
     ax.set_xticks(x, sub.subset.values)
     ax.set_ylabel("RMS pointwise error, mean over\noff-diagonal uMLIP pairs (first split)")
     ax.legend()
@@ -280,15 +280,27 @@ def _pair_rows(result):
     return rows
 
 
-def _subset_stats(result):
-    """Per metric: (mean over off-diagonal uMLIP pairs per subset, mean bootstrap sd per subset)."""
+def subset_summary(result):
+    """Per-subset errors averaged over the off-diagonal uMLIP pairs (all pairs if fewer than two uMLIPs).
+
+    Returns
+    -------
+    xarray.Dataset over ``subset``
+        ``gfre``, ``lfre``: mean RMS pointwise error; ``gfre_std``, ``lfre_std``: mean of the
+        pairs' bootstrap spreads.
+    """
+    import xarray as xr
+
     sub = result.subsets
     models = [str(m) for m in result.cross.source_model.values]
     mask = np.array([[i != j and _is_mlip(a) and _is_mlip(b) for j, b in enumerate(models)] for i, a in enumerate(models)])
     if not mask.any():
         mask = ~np.eye(len(models), dtype=bool)
-    return {m: (sub[f"{m}_rms"].values[:, mask].mean(axis=1), sub[f"{m}_rms_std"].values[:, mask].mean(axis=1))
-            for m in ("gfre", "lfre")}
+    data = {}
+    for m in ("gfre", "lfre"):
+        data[m] = ("subset", sub[f"{m}_rms"].values[:, mask].mean(axis=1))
+        data[f"{m}_std"] = ("subset", sub[f"{m}_rms_std"].values[:, mask].mean(axis=1))
+    return xr.Dataset(data, coords={"subset": sub.subset.values})
 
 
 def _md_matrix(matrix, spread) -> list[str]:
@@ -403,17 +415,16 @@ def write_report(result, out: str | Path) -> Path:
         L.append(f"| {_short(name)} | " + " | ".join(_pm(float(v), float(s), 2) for v, s in zip(sel["first_to_k"].values, sel["first_to_k_std"].values)) + " |")
     L += ["", "## 6. Per-subset breakdown (first split; spread: bootstrap over test structures)", "", "![subsets](subsets.png)", "",
           "| subset | test atoms (GFRE) | GFRE | LFRE |", "|---|---|---|---|"]
-    stats = _subset_stats(result)
+    stats = subset_summary(result)
     sub = result.subsets
+    g, gs = stats["gfre"].values, stats["gfre_std"].values
     for i, subset in enumerate(sub.subset.values):
-        L.append(f"| {subset} | {int(sub['gfre_n_test_atoms'][i])} | {_pm(stats['gfre'][0][i], stats['gfre'][1][i])} | "
-                 f"{_pm(stats['lfre'][0][i], stats['lfre'][1][i])} |")
-    order = np.argsort(-stats["gfre"][0])
-    L += ["", f"Mean over off-diagonal uMLIP pairs. Largest GFRE: {sub.subset.values[order[0]]} "
-          f"({_pm(stats['gfre'][0][order[0]], stats['gfre'][1][order[0]])}), which is "
-          f"{relation(stats['gfre'][0][order[0]], stats['gfre'][1][order[0]], stats['gfre'][0][order[1]], stats['gfre'][1][order[1]])} "
-          f"the second, {sub.subset.values[order[1]]} ({_pm(stats['gfre'][0][order[1]], stats['gfre'][1][order[1]])}); "
-          f"smallest: {sub.subset.values[order[-1]]} ({_pm(stats['gfre'][0][order[-1]], stats['gfre'][1][order[-1]])}). "
+        L.append(f"| {subset} | {int(sub['gfre_n_test_atoms'][i])} | {_pm(g[i], gs[i])} | "
+                 f"{_pm(float(stats['lfre'][i]), float(stats['lfre_std'][i]))} |")
+    first, second, last = np.argsort(-g)[[0, 1, -1]]
+    L += ["", f"Mean over off-diagonal uMLIP pairs. Largest GFRE: {sub.subset.values[first]} ({_pm(g[first], gs[first])}), "
+          f"which is {relation(g[first], gs[first], g[second], gs[second])} the second, {sub.subset.values[second]} "
+          f"({_pm(g[second], gs[second])}); smallest: {sub.subset.values[last]} ({_pm(g[last], gs[last])}). "
           "The paper's per-subset values are not quoted here, so no agreement is claimed."]
     spreads = np.concatenate([cross["gfre_std"].values[~np.eye(cross.sizes["source"], dtype=bool)],
                               cross["lfre_std"].values[~np.eye(cross.sizes["source"], dtype=bool)]])
