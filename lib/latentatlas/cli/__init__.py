@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["featurize", "fre", "concepts", "serve", "export"]
+COMMANDS = ["featurize", "fre", "concepts", "serve", "export", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:
