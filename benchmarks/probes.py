@@ -6,7 +6,9 @@ reference is BAGEL's per-layer
 ``MultiOutputClassifier(OneVsRestClassifier(LogisticRegression(solver="liblinear",
 class_weight="balanced", C=0.1)))`` on standardised activations; latentatlas fits
 :class:`latentatlas.concepts.LinearProbes` on every layer and concept in one batched
-problem. Times are the best of --repeat runs of fit + predict on the test split.
+problem. Times are the best of --repeat runs of fit + predict on the test split, by default with
+one torch thread (liblinear is single-threaded; on a busy machine, several torch threads
+on few cores slow small batched problems down badly).
 
 Run: ``python benchmarks/probes.py`` (trains a small CNN first, ~10-60 s) or
 ``python benchmarks/probes.py --features features.nc`` (per-atom concepts of its frames).
@@ -80,7 +82,15 @@ def main():
     parser.add_argument("--n", type=int, default=4000, help="shapes images analysed (default 4000)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (default 1, like liblinear; 0 keeps torch's default)",
+    )  # fmt: skip
     args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     from latentatlas.concepts import balanced_accuracy
 
@@ -91,6 +101,7 @@ def main():
     X_test = {k: v[test] for k, v in X.items()}
     widths = {k: v.shape[1] for k, v in X.items()}
     print(f"{len(train)} training / {len(test)} test samples, {len(X)} layers {widths}, {len(names)} concepts")
+    print(f"torch threads: {torch.get_num_threads()}; scikit-learn's liblinear runs on one core")
 
     torch_probes(X_train, Y[train], X_test)  # warm-up: first torch call loads kernels
     t_sk, pred_sk = best_time(lambda: sklearn_loop(X_train, Y[train], X_test), args.repeat)

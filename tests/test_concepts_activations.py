@@ -56,3 +56,12 @@ def test_load_factory():
         load_factory("no_such_module_xyz:f")
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         load_factory("latentatlas.concepts.shapes:nope")
+
+
+def test_import_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, latentatlas.concepts; print(sorted({'torch', 'sklearn', 'networkx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
