@@ -130,7 +130,7 @@ class CHGNetFeaturizer(Featurizer):
         if "last" in layers:
             handles.append(self.model.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("last", args[0])))
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 out = self.model(self.graphs(frames), task="e")
         finally:
             for h in handles:

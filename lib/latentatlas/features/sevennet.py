@@ -205,7 +205,7 @@ class SevenNetFeaturizer(Featurizer):
             head = self.model._modules["reduce_input_to_hidden"]
             handles.append(head.register_forward_pre_hook(lambda mod, args: keep("last", args[0])))
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 out = self.model(self.graphs(frames))
         finally:
             for h in handles:

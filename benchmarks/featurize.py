@@ -1,0 +1,133 @@
+"""Featurisation speed: ours (every layer, one forward pass, no forces) vs each model's own prediction.
+
+For every registered model, on the same structures, in one process:
+
+* ours   -- ``get_featurizer(name).featurize(frames, cache=False)``: all layers, hooks, no gradient;
+* theirs -- the model's own public energy prediction on the same frames:
+  CHGNet ``predict_structure(task="e")`` (batched, same batch size), SevenNet's ASE
+  calculator (its public path, which always computes forces and stress too), and for
+  SOAP featomic's own ``compute`` on the same (species-blind) systems.
+
+Each side runs ``--repeats`` times, alternating which goes first; both the wall-clock
+and this process's CPU time are summed (on a shared machine the CPU-time ratio is the
+reliable one). Then the whole built-in benchmark (853 structures, 15,739 atoms)
+is featurised with every model, all layers, no cache (skipped with ``--quick``).
+
+Run:  python benchmarks/featurize.py [--quick] [--models NAME ...] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import time
+import warnings
+
+import numpy as np
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call; CPU time of this process is robust to other load."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def theirs(featurizer, frames, batch_size):
+    """A callable running the model's own public prediction on ``frames``."""
+    backend = featurizer.backend
+    if backend == "chgnet":
+        from chgnet.model import CHGNet
+
+        from latentatlas.features.chgnet import to_structure
+
+        with contextlib.redirect_stdout(io.StringIO()):  # parameter count banner
+            model = CHGNet.load(model_name=featurizer._variant, use_device="cpu", verbose=False)
+        return lambda: model.predict_structure(
+            [to_structure(a, featurizer.cutoff) for a in frames], task="e", batch_size=batch_size
+        )
+    if backend == "sevenn":
+        from sevenn.calculator import SevenNetCalculator
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            calc = SevenNetCalculator(str(featurizer._path), modal=featurizer.modal, device="cpu")
+
+        def run():
+            for atoms in frames:
+                atoms = atoms.copy()
+                atoms.calc = calc
+                atoms.get_potential_energy()
+
+        return run
+    if backend == "featomic":
+        from latentatlas.features.base import fully_periodic
+
+        def run():
+            systems = []
+            for atoms in frames:
+                blind = fully_periodic(atoms, featurizer.cutoff)
+                blind.numbers[:] = 1
+                systems.append(blind)
+            featurizer.calculator.compute(systems)
+
+        return run
+    raise ValueError(f"no reference prediction for backend {backend}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sample, no full-dataset run")
+    parser.add_argument("--models", nargs="+", help="registry names (default: all available)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each side (default 2)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from latentatlas.features import get_featurizer, list_featurizers
+    from latentatlas.structures import builtin_frames
+
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    full = builtin_frames()
+    # every 16th structure of the benchmark: all subsets, ~1,000 atoms
+    sample = builtin_frames(small=True) if args.quick else full[::16]
+    n_sample = sum(len(a) for a in sample)
+    n_full = sum(len(a) for a in full)
+    names = args.models or list_featurizers(available_only=True)
+    print(f"torch threads {torch.get_num_threads()}, batch size {args.batch_size}, {args.repeats} alternating repeats")
+    print(f"throughput sample: {len(sample)} structures, {n_sample} atoms (all subsets)")
+    header = f"{'model':22s} {'ours atoms/s':>13s} {'theirs atoms/s':>15s} {'ratio wall':>11s} {'ratio CPU':>10s}"
+    if not args.quick:
+        header += f" {'full dataset s':>15s}"
+    print(header, flush=True)
+    total = 0.0
+    for name in names:
+        f = get_featurizer(name)
+        ours = lambda frames, f=f: f.featurize(frames, batch_size=args.batch_size, progress=False, cache=False)  # noqa: E731
+        ref = theirs(f, sample, args.batch_size)
+        ours(sample[:4]), theirs(f, sample[:4], args.batch_size)()  # warm-up: model build, first allocations
+        t = {"ours": np.zeros(2), "theirs": np.zeros(2)}
+        for i in range(args.repeats):
+            order = [("ours", lambda: ours(sample)), ("theirs", ref)]
+            for side, fn in order if i % 2 == 0 else order[::-1]:
+                t[side] += timed(fn)
+        ratio = t["theirs"] / t["ours"]
+        line = (
+            f"{name:22s} {args.repeats * n_sample / t['ours'][0]:13.0f} {args.repeats * n_sample / t['theirs'][0]:15.0f}"
+            f" {ratio[0]:10.2f}x {ratio[1]:9.2f}x"
+        )
+        if not args.quick:
+            wall, _ = timed(lambda: ours(full))
+            total += wall
+            line += f" {wall:15.1f}"
+        print(line, flush=True)
+    if not args.quick:
+        print(f"whole built-in dataset ({len(full)} structures, {n_full} atoms), every model, every layer: {total:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
