@@ -244,3 +244,24 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     screenshot_views(page, "static")
     assert watch.errors == []
     assert watch.outside(("file://", "data:", "blob:")) == []
+
+
+def test_cli_serve_binds_loopback_and_serves_the_dashboard():
+    port = free_port()
+    proc = subprocess.Popen([Path(sys.executable).parent / "latentatlas", "serve", "--port", str(port)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/atlas", proc)
+        html = urllib.request.urlopen(f"http://127.0.0.1:{port}/atlas", timeout=60).read().decode()
+        assert "<title>latentatlas</title>" in html
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outward interface
+            other = probe.getsockname()[0]
+        if other.startswith("127."):
+            pytest.skip("this machine has no non-loopback address to test against")
+        with socket.socket() as s:  # bound to 127.0.0.1 only: the machine's other addresses refuse
+            s.settimeout(5)
+            assert s.connect_ex((other, port)) != 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

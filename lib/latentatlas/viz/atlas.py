@@ -63,7 +63,7 @@ class Atlas(pn.viewable.Viewer):
 
     Parameters
     ----------
-    comparison : xarray.Dataset, mapping label -> Dataset, path, or None
+    comparison : xarray.Dataset, mapping label -> Dataset, path(s) of comparison files, or None
         None: the built-in demo comparison shipped in ``data/``.
     """
 
@@ -74,7 +74,7 @@ class Atlas(pn.viewable.Viewer):
         super().__init__(**params)
         if comparison is None:
             comparison = demo_comparison_paths()
-        if isinstance(comparison, (str, Path)) or (
+        if isinstance(comparison, (str, Path, list, tuple)) or (
             isinstance(comparison, dict) and all(isinstance(v, (str, Path)) for v in comparison.values())
         ):
             self.levels = load_levels(comparison)

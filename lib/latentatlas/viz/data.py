@@ -106,8 +106,12 @@ def as_levels(comparison) -> dict[str, xr.Dataset]:
 
 
 def _level_label(ds: xr.Dataset) -> str:
+    """``"atom level"``, or ``"structure level"`` with the cumulant order of ``:phi<k>`` feature sets."""
     metric = metrics_of(check_comparison(ds))[0]
-    return "atom level" if sample_dim(ds, metric) == "atom" else "structure level"
+    if sample_dim(ds, metric) == "atom":
+        return "atom level"
+    orders = {str(s).rsplit(":phi", 1)[-1] for s in ds["source"].values if ":phi" in str(s)}
+    return f"structure level (cumulants κ1…κ{orders.pop()})" if len(orders) == 1 else "structure level"
 
 
 def pair_key(i: int, j: int) -> str:
@@ -167,7 +171,7 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
     return out
 
 
-def demo_comparison_paths() -> dict[str, Path]:
+def demo_comparison_paths() -> list[Path]:
     """The precomputed comparison files shipped in the repository's ``data/`` folder.
 
     Raises
@@ -176,28 +180,31 @@ def demo_comparison_paths() -> dict[str, Path]:
         When no ``data/demo_comparison*.nc`` exists, saying how to create it.
     """
     data = Path(__file__).resolve().parents[3] / "data"
-    paths = {
-        p.stem.removeprefix("demo_comparison").strip("_-").replace("_", " ") or "atom level": p
-        for p in sorted(data.glob("demo_comparison*.nc"))
-    }
+    paths = sorted(data.glob("demo_comparison*.nc"))
     if not paths:
         raise FileNotFoundError(
-            f"no built-in comparison found in {data}; run 'latentatlas demo --write-data' to create it, "
+            f"no built-in comparison found in {data}; run 'python -m latentatlas.viz.demo' to create it, "
             "or pass a comparison file"
         )
     return paths
 
 
 def load_levels(paths) -> dict[str, xr.Dataset]:
-    """Load comparison (or features) netCDF files into checked levels.
+    """Load comparison netCDF files into checked levels.
 
     Parameters
     ----------
-    paths : str, Path or mapping label -> path
-        A single file gets its label from its sample dimension.
+    paths : str, Path, sequence of them, or mapping label -> path
+        Without labels, each file is labelled by its content (atom or structure level).
     """
     from ..io import load
 
     if isinstance(paths, Mapping):
         return as_levels({label: load(p) for label, p in paths.items()})
-    return as_levels(load(paths))
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    levels = {}
+    for path in paths:
+        ds = load(path)
+        label = _level_label(ds)
+        levels[f"{label} ({Path(path).name})" if label in levels else label] = ds
+    return as_levels(levels)
