@@ -8,7 +8,9 @@ probes are fitted together as one batched problem:
 - each layer is preconditioned by the eigenvectors of its Gram matrix, scaled with the
   Böhning bound ``0.25 * eigenvalue + 1/C`` of the logistic Hessian, so every sub-problem is
   well conditioned and one L-BFGS run over all parameters (the sum of the independent
-  objectives) converges in a few dozen steps;
+  objectives) reaches a coarse solution in a few steps;
+- each coordinate is then rescaled by the diagonal of the exact Hessian at that point (the
+  eigenbasis makes the Hessian nearly diagonal) and L-BFGS finishes in the new variables;
 - loss and gradient are written by hand, one matrix product per layer for all concepts.
 
 Unlike liblinear, the intercept is not penalised.
@@ -59,7 +61,9 @@ class LinearProbes:
     max_iter : int
         L-BFGS iterations at most.
     tol : float
-        Stop when the largest gradient entry of the (per-sample averaged) objective is below.
+        Stop when the largest entry of the curvature-scaled gradient (per-sample averaged
+        objective, see the module docstring) is below; the default gives probabilities within
+        about 2e-3 of the exact optimum.
     dtype : {"float32", "float64"}
         Precision of the computation.
 
@@ -74,7 +78,7 @@ class LinearProbes:
     n_iter_ : int
     """
 
-    def __init__(self, C: float = 0.1, *, max_iter: int = 500, tol: float = 1e-5, dtype: str = "float32"):
+    def __init__(self, C: float = 0.1, *, max_iter: int = 500, tol: float = 3e-4, dtype: str = "float32"):
         self.C = C
         self.max_iter = max_iter
         self.tol = tol
@@ -160,39 +164,51 @@ class LinearProbes:
             penalties.append((lam * s**2)[:, None])
         # one flat parameter: per layer a (width + 1, K) block of preconditioned weights and intercept
         offsets = np.concatenate([[0], np.cumsum([(w + 1) * K for w in widths])])
-        U = torch.zeros(int(offsets[-1]), dtype=dt, requires_grad=True)
-        opt = torch.optim.LBFGS(
-            [U],
-            lr=1.0,
-            max_iter=self.max_iter,
-            tolerance_grad=self.tol,
-            tolerance_change=0.0,
-            history_size=20,
-            line_search_fn="strong_wolfe",
-        )
         wy = weight * y
 
         def blocks(flat):
             return [flat[offsets[i] : offsets[i + 1]].view(w + 1, K) for i, w in enumerate(widths)]
 
-        # loss and gradient by hand, layer by layer at its own width: fewer and smaller tensor
-        # ops per step than autograd on zero-padded layers, which matters for many small problems
-        def objective():
-            with torch.no_grad():
-                loss = 0.0
-                grads = []
-                for T, penalty, block in zip(Ts, penalties, blocks(U)):
-                    u, b = block[:-1], block[-1:]
-                    logits = torch.addmm(b * s_b, T, u)
-                    G = weight * torch.sigmoid(logits) - wy  # d data / d logits
-                    reg = penalty * u
-                    loss += float((weight * torch.nn.functional.softplus(logits) - wy * logits).sum() + 0.5 * (reg * u).sum())
-                    grads += [torch.addmm(reg, T.T, G).ravel(), G.sum(0) * s_b]
-                U.grad = torch.cat(grads) / n
-                return torch.tensor(loss / n, dtype=dt)
+        def solve(u0, scale, tol):
+            """L-BFGS in the variables v = u / scale, from u0."""
+            V = (u0 / scale).clone().requires_grad_(True)
+            opt = torch.optim.LBFGS(
+                [V], lr=1.0, max_iter=self.max_iter, tolerance_grad=tol, tolerance_change=0.0,
+                history_size=20, line_search_fn="strong_wolfe",
+            )  # fmt: skip
 
-        opt.step(objective)
-        self.n_iter_ = int(opt.state[U]["n_iter"])
+            def objective():
+                with torch.no_grad():
+                    loss = 0.0
+                    grads = []
+                    for T, penalty, block in zip(Ts, penalties, blocks(V * scale)):
+                        u, b = block[:-1], block[-1:]
+                        logits = torch.addmm(b * s_b, T, u)
+                        G = weight * torch.sigmoid(logits) - wy  # d data / d logits
+                        reg = penalty * u
+                        loss += float((weight * torch.nn.functional.softplus(logits) - wy * logits).sum() + 0.5 * (reg * u).sum())
+                        grads += [torch.addmm(reg, T.T, G).ravel(), G.sum(0) * s_b]
+                    V.grad = torch.cat(grads) * scale / n
+                    return torch.tensor(loss / n, dtype=dt)
+
+            opt.step(objective)
+            return (V * scale).detach(), int(opt.state[V]["n_iter"])
+
+        def curvature(u):
+            """Diagonal of the Hessian in u, per (feature, concept) and per intercept."""
+            out = []
+            with torch.no_grad():
+                for T, penalty, block in zip(Ts, penalties, blocks(u)):
+                    p = torch.sigmoid(torch.addmm(block[-1:] * s_b, T, block[:-1]))
+                    c = weight * p * (1 - p)
+                    out += [torch.addmm(penalty.expand(-1, K), (T**2).T, c).ravel(), c.sum(0) * s_b**2]
+            return torch.cat(out) / n
+
+        ones = torch.ones(int(offsets[-1]), dtype=dt)
+        # coarse solve, then rescale each coordinate by its current curvature and finish
+        U, it1 = solve(torch.zeros(int(offsets[-1]), dtype=dt), ones, max(self.tol, 1e-3))
+        U, it2 = solve(U, curvature(U).rsqrt(), self.tol)
+        self.n_iter_ = it1 + it2
         coef = np.zeros((len(widths), max(widths), K))
         intercept = np.zeros((len(widths), K))
         with torch.no_grad():
