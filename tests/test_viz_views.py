@@ -158,6 +158,7 @@ def test_upload_bad_file_shows_message_and_good_file_replaces_data(tmp_path, com
     atlas._upload.value = b"this is not netCDF"
     assert atlas._message.visible and "Could not open notes.nc" in atlas._message.object
     assert "not a readable netCDF file" in atlas._message.object
+    assert "notes.nc is not" in atlas._message.object and "/tmp" not in atlas._message.object
 
     save(features.drop_vars(["chgnet-0.3.0:conv1", "chgnet-0.3.0:last"]), tmp_path / "one.nc")
     atlas._upload.filename = "one.nc"

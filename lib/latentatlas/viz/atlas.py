@@ -153,22 +153,20 @@ class Atlas(pn.viewable.Viewer):
     def _on_upload(self, event):
         if not event.new:
             return
-        name = self._upload.filename or "upload.nc"
+        name = Path(self._upload.filename or "upload.nc").name
         self._views.loading = True
-        try:
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / Path(name).name
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            try:
                 path.write_bytes(event.new)
                 levels = comparison_from_file(path)
-            self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
-            self._message.param.update(object="", visible=False)
-        except Exception as err:  # any failure must stay in this session's page, never kill the server
-            self._message.param.update(
-                object=f"**Could not open {name}**: {err}".replace(str(Path(tempfile.gettempdir())), "…"),
-                visible=True,
-            )
-        finally:
-            self._views.loading = False
+                self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
+                self._message.param.update(object="", visible=False)
+            except Exception as err:  # any failure must stay in this session's page, never kill the server
+                message = str(err).replace(str(path), name)  # the user knows their file, not our temp folder
+                self._message.param.update(object=f"**Could not open {name}**: {message}", visible=True)
+            finally:
+                self._views.loading = False
 
     def __panel__(self):
         controls = pn.Row(
