@@ -10,7 +10,7 @@ def register(subparsers) -> None:
         "serve",
         help="open the interactive dashboard (FRE matrix, drill-down, 3D structures)",
         description=(
-            "Serve the dashboard on RESULT files (comparison netCDF files from 'latentatlas compare', or "
+            "Serve the dashboard on RESULT files (comparison netCDF files from 'latentatlas fre --out', or "
             "features files, compared on loading), or on the built-in demo comparison when none is given. "
             "Each file becomes one level of the dashboard (e.g. atom level and structure level)."
         ),
