@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--lfre-per-subset", type=int, help="test atoms per subset at which LFRE is evaluated (default 50; --quick 10)")
     p.add_argument("--n-local-points", type=int, help="LFRE neighbourhood size (default 100; --quick 20)")
     p.add_argument("--threads", type=int, help="torch CPU threads for featurising (default: torch's choice)")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads for the analyses (default 1, fastest on small or busy machines; 0: library default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -42,8 +44,9 @@ def run(args) -> int:
             "max_order": args.max_order,
             "lfre_per_subset": args.lfre_per_subset,
             "n_local_points": args.n_local_points,
+            "blas_threads": args.blas_threads or None,
         }.items()
-        if value is not None
+        if value is not None or key == "blas_threads"
     }
     settings = Settings.quick(**overrides) if args.quick else Settings(**overrides)
     if args.threads is not None:

@@ -89,7 +89,15 @@ def conclusions(result) -> list[dict]:
     mlips = lambda a, b: _is_mlip(a) and _is_mlip(b)  # noqa: E731
 
     g_pairs, l_pairs = _ordered_pairs(cross, "gfre", unrelated), _ordered_pairs(cross, "lfre", unrelated)
-    if g_pairs:
+    if not g_pairs:
+        rows += [
+            _not_computed("Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
+                          f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}", "uMLIPs of two architectures"),
+            _not_computed("Asymmetry of reconstruction (most asymmetric uMLIP pair)",
+                          f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}",
+                          "uMLIPs of two architectures"),
+        ]
+    else:
         (g, gs), (lo, ls) = _mean_pm(g_pairs), _mean_pm(l_pairs)
         rel = relation(lo, ls, g, gs)
         rows.append({
@@ -118,7 +126,11 @@ def conclusions(result) -> list[dict]:
                     f"{_short(s)}→{_short(t)} is {rel} the reverse direction."),
         })
     ft = result.fine_tuning
-    if ft is not None and ft.sizes.get("finetuned_pair", 0) and ft.sizes.get("unrelated_pair", 0):
+    if ft is None or not ft.sizes.get("finetuned_pair", 0) or not ft.sizes.get("unrelated_pair", 0):
+        rows.append(_not_computed("Fine-tuning bias: fine-tuned model vs its parent",
+                                  f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models",
+                                  "chgnet-r2scan, chgnet-0.3.0 and a SevenNet model"))
+    else:
         child, parent = ft.attrs["finetuned"], ft.attrs["parent"]
         ab, abs_ = float(ft["finetuned_gfre_ab"][0]), float(ft["finetuned_gfre_ab_std"][0])
         ba, bas = float(ft["finetuned_gfre_ba"][0]), float(ft["finetuned_gfre_ba_std"][0])
@@ -138,7 +150,10 @@ def conclusions(result) -> list[dict]:
         })
     cum = result.cumulants
     names = [n for n in cum.feature_set.values if _is_mlip(str(n).split(":")[0])]
-    if names:
+    if not names:
+        lo, hi = PAPER["cumulant_step_range"]
+        rows.append(_not_computed("Cumulant steps φ^(k)→φ^(k+1)", f"between {lo} and {hi}, never near zero", "a uMLIP"))
+    else:
         steps = cum["step"].sel(feature_set=names)
         spread = cum["step_std"].sel(feature_set=names)
         lowest = (steps - Z * spread).min().item()
@@ -157,6 +172,11 @@ def conclusions(result) -> list[dict]:
                     f"{'each order adds information' if lowest > NEAR_ZERO else 'some order adds (almost) nothing'}."),
         })
     return rows
+
+
+def _not_computed(question, paper, needs):
+    return {"question": question, "paper": paper, "ours": "—", "verdict": "not computed",
+            "why": f"Not computed: needs {needs} among the selected models."}
 
 
 # -- figures ----------------------------------------------------------------------------------
