@@ -10,7 +10,7 @@ For every registered model, on the same structures, in one process:
 
 Each side runs ``--repeats`` times, alternating which goes first; both the wall-clock
 and this process's CPU time are summed (on a shared machine the CPU-time ratio is the
-reliable one). Then the whole built-in benchmark (853 structures, 15,739 atoms)
+reliable one). Then the whole built-in benchmark (843 structures, 15,535 atoms)
 is featurised with every model, all layers, no cache (skipped with ``--quick``).
 
 Run:  python benchmarks/featurize.py [--quick] [--models NAME ...] [--threads 2]

@@ -20,10 +20,17 @@ def test_size_and_subsets_match_the_documented_composition(frames):
     n_atoms = sum(m for _, m in summary.values())
     assert 500 <= n_structures <= 1000 and 10_000 <= n_atoms <= 30_000
     assert summary == {
-        "bulk": (120, 2000), "rattled": (240, 4000), "random": (150, 3600),
-        "surface": (95, 2565), "cluster": (100, 2728), "molecule": (148, 846),
+        "bulk": (118, 1968), "rattled": (236, 3936), "random": (150, 3600),
+        "surface": (91, 2457), "cluster": (100, 2728), "molecule": (148, 846),
     }
     assert len(set(np.concatenate([a.numbers for a in frames]))) == 75
+
+
+def test_no_atom_is_isolated_within_the_smallest_model_cutoff(frames):
+    from ase.neighborlist import neighbor_list
+
+    for atoms in frames:
+        assert len(np.unique(neighbor_list("i", atoms, 4.6))) == len(atoms), atoms.info["name"]
 
 
 def test_deterministic_and_seeded(frames):
