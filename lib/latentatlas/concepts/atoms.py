@@ -140,5 +140,6 @@ def atoms_demo(
 
     frames = builtin_frames(small=small)
     parts = [get_featurizer(name).featurize(frames, progress=progress) for name in models]
-    features = xr.merge(parts, combine_attrs="override")
+    # the same frames for every model: coordinates must agree exactly
+    features = xr.merge(parts, compat="no_conflicts", join="exact", combine_attrs="override")
     return analyse_atoms(features, frames, **kwargs)
