@@ -224,7 +224,6 @@ def test_cli_reproduce_bad_model_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.slow
 def test_notebook_runs_top_to_bottom_in_quick_mode(tmp_path):
     import nbformat
     from nbclient import NotebookClient

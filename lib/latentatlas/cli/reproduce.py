@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="small benchmark (52 structures), 4 models, 3 splits, cumulants to order 4: a few minutes")
     p.add_argument("--models", nargs="+", metavar="NAME", help="featurisers to compare (default: every installed one; with --quick: 4)")
+    p.add_argument("--fraction", type=float,
+                   help="use a random, subset-stratified fraction of the benchmark's structures (default 1: all)")
     p.add_argument("--splits", type=int, help="random splits for the spread (default 5; --quick 3)")
     p.add_argument("--max-order", type=int, help="highest cumulant order, 2-8 (default 8; --quick 4)")
     p.add_argument("--lfre-per-subset", type=int, help="test atoms per subset at which LFRE is evaluated (default 50; --quick 10)")
@@ -40,6 +42,7 @@ def run(args) -> int:
         key: value
         for key, value in {
             "models": tuple(args.models) if args.models else None,
+            "fraction": args.fraction,
             "n_splits": args.splits,
             "max_order": args.max_order,
             "lfre_per_subset": args.lfre_per_subset,
