@@ -394,9 +394,10 @@ def write_report(result, out: str | Path) -> Path:
     L += [""] + [f"- **{r['question']}**: {r['why']}" for r in rows]
     L += ["", "## 1. Cross-model matrices (last layers)", "", "![cross-model](cross_model.png)", "", "GFRE:", ""]
     L += _md_matrix(cross["gfre"], cross["gfre_std"]) + ["", "LFRE:", ""] + _md_matrix(cross["lfre"], cross["lfre_std"])
+    L += [""] + _cross_caveats(cross)
     diag = float(np.mean(np.diagonal(cross["lfre"].values)))
-    L += ["", f"The LFRE diagonal (a set reconstructing itself locally) averages {diag:.3f}: with {st.n_local_points} "
-          "neighbours and up to a few hundred features the local fit is under-determined, which sets the floor of every LFRE."]
+    L += ["", f"The LFRE diagonal (a set reconstructing itself locally from {st.n_local_points} neighbours) averages "
+          f"{diag:.3f}: the floor of the local fits."]
     L += ["", "## 2–3. Variants of one architecture, fine-tuning, unrelated pairs", "", "![pairs](pairs.png)", "",
           "| pair (a \\| b) | GFRE a → b | GFRE b → a | LFRE a → b | LFRE b → a |", "|---|---|---|---|---|"]
     var = result.variants
@@ -462,6 +463,34 @@ def write_report(result, out: str | Path) -> Path:
     tmp.write_text("\n".join(L), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _cross_caveats(cross) -> list[str]:
+    """Computed warnings about the cross-model matrices (overfitting, unstable local fits)."""
+    off = ~np.eye(cross.sizes["source"], dtype=bool)
+    g, gs = cross["gfre"].values[off], cross["gfre_std"].values[off]
+    lo, ls = cross["lfre"].values[off], cross["lfre_std"].values[off]
+    lines = []
+    over = int(np.sum(g > 1))
+    if over:
+        lines.append(
+            f"- {over} of {g.size} off-diagonal GFRE values exceed 1, about the error of predicting every target feature by its "
+            "training mean: there the linear map fit on the training structures does not carry over to the test "
+            "structures (likely too few training structures for the number of features: a larger fraction of the benchmark should lower them)."
+        )
+    worse = int(np.sum(lo > g + Z * np.hypot(gs, ls)))
+    if worse:
+        lines.append(f"- In {worse} of {lo.size} off-diagonal cells LFRE is larger than GFRE beyond {Z:g}σ: there the "
+                     "local fits on the nearest neighbours generalise worse than the global one.")
+    unstable = [_short(n) for n in cross.source.values
+                if float(cross["lfre_std"].sel(source=n).max()) > 0.5 * float(cross["lfre"].sel(source=n).max())]
+    if unstable:
+        lines.append(
+            f"- LFRE from {', '.join(unstable)} varies by more than half its largest value between splits: the local "
+            "ridge on the nearest neighbours extrapolates badly for some test atoms (for instance when many training "
+            "atoms share nearly identical features, as the equivalent atoms of ideal crystals do); read those rows with care."
+        )
+    return lines
 
 
 def _variant_statements(result) -> list[str]:
