@@ -156,20 +156,20 @@ def conclusions(result) -> list[dict]:
     else:
         steps = cum["step"].sel(feature_set=names)
         spread = cum["step_std"].sel(feature_set=names)
-        lowest = (steps - Z * spread).min().item()
         lo, hi = PAPER["cumulant_step_range"]
         inside = float(((steps >= lo) & (steps <= hi)).mean())
-        low_at = steps.where(steps == steps.min(), drop=True)
+        where = steps.argmin(...)
+        low, low_sd = float(steps[where]), float(spread[where])
+        name, k = _short(steps.feature_set.values[int(where["feature_set"])]), int(steps.step_order.values[int(where["step_order"])])
+        rel = relation(low, low_sd, NEAR_ZERO, 0.0)
         rows.append({
             "question": f"Cumulant steps φ^(k)→φ^(k+1), k = 1…{int(cum.step_order.max())}",
             "paper": f"between {lo} and {hi}, never near zero",
             "ours": (f"between {float(steps.min()):.2f} and {float(steps.max()):.2f} over {len(names)} models "
                      f"({inside:.0%} of steps inside the paper's range)"),
-            "verdict": "agrees" if lowest > NEAR_ZERO else "differs",
-            "why": (f"Smallest step {float(steps.min()):.3f} ({_short(low_at.feature_set.values[0])}, "
-                    f"k = {int(low_at.step_order.values[0])}); every step minus {Z:g}σ is "
-                    f"{'above' if lowest > NEAR_ZERO else 'not above'} {NEAR_ZERO} (our 'near zero'), so "
-                    f"{'each order adds information' if lowest > NEAR_ZERO else 'some order adds (almost) nothing'}."),
+            "verdict": "agrees" if rel == "larger than" else "differs",
+            "why": (f"The smallest step, {_pm(low, low_sd)} ({name}, k = {k}), is {rel} {NEAR_ZERO} (our 'near zero'), so "
+                    f"{'every order adds information' if rel == 'larger than' else 'some order may add (almost) nothing'}."),
         })
     return rows
 
