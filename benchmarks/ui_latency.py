@@ -70,12 +70,15 @@ def main(argv=None) -> None:
                 recolour.append(time.perf_counter() - t)
                 state = page.evaluate(DRILL_STATE)
                 current = page.evaluate(PLOTLY_TITLE)
-                pick = next(i for i, s in enumerate(state["structure"]) if not current.startswith(f"structure {s}:"))
+                shown = current.split(":")[0] + ":"
+                # the worst sample of another structure: a tap there opens that structure
+                pick = max((i for i, s in enumerate(state["structure"]) if f"structure {s}:" != shown),
+                           key=lambda i: state["error"][i])
                 xy = page.evaluate(PLOT_XY, [f"{source} → {target}:", state["x"][pick], state["y"][pick]])
                 t = time.perf_counter()
                 page.mouse.click(*xy)
-                page.wait_for_function(
-                    f"() => ({PLOTLY_TITLE})().startsWith('structure {state['structure'][pick]}:')", polling="raf")
+                # overlapping points may all be hit: whichever structure opens, it is a new one
+                page.wait_for_function(f"() => !({PLOTLY_TITLE})().startsWith({shown!r})", polling="raf")
                 structure.append(time.perf_counter() - t)
                 page.close()
             browser.close()

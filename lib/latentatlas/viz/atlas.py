@@ -117,9 +117,10 @@ class Atlas(pn.viewable.Viewer):
         sources = pn.widgets.MultiChoice.from_param(self.matrix.param.sources, name="Feature sets (rows and columns)",
                                                     sizing_mode="stretch_width")
         n = ds.sizes["structure"]
+        splits = ds[self.metric].attrs.get("n_splits", ds.attrs.get("n_splits", "?"))
         self._views.objects = [
             pn.pane.Markdown(f"### Feature reconstruction matrix ({self.level}: {ds.sizes.get('source')} feature sets, "
-                             f"{n} structures, {ds.attrs.get('n_splits', '?')} train/test splits)"),
+                             f"{n} structures, {splits} train/test splits)"),
             sources,
             self.matrix,
             pn.pane.Markdown("### Drill-down: the selected pair on every test sample\n"
