@@ -37,7 +37,8 @@ METRICS = {
         "GFRE",
         "Global feature reconstruction error: how much of the target features a single linear map "
         "from the source features cannot reproduce (RMS residual on held-out samples, in units of the "
-        "target's standard deviation; 0 = target fully contained in source, 1 = nothing reconstructed).",
+        "target's standard deviation; 0 = target fully contained in source, 1 = no better than predicting "
+        "the training mean, above 1 = worse than that on held-out structures).",
     ),
     "gfrd": (
         "GFRD",
