@@ -22,8 +22,9 @@ browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 ## test: set up, then run the whole test suite (real models, real browser)
+# Two test processes on two cores: one BLAS/torch thread each, or they oversubscribe the cores.
 test: $(STAMP) browser
-	$(PY) -m pytest -n 2 --dist loadfile
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -31,6 +31,9 @@ def save(obj: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
     ds = obj.to_dataset(promote_attrs=True) if isinstance(obj, xr.DataArray) else obj
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
     try:
         ds.to_netcdf(tmp, engine=_ENGINE)
         os.replace(tmp, path)
