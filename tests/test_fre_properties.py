@@ -65,14 +65,6 @@ def test_invariant_under_rotation_of_both_at_fixed_cutoff(shape, seed):
 
 
 @common
-@given(shapes, seeds)
-def test_global_values_invariant_under_rotation_of_the_target(shape, seed):
-    _, X, Y = _data(seed, *shape)
-    QY = _rotation(seed + 1, Y.shape[1])
-    assert fre.gfre(X, Y @ QY) == pytest.approx(fre.gfre(X, Y), rel=1e-6, abs=1e-9)
-
-
-@common
 @given(st.tuples(st.integers(120, 240), st.integers(2, 12), st.integers(1, 10)), seeds, st.integers(1, 5))
 def test_superset_reconstructs_its_subset(shape, seed, extra):
     # Exact when each CV fold (n/4 samples) has more samples than the superset has features.
