@@ -46,8 +46,11 @@ POINTWISE = {
 def test_invariant_under_rotation_of_the_source(shape, seed):
     _, X, Y = _data(seed, *shape)
     QX = _rotation(seed, X.shape[1])
-    for metric in POINTWISE.values():
-        np.testing.assert_allclose(metric(X @ QX, Y), metric(X, Y), rtol=1e-6, atol=1e-9)
+    for name, metric in POINTWISE.items():
+        # When the CV cut-off leaves the ridge map with rank below both dimensions, the
+        # orthogonal map of GFRD is not unique (nor in scikit-matter): fix a full-rank cut-off.
+        kw = {"alphas": [1e-6]} if name == "gfrd" else {}
+        np.testing.assert_allclose(metric(X @ QX, Y, **kw), metric(X, Y, **kw), rtol=1e-6, atol=1e-9)
 
 
 @common

@@ -101,6 +101,10 @@ def pointwise_gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEF
     reconstruction ``x_i Q`` of it (Q fit on the training samples). Parameters as
     :func:`pointwise_gfre`; X and Y may have different numbers of features.
 
+    If the CV cut-off leaves the ridge map with rank below both feature dimensions, the
+    best orthogonal map is not unique (in scikit-matter neither), and the value depends on
+    which one LAPACK returns; a fixed small cut-off (``alphas=[1e-6]``) avoids this.
+
     Returns
     -------
     ndarray of shape (n_test,)
