@@ -69,3 +69,31 @@ def two_folds(n_samples: int, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.
     in_fold2 = np.zeros(n_samples, dtype=bool)
     in_fold2[order[: n_samples - n_samples // 2]] = True
     return np.flatnonzero(~in_fold2), np.flatnonzero(in_fold2)
+
+
+def resolve_split(n_samples, train_idx=None, test_idx=None, seed=DEFAULT_SEED):
+    """Train and test indices: the default split, or the complement of the one given, checked."""
+    if train_idx is None and test_idx is None:
+        return default_split(n_samples, seed=seed)
+    if train_idx is None:
+        train_idx = np.setdiff1d(np.arange(n_samples), test_idx)
+    elif test_idx is None:
+        test_idx = np.setdiff1d(np.arange(n_samples), train_idx)
+    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
+    for label, idx in (("train_idx", train_idx), ("test_idx", test_idx)):
+        if idx.size == 0:
+            raise ValueError(f"{label} is empty; give at least one sample to it")
+        if idx.min() < 0 or idx.max() >= n_samples:
+            raise ValueError(f"{label} has indices outside 0..{n_samples - 1}")
+    return train_idx, test_idx
+
+
+def check_local_points(n_local_points, n_train):
+    """LFRE needs 4 <= n_local_points <= n_train (two CV folds of at least two samples)."""
+    from ..dataset import FeatureError
+
+    if not 4 <= n_local_points <= n_train:
+        raise FeatureError(
+            f"n_local_points={n_local_points} but the training set has {n_train} samples; "
+            f"choose n_local_points between 4 and {n_train}"
+        )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..dataset import FeatureError, feature_arrays
+from ..dataset import feature_arrays
 from ._local import local_errors
 from ._ridge import DEFAULT_ALPHAS, SharedRidge
 from ._scale import scale_split
-from ._split import DEFAULT_SEED, default_split
+from ._split import DEFAULT_SEED, check_local_points, resolve_split
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
@@ -71,18 +71,9 @@ def pointwise_fre_matrix(
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
     arrays = feature_arrays(features, names)
     n = next(iter(arrays.values())).shape[0]
-    if train_idx is None and test_idx is None:
-        train_idx, test_idx = default_split(n, seed=seed)
-    elif train_idx is None:
-        train_idx = np.setdiff1d(np.arange(n), test_idx)
-    elif test_idx is None:
-        test_idx = np.setdiff1d(np.arange(n), train_idx)
-    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
-    if metric == "lfre" and not 4 <= n_local_points <= len(train_idx):
-        raise FeatureError(
-            f"n_local_points={n_local_points} but the training set has {len(train_idx)} samples; "
-            f"choose n_local_points between 4 and {len(train_idx)}"
-        )
+    train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
+    if metric == "lfre":
+        check_local_points(n_local_points, len(train_idx))
     names = list(arrays)
     scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
     values = np.empty((len(names), len(names), len(test_idx)))

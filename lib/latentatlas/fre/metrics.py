@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dataset import FeatureError, validate_features
+from ..dataset import validate_features
 from ._local import local_errors
 from ._ridge import SharedRidge
 from ._scale import scale_split
-from ._split import DEFAULT_SEED, default_split
+from ._split import DEFAULT_SEED, check_local_points, resolve_split
 
 __all__ = ["gfre", "gfrd", "lfre", "pointwise_gfre", "pointwise_gfrd", "pointwise_lfre", "rms"]
 
@@ -36,18 +36,7 @@ def _prepare(X, Y, train_idx, test_idx, seed, names=("X", "Y")):
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     n = validate_features(dict(zip(names, (X, Y))))
-    if train_idx is None and test_idx is None:
-        train_idx, test_idx = default_split(n, seed=seed)
-    elif train_idx is None:
-        train_idx = np.setdiff1d(np.arange(n), test_idx)
-    elif test_idx is None:
-        test_idx = np.setdiff1d(np.arange(n), train_idx)
-    train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
-    for label, idx in (("train_idx", train_idx), ("test_idx", test_idx)):
-        if idx.size == 0:
-            raise ValueError(f"{label} is empty; give at least one sample to it")
-        if idx.min() < 0 or idx.max() >= n:
-            raise ValueError(f"{label} has indices outside 0..{n - 1}")
+    train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
     return scale_split(X, train_idx, test_idx, names[0]) + scale_split(Y, train_idx, test_idx, names[1])
 
 
@@ -137,11 +126,7 @@ def pointwise_lfre(
     ndarray of shape (n_test,)
     """
     X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
-    if not 2 <= n_local_points <= len(X_train):
-        raise FeatureError(
-            f"n_local_points={n_local_points} but the training set has {len(X_train)} samples; "
-            f"choose n_local_points between 4 and {len(X_train)}"
-        )
+    check_local_points(n_local_points, len(X_train))
     return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs)[0]
 
 
