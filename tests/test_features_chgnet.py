@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
+from _geometry import rotated
 from ase.build import bulk, fcc111, molecule
-from scipy.spatial.transform import Rotation
 
 pytest.importorskip("chgnet")
 
@@ -17,14 +17,6 @@ def small_frames():
     nacl = bulk("NaCl", "rocksalt", a=5.64)
     slab = fcc111("Al", size=(1, 1, 3), vacuum=7.5)
     return [cu, nacl, molecule("CH4"), slab]
-
-
-def rotated(atoms, seed):
-    out = atoms.copy()
-    R = Rotation.random(random_state=seed).as_matrix()
-    out.positions = atoms.positions @ R.T
-    out.cell = atoms.cell.array @ R.T
-    return out
 
 
 @pytest.fixture(scope="module")

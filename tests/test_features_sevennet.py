@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from _geometry import rotated
 from ase import Atoms
 from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
@@ -19,14 +20,6 @@ def small_frames():
     cu = bulk("Cu", "fcc", a=3.6, cubic=True)
     cu.rattle(0.05, seed=1)
     return [cu, bulk("NaCl", "rocksalt", a=5.64), molecule("CH4")]
-
-
-def rotated(atoms, seed):
-    out = atoms.copy()
-    R = Rotation.random(random_state=seed).as_matrix()
-    out.positions = atoms.positions @ R.T
-    out.cell = atoms.cell.array @ R.T
-    return out
 
 
 def calculator_energies(model, modal, frames):
