@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .dataset import feature_arrays
+from .dataset import common_sample_dim, feature_arrays
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
 from .fre._scale import fit_scaler
 
@@ -32,18 +32,11 @@ def structure_split(features: xr.Dataset, *, seed: int = DEFAULT_SEED, stratify_
     """
     labels = features[stratify_by].values if stratify_by else None
     train_s, test_s = default_split(features.sizes["structure"], stratify=labels, seed=seed)
-    sample = _sample_dim(features)
+    sample = common_sample_dim(features)
     if sample == "structure":
         return train_s, test_s
     owner = features["atom_structure"].values
     return np.flatnonzero(np.isin(owner, train_s)), np.flatnonzero(np.isin(owner, test_s))
-
-
-def _sample_dim(features):
-    dims = {features[v].dims[0] for v in features.data_vars}
-    if len(dims) != 1:
-        raise ValueError(f"feature sets mix sample dimensions {sorted(dims)}; compare atom- and structure-level features separately")
-    return dims.pop()
 
 
 def _pca(X, n_components=2):
@@ -94,7 +87,7 @@ def compare(
         raise ValueError(f"n_splits must be at least 1, got {n_splits}")
     arrays = feature_arrays(features, names)
     names = list(arrays)
-    sample = _sample_dim(features[names])
+    sample = common_sample_dim(features, names)
     if stratify_by is not None and stratify_by not in features.coords:
         raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))

@@ -31,6 +31,7 @@ __all__ = [
     "feature_dim",
     "feature_name",
     "feature_arrays",
+    "common_sample_dim",
     "sample_dim",
     "validate_features",
 ]
@@ -148,6 +149,23 @@ def add_feature_set(
 def sample_dim(da: xr.DataArray) -> str:
     """The sample dimension (``atom`` or ``structure``) of a feature set."""
     return da.dims[0]
+
+
+def common_sample_dim(ds: xr.Dataset, names: Sequence[str] | None = None) -> str:
+    """The sample dimension shared by the feature sets ``names`` (default all) of ``ds``.
+
+    Raises
+    ------
+    FeatureError
+        The feature sets mix atom- and structure-level samples.
+    """
+    names = list(ds.data_vars) if names is None else list(names)
+    dims = {sample_dim(ds[name]) for name in names}
+    if len(dims) != 1:
+        raise FeatureError(
+            f"feature sets mix sample dimensions {sorted(dims)}; compare atom- and structure-level features separately"
+        )
+    return dims.pop()
 
 
 def feature_arrays(features, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:

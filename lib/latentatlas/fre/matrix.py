@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..dataset import feature_arrays
+from ..dataset import common_sample_dim, feature_arrays
 from ._local import local_errors
 from ._ridge import DEFAULT_ALPHAS, SharedRidge
 from ._scale import scale_split
@@ -15,12 +15,6 @@ from .metrics import orthogonal_map, rms
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
 
 METRICS = ("gfre", "gfrd", "lfre")
-
-
-def _sample_dim(features) -> str:
-    if isinstance(features, xr.Dataset) and features.data_vars:
-        return next(iter(features.data_vars.values())).dims[0]
-    return "sample"
 
 
 def pointwise_fre_matrix(
@@ -95,7 +89,8 @@ def pointwise_fre_matrix(
             Q = np.hstack([orthogonal_map(ridge.gram_times(W[:, s : s + w])) for s, w in zip(starts, widths)])
             residual = X_test @ (W - Q)
         values[i] = np.sqrt(np.add.reduceat(residual * residual, starts, axis=1)).T
-    test_dim = f"test_{_sample_dim(features)}"
+    sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
+    test_dim = f"test_{sample}"
     attrs = {
         "metric": metric,
         "scaler": "centred, unit total variance (training statistics)",
