@@ -10,10 +10,9 @@ of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS
 from ._split import DEFAULT_SEED, two_folds
 
@@ -127,12 +126,6 @@ def local_errors(
     -------
     ndarray of shape (n_targets, n_test)
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from threadpoolctl import threadpool_limits
-
-    from tqdm.auto import tqdm
-
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     folds = two_folds(n_local_points, seed)
     sq_train = np.sum(X_train**2, axis=1)
@@ -146,10 +139,6 @@ def local_errors(
             out[j, sl] = chunk.errors(Y_train, Y_test[sl])
 
     starts = range(0, len(X_test), chunk_size)
-    workers = len(os.sched_getaffinity(0)) if n_jobs == -1 else max(1, int(n_jobs))
     show = progress if progress is not None else len(starts) >= 4
-    # One BLAS thread per worker: nested BLAS threads oversubscribe the cores (measured 5x slower).
-    with threadpool_limits(limits=1 if workers > 1 else None, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        for _ in tqdm(pool.map(run, starts), total=len(starts), desc="LFRE", unit="chunk", disable=not show, leave=False):
-            pass
+    parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
     return out

@@ -46,6 +46,33 @@ class _Fold:
         return np.minimum(self.n_kept, np.sum(self.s[None, :] > scaled_alphas[:, None], axis=1))
 
 
+class FoldTargets:
+    """Targets split into the two CV folds once, to serve every source.
+
+    The folds depend only on the number of training samples and the seed, so every
+    source of a matrix sees the same rows; splitting (a copy of all targets) and the
+    column sums of squares are done here once instead of once per source.
+
+    Parameters
+    ----------
+    Y_train : ndarray of shape (n_train, n_columns)
+        Scaled target features of the training samples: one target, or several side by side.
+    widths : sequence of int, optional
+        Number of columns of each target (default: one target). Each target gets its own
+        cut-off, exactly as if it were fit alone.
+    seed : int
+        Seed of the 2-fold split.
+    """
+
+    def __init__(self, Y_train, widths=None, seed=DEFAULT_SEED):
+        rows1, rows2 = two_folds(Y_train.shape[0], seed)
+        self.Y1, self.Y2 = Y_train[rows1], Y_train[rows2]
+        self.sq1, self.sq2 = (np.einsum("ij,ij->j", Y, Y) for Y in (self.Y1, self.Y2))
+        self.widths = [Y_train.shape[1]] if widths is None else [int(w) for w in widths]
+        self.starts = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(int)
+        self.n_train, self.n_columns, self.seed = Y_train.shape[0], Y_train.shape[1], seed
+
+
 class SharedRidge:
     """Relative-cutoff ridge with 2-fold CV, fit once per source, applied to many targets.
 
@@ -68,6 +95,7 @@ class SharedRidge:
         if n_train < 4:
             raise ValueError(f"need at least 4 training samples for 2-fold cross-validation, got {n_train}")
         rcond = max(X_train.shape) * np.spacing(X_train.dtype.type(1))
+        self.n_train, self.seed = n_train, seed
         rows1, rows2 = two_folds(n_train, seed)
         self.fold1, self.fold2 = _Fold(X_train, rows1, rcond), _Fold(X_train, rows2, rcond)
         f1, f2 = self.fold1, self.fold2
@@ -81,13 +109,13 @@ class SharedRidge:
         # scikit-matter keeps len(s) components before the cut-off (its `len(s > rcond)`).
         self.final_ranks = np.minimum(len(self.s), np.sum(self.s[None, :] > self.scaled_alphas[:, None], axis=1))
 
-    def _fold_rmse(self, Y_to, D_to, fold_to, C, B_from, ranks, starts):
+    def _fold_rmse(self, Y_to, total, D_to, fold_to, C, B_from, ranks, starts):
         """RMSE of predictions from the other fold, per alpha and per block of target columns.
 
-        Returns an array (n_blocks, n_alphas): the mean over each block's columns of the
-        column RMSEs, scikit-matter's ``neg_root_mean_squared_error`` with the sign flipped.
+        ``total`` holds the column sums of squares of ``Y_to``. Returns an array
+        (n_blocks, n_alphas): the mean over each block's columns of the column RMSEs,
+        scikit-matter's ``neg_root_mean_squared_error`` with the sign flipped.
         """
-        total = np.einsum("ij,ij->j", Y_to, Y_to)
         out_of_span = total - np.einsum("ij,ij->j", D_to, D_to)
         risky = out_of_span < _CANCELLATION_GUARD * total
         if np.any(risky):  # nearly all of Y lies in the fold's span: subtract explicitly
@@ -105,17 +133,18 @@ class SharedRidge:
             rmse[i] = np.add.reduceat(column_rmse, starts) / np.diff(np.append(starts, len(column_rmse)))
         return rmse[np.searchsorted(distinct, ranks)].T
 
-    def fit(self, Y_train, widths=None):
+    def fit(self, targets, widths=None):
         """Choose the cut-off by 2-fold CV for each target and return the weights.
 
         Parameters
         ----------
-        Y_train : ndarray of shape (n_train, n_columns)
-            Scaled target features of the training samples: one target, or several
-            targets side by side.
+        targets : ndarray of shape (n_train, n_columns) or FoldTargets
+            Scaled target features of the training samples (one target, or several side
+            by side), or the same already split by :class:`FoldTargets` (to fit many
+            sources to the same targets).
         widths : sequence of int, optional
-            Number of columns of each target in ``Y_train`` (default: one target). Each
-            target gets its own cut-off, exactly as if it were fit alone.
+            Number of columns of each target when ``targets`` is an array (default: one
+            target). Each target gets its own cut-off, exactly as if it were fit alone.
 
         Returns
         -------
@@ -126,18 +155,22 @@ class SharedRidge:
         best : ndarray of shape (n_targets,)
             Index of the chosen alpha for each target (the first maximum, as ``np.argmax``).
         """
-        widths = [Y_train.shape[1]] if widths is None else list(widths)
-        starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
-        f1, f2 = self.fold1, self.fold2
-        Y1, Y2 = Y_train[f1.rows], Y_train[f2.rows]
-        D1, D2 = f1.U.T @ Y1, f2.U.T @ Y2
-        rmse_on_2 = self._fold_rmse(Y2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, starts)
-        rmse_on_1 = self._fold_rmse(Y1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2, starts)
+        if not isinstance(targets, FoldTargets):
+            targets = FoldTargets(targets, widths, self.seed)
+        if (targets.n_train, targets.seed) != (self.n_train, self.seed):
+            raise ValueError(
+                f"targets were split for {targets.n_train} training samples with seed {targets.seed}, "
+                f"the source for {self.n_train} with seed {self.seed}"
+            )
+        f1, f2, t = self.fold1, self.fold2, targets
+        D1, D2 = f1.U.T @ t.Y1, f2.U.T @ t.Y2
+        rmse_on_2 = self._fold_rmse(t.Y2, t.sq2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, t.starts)
+        rmse_on_1 = self._fold_rmse(t.Y1, t.sq1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2, t.starts)
         cv_scores = (-rmse_on_2 + -rmse_on_1) / 2
         best = np.argmax(cv_scores, axis=1)
         UtY = self.Um.T @ np.vstack([D1, D2])
-        W = np.empty((self.Vt.shape[1], Y_train.shape[1]))
-        for start, width, b in zip(starts, widths, best):
+        W = np.empty((self.Vt.shape[1], t.n_columns))
+        for start, width, b in zip(t.starts, t.widths, best):
             k = self.final_ranks[b]
             cols = slice(start, start + width)
             W[:, cols] = (self.Vt[:k].T / self.s[:k]) @ UtY[:k, cols]
