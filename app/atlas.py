@@ -5,7 +5,7 @@ import panel as pn
 from latentatlas.viz import Atlas
 from latentatlas.viz.data import demo_comparison_paths, load_levels
 
-pn.extension("plotly")
+pn.extension()
 # read the shipped results once per server process, not once per browser session
 levels = pn.state.as_cached("latentatlas-demo-levels", lambda: load_levels(demo_comparison_paths()))
 Atlas(levels).servable(title="latentatlas")

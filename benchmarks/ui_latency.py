@@ -1,6 +1,6 @@
 """Dashboard latency in headless Chromium on the built-in data: first render and click-to-update.
 
-Serves ``app/atlas.py`` with ``panel serve`` on a free loopback port and drives it with the
+Serves ``app/atlas.py`` (or ``--app``) with ``panel serve`` on a free loopback port and drives it with the
 system Chromium (``make browser``). Prints medians over repeated page loads and clicks:
 
 - first render: navigation start until the heatmap, the drill-down and the 3D viewer are drawn
@@ -9,7 +9,7 @@ system Chromium (``make browser``). Prints medians over repeated page loads and 
 - click a heatmap cell -> 3D viewer recoloured by that pair's error (server round trip);
 - click a sample on the map -> its structure drawn in 3D (server round trip).
 
-Usage: ``python benchmarks/ui_latency.py [--repeats 5]``
+Usage: ``python benchmarks/ui_latency.py [--repeats 5] [--app app/atlas.py]``
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_ui_atlas import (  # noqa: E402  (the UI tests' browser helpers: one definition)
-    CHROMIUM_ARGS, DRILL_STATE, PLOT_XY, PLOTLY_LEGEND, PLOTLY_TITLE, free_port, open_dashboard, wait_http,
-)
+from _ui import CHROMIUM_ARGS, PLOT_XY, free_port, wait_http  # noqa: E402  (the UI tests' helpers: one definition)
+from test_ui_atlas import DRILL_STATE, STRUCTURE_STATE, open_dashboard  # noqa: E402
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--app", default="app/atlas.py", help="Panel app serving the dashboard (a variant to compare)")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
@@ -42,11 +42,11 @@ def main(argv=None) -> None:
     names = [str(s) for s in demo["source"].values]
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", "app/atlas.py", "--port", str(port), "--address", "127.0.0.1",
+        [sys.executable, "-m", "panel", "serve", args.app, "--port", str(port), "--address", "127.0.0.1",
          "--allow-websocket-origin", f"127.0.0.1:{port}"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}/atlas"
+    url = f"http://127.0.0.1:{port}/{Path(args.app).stem}"
     render, drill, recolour, structure = [], [], [], []
     try:
         wait_http(url, server)
@@ -66,11 +66,10 @@ def main(argv=None) -> None:
                                        polling="raf")
                 drill.append(time.perf_counter() - t)
                 page.wait_for_function(
-                    f"() => ({PLOTLY_LEGEND})().some((t) => t.includes({f'{source} → {target}'!r}))", polling="raf")
+                    f"() => ({STRUCTURE_STATE})().group.includes({f'GFRE {source} → {target}'!r})", polling="raf")
                 recolour.append(time.perf_counter() - t)
                 state = page.evaluate(DRILL_STATE)
-                current = page.evaluate(PLOTLY_TITLE)
-                shown = current.split(":")[0] + ":"
+                shown = page.evaluate(STRUCTURE_STATE)["title"].split(":")[0] + ":"
                 # the worst sample of another structure: a tap there opens that structure
                 pick = max((i for i, s in enumerate(state["structure"]) if f"structure {s}:" != shown),
                            key=lambda i: state["error"][i])
@@ -78,7 +77,7 @@ def main(argv=None) -> None:
                 t = time.perf_counter()
                 page.mouse.click(*xy)
                 # overlapping points may all be hit: whichever structure opens, it is a new one
-                page.wait_for_function(f"() => !({PLOTLY_TITLE})().startsWith({shown!r})", polling="raf")
+                page.wait_for_function(f"() => !({STRUCTURE_STATE})().title.startsWith({shown!r})", polling="raf")
                 structure.append(time.perf_counter() - t)
                 page.close()
             browser.close()
@@ -87,8 +86,8 @@ def main(argv=None) -> None:
         server.wait(timeout=30)
 
     n_test = demo.sizes["test_atom"]
-    print(f"built-in data: {len(names)} feature sets, {demo.sizes['structure']} structures, {n_test} test atoms; "
-          f"{args.repeats} page loads, headless Chromium")
+    print(f"{args.app}; built-in data: {len(names)} feature sets, {demo.sizes['structure']} structures, "
+          f"{n_test} test atoms; {args.repeats} page loads, headless Chromium")
     for label, times, target in [
         ("first render (heatmap + drill-down + 3D)", render, 3.0),
         ("click cell -> drill-down updated", drill, 0.5),

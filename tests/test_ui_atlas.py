@@ -5,11 +5,9 @@ Chromium is Debian's (``make browser``); screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,25 +15,24 @@ import numpy as np
 import pytest
 
 pytest.importorskip("playwright")
-pytestmark = [
-    pytest.mark.ui,
-    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs /usr/bin/chromium: run 'make browser'"),
-]
 
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from _ui import (  # noqa: E402
+    ARTIFACTS,
+    DEEP_ALL,
+    PLOT_XY,
+    ROOT,
+    UI_MARKS,
+    Watch,
+    browser_context_args,  # noqa: F401  (fixture)
+    browser_type_launch_args,  # noqa: F401  (fixture)
+    click_plot,
+    free_port,
+    panel_serve,
+    wait_http,
+)
 
-# Browser-side helpers: find a Bokeh plot by its title and turn data coordinates into page pixels.
-FIND_PLOT = """(prefix) => Bokeh.index.query_one(
-    (v) => v.model.title != null && v.model.title.text != null && v.model.title.text.startsWith(prefix) && v.frame != null)"""
-PLOT_XY = f"""([prefix, x, y]) => {{
-    const v = ({FIND_PLOT})(prefix);
-    v.el.scrollIntoView({{block: "center"}});
-    const r = v.canvas_view.el.getBoundingClientRect();
-    return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
-}}"""
+pytestmark = UI_MARKS
+
 DRILL_STATE = """() => {
     const v = Bokeh.index.query_one((v) => v.model.title != null && v.model.title.text != null
         && v.model.title.text.includes(": pointwise") && v.frame != null);
@@ -43,65 +40,29 @@ DRILL_STATE = """() => {
     return {title: v.model.title.text, error: Array.from(src.data.error), structure: Array.from(src.data.structure),
             x: Array.from(src.data.x), y: Array.from(src.data.y), selected: Array.from(src.selected.indices)};
 }"""
-# Panel renders each pane inside a shadow root: search them all.
-DEEP_ALL = """(selector) => {
-    const found = [];
-    const visit = (root) => {
-        found.push(...root.querySelectorAll(selector));
-        for (const el of root.querySelectorAll('*')) { if (el.shadowRoot) { visit(el.shadowRoot); } }
-    };
-    visit(document);
-    return found;
+# The 3D viewer: the Bokeh plot titled "structure <k>: ..."; its atoms as drawn (turned, depth-sorted) in the browser.
+STRUCTURE_STATE = """() => {
+    const v = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('structure ') && v.frame != null);
+    if (v == null) { return null; }
+    const atoms = v.model.renderers.find((r) => r.data_source.data.element != null).data_source.data;
+    const r = v.canvas_view.el.getBoundingClientRect();
+    return {title: v.model.title.text, index: Array.from(atoms.index), element: Array.from(atoms.element),
+            group: Array.from(atoms.group), x: Array.from(atoms.x), y: Array.from(atoms.y),
+            px: Array.from(atoms.x, (x) => r.left + v.frame.x_scale.compute(x)),
+            py: Array.from(atoms.y, (y) => r.top + v.frame.y_scale.compute(y)),
+            span: v.model.x_range.end - v.model.x_range.start, centre: [r.left + r.width / 2, r.top + r.height / 2]};
 }"""
-PLOTLY_TITLE = f"() => ({DEEP_ALL})('.js-plotly-plot .gtitle').map((e) => e.textContent).join('')"
-PLOTLY_LEGEND = f"() => ({DEEP_ALL})('.js-plotly-plot .legendtext').map((e) => e.textContent)"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
-        try:
-            urllib.request.urlopen(url, timeout=5).read(1)
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer in {timeout} s")
+STRUCTURE_DRAWN = f"() => ({STRUCTURE_STATE})()?.index.length > 0"
+SHOW_STRUCTURE = """() => { const v = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('structure '));
+    v.el.scrollIntoView({block: "center"}); return v.el.getBoundingClientRect().toJSON(); }"""
+TOOLTIPS = f"() => ({DEEP_ALL})('.bk-tooltip-content').map((e) => e.textContent)"
 
 
 @pytest.fixture(scope="module")
 def server():
     """``panel serve app/atlas.py`` on a free loopback port: the real app on the built-in data."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "panel", "serve", "app/atlas.py", "--port", str(port), "--address", "127.0.0.1",
-         "--allow-websocket-origin", f"127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    url = f"http://127.0.0.1:{port}/atlas"
-    try:
-        wait_http(url, proc)
+    with panel_serve("app/atlas.py") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -111,29 +72,11 @@ def demo():
     return next(iter(load_levels(demo_comparison_paths()).values()))
 
 
-class Watch:
-    """Console errors, page errors and every request a page makes."""
-
-    def __init__(self, page):
-        self.errors, self.requests = [], []
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("request", lambda r: self.requests.append(r.url))
-
-    def outside(self, allowed: tuple[str, ...]) -> list[str]:
-        return [u for u in self.requests if not u.startswith(allowed)]
-
-
 def open_dashboard(page, url):
     page.goto(url)
     page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
                            timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-
-
-def click_plot(page, prefix, x, y):
-    px, py = page.evaluate(PLOT_XY, [prefix, x, y])
-    page.mouse.click(px, py)
+    page.wait_for_function(STRUCTURE_DRAWN, timeout=60_000)
 
 
 def screenshot_views(page, name):
@@ -141,8 +84,9 @@ def screenshot_views(page, name):
     page.mouse.move(0, 0)  # no hover tooltip over the pictures
     page.wait_for_timeout(300)
     page.screenshot(path=ARTIFACTS / f"{name}-full.png", full_page=True)
-    for view, selector in [("matrix", "canvas >> nth=0"), ("structure", ".js-plotly-plot")]:
-        page.locator(selector).first.screenshot(path=ARTIFACTS / f"{name}-{view}.png")
+    page.locator("canvas").first.screenshot(path=ARTIFACTS / f"{name}-matrix.png")
+    box = page.evaluate(SHOW_STRUCTURE)
+    page.screenshot(path=ARTIFACTS / f"{name}-structure.png", clip={k: box[k] for k in ("x", "y", "width", "height")})
 
 
 def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, server, demo):
@@ -160,15 +104,42 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     assert np.allclose(after["error"], expected, rtol=1e-6)
     assert np.allclose(after["x"], demo["pca"].sel(source=source).values[demo["test_atom"].values, 0], rtol=1e-5)
     # the server hears the click too: the 3D viewer now colours atoms by this pair's error
-    page.wait_for_function(f"() => ({PLOTLY_LEGEND})().some((t) => t.includes({f'{source} → {target}'!r}))",
+    page.wait_for_function(f"() => ({STRUCTURE_STATE})().group.includes({f'GFRE {source} → {target}'!r})",
                            timeout=15_000)
 
     # tap the worst sample on the map: its structure opens in 3D
     worst = int(np.argmax(expected))
     structure = int(after["structure"][worst])
     click_plot(page, f"{source} → {target}:", after["x"][worst], after["y"][worst])
-    page.wait_for_function(f"() => ({PLOTLY_TITLE})().startsWith('structure {structure}:')", timeout=15_000)
+    page.wait_for_function(f"() => ({STRUCTURE_STATE})().title.startsWith('structure {structure}:')", timeout=15_000)
     assert page.evaluate(DRILL_STATE)["selected"] == [worst]
+    page.evaluate(SHOW_STRUCTURE)
+    shown = page.evaluate(STRUCTURE_STATE)
+    first_atom = int(np.flatnonzero(demo["atom_structure"].values == structure)[0])
+    assert sorted(shown["index"]) == list(range(int(demo["n_atoms"].values[structure])))
+
+    # hover the atom drawn on top: the tooltip names it and gives its error for the clicked pair
+    from latentatlas.viz.data import per_atom_errors
+
+    errors = per_atom_errors(demo, "gfre", source, target)
+    page.mouse.move(shown["px"][-1], shown["py"][-1])
+    page.wait_for_function(f"() => ({TOOLTIPS})().some((t) => t.includes('atom '))", timeout=5_000)
+    tip = next(t for t in page.evaluate(TOOLTIPS) if "atom " in t)
+    k = shown["index"][-1]
+    error = errors[first_atom + k]
+    assert tip.startswith(f"atom {k} {shown['element'][-1]}")
+    assert (f"GFRE {source} → {target}: {error:.4f}" if np.isfinite(error) else "not in the test set") in tip
+
+    # drag turns the scene (same atoms, new screen positions); the wheel zooms
+    page.mouse.move(*shown["centre"])
+    page.mouse.down()
+    page.mouse.move(shown["centre"][0] + 90, shown["centre"][1] + 40, steps=6)
+    page.mouse.up()
+    turned = page.evaluate(STRUCTURE_STATE)
+    assert sorted(turned["index"]) == sorted(shown["index"])
+    assert not np.allclose(sorted(turned["x"]), sorted(shown["x"]))
+    page.mouse.wheel(0, -400)
+    page.wait_for_function(f"() => ({STRUCTURE_STATE})().span < {0.9 * turned['span']}", timeout=5_000)
     screenshot_views(page, "served")
     assert watch.errors == []
     assert watch.outside(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) == []
@@ -198,7 +169,7 @@ def test_ten_concurrent_sessions(browser, server):
         for p in pages:
             p.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
                                 timeout=120_000)
-            p.wait_for_selector(".js-plotly-plot .main-svg", timeout=120_000)
+            p.wait_for_function(STRUCTURE_DRAWN, timeout=120_000)
         titles = {p.evaluate(DRILL_STATE)["title"] for p in pages}
         assert len(titles) == 1
         assert [w.errors for w in watches] == [[]] * len(pages)
@@ -218,7 +189,7 @@ def report(tmp_path_factory):
 def test_static_export_offline_with_drilldown_and_linked_selection(page, report, demo):
     watch = Watch(page)
     page.goto(report.as_uri())
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({STRUCTURE_DRAWN})()", timeout=60_000)
     names = [str(s) for s in demo["source"].values]
     source, target = names[0], names[-1]
     click_plot(page, "GFRE:", target, source)
@@ -241,12 +212,21 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     strip_selected = page.evaluate("""() => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('Distribution'))
         .model.renderers.at(-1).data_source.selected.indices.length""")
     assert strip_selected == inside.size
+    # the structure drop-down swaps the 3D scene in the browser
+    first = page.evaluate(STRUCTURE_STATE)["title"]
+    pick = page.locator("select").last
+    label = pick.locator("option").nth(1).text_content()
+    pick.select_option(label=label)
+    page.wait_for_function(f"() => ({STRUCTURE_STATE})().title == {'structure ' + label!r}", timeout=10_000)
+    assert page.evaluate(STRUCTURE_STATE)["title"] != first
+    k = int(label.split(":")[0])
+    assert sorted(page.evaluate(STRUCTURE_STATE)["index"]) == list(range(int(demo["n_atoms"].values[k])))
     screenshot_views(page, "static")
     assert watch.errors == []
     assert watch.outside(("file://", "data:", "blob:")) == []
 
 
-def test_cli_serve_binds_loopback_and_serves_the_dashboard():
+def test_cli_serve_binds_loopback_and_serves_both_apps(page):
     port = free_port()
     proc = subprocess.Popen([Path(sys.executable).parent / "latentatlas", "serve", "--port", str(port)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -254,6 +234,13 @@ def test_cli_serve_binds_loopback_and_serves_the_dashboard():
         wait_http(f"http://127.0.0.1:{port}/atlas", proc)
         html = urllib.request.urlopen(f"http://127.0.0.1:{port}/atlas", timeout=60).read().decode()
         assert "<title>latentatlas</title>" in html
+        # the dashboard links to the concept app served beside it, and back
+        page.goto(f"http://127.0.0.1:{port}/atlas")
+        page.get_by_text("Concept knowledge graphs").click(timeout=60_000)
+        page.wait_for_url(f"http://127.0.0.1:{port}/concepts", timeout=30_000)
+        page.get_by_text("which concepts does each layer encode").wait_for(timeout=60_000)
+        page.get_by_text("Feature reconstruction atlas").click()
+        page.wait_for_url(f"http://127.0.0.1:{port}/atlas", timeout=30_000)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outward interface
             other = probe.getsockname()[0]

@@ -1,4 +1,4 @@
-"""``latentatlas serve``: the dashboard in the browser, bound to the local machine by default."""
+"""``latentatlas serve``: the dashboard (/atlas) and the concept app (/concepts), bound to the local machine by default."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import argparse
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="open the interactive dashboard (FRE matrix, drill-down, 3D structures)",
+        help="open the interactive dashboard (/atlas: FRE matrix, drill-down, 3D structures; /concepts: concept graph)",
         description=(
-            "Serve the dashboard on RESULT files (comparison netCDF files from 'latentatlas fre --out', or "
-            "features files, compared on loading), or on the built-in demo comparison when none is given. "
-            "Each file becomes one level of the dashboard (e.g. atom level and structure level)."
+            "Serve the dashboard at /atlas on RESULT files (comparison netCDF files from 'latentatlas fre --out', or "
+            "features files, compared on loading), or on the built-in demo comparison when none is given; each "
+            "file becomes one level of the dashboard (e.g. atom level and structure level). A concept result "
+            "('latentatlas concepts --out') goes to the concept app at /concepts, which otherwise opens on the "
+            "built-in shapes analysis."
         ),
     )
-    parser.add_argument("results", nargs="*", metavar="RESULT.nc", help="comparison netCDF file(s); default: built-in demo")
+    parser.add_argument("results", nargs="*", metavar="RESULT.nc",
+                        help="comparison or features netCDF file(s), and at most one concept result; default: built-in demos")
     parser.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 picks a free one)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: only this machine can connect)")
@@ -37,16 +40,43 @@ def levels_from_paths(paths) -> dict:
     return levels
 
 
+def split_results(paths) -> tuple[list, object]:
+    """RESULT files as (comparison or features paths, the concept result Dataset or None).
+
+    Raises
+    ------
+    ValueError
+        More than one concept result is given.
+    """
+    from ..io import load
+    from ..viz.concept_data import check_concepts, is_concept_result
+
+    comparisons, concepts = [], []
+    for path in paths:
+        ds = load(path)
+        if is_concept_result(ds):
+            concepts.append((path, check_concepts(ds, str(path))))
+        else:
+            comparisons.append(path)
+    if len(concepts) > 1:
+        raise ValueError(f"give at most one concept result, got {[str(p) for p, _ in concepts]}")
+    return comparisons, concepts[0][1] if concepts else None
+
+
 def run(args: argparse.Namespace) -> int:
     import panel as pn
 
-    from ..viz import Atlas
+    from ..viz import Atlas, ConceptAtlas
+    from ..viz.concept_data import builtin_concepts_path, load_concepts
 
-    levels = levels_from_paths(args.results)
-    pn.extension("plotly")
+    comparisons, concepts = split_results(args.results)
+    levels = levels_from_paths(comparisons)
+    if concepts is None:
+        concepts = load_concepts(builtin_concepts_path())
+    pn.extension()
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"] if args.port else None
     pn.serve(
-        {"atlas": lambda: Atlas(levels).__panel__()},
+        {"atlas": lambda: Atlas(levels).__panel__(), "concepts": lambda: ConceptAtlas(concepts).__panel__()},
         port=args.port, address=args.address, websocket_origin=origin, show=args.show,
         title="latentatlas", print_url=True,
     )

@@ -26,6 +26,16 @@ INTRO = (
 )
 
 
+def app_link(app: str, text: str) -> list:
+    """A link to a sibling app of the same server, or nothing outside a server session.
+
+    The apps are served side by side (``/atlas``, ``/concepts``), so the relative link
+    works behind any prefix; in a notebook or a static file there is no sibling to link to.
+    """
+    session = pn.state.curdoc.session_context if pn.state.curdoc else None
+    return [pn.pane.Markdown(f"[{text}](./{app})", margin=(0, 10))] if session else []
+
+
 def metric_help(metrics) -> str:
     """Markdown list explaining each metric."""
     return "\n".join(f"- **{METRICS[m][0]}**: {METRICS[m][1]}" for m in metrics if m in METRICS)
@@ -180,6 +190,7 @@ class Atlas(pn.viewable.Viewer):
         )
         return pn.Column(
             pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
+            *app_link("concepts", "→ Concept knowledge graphs: which concepts each layer of a model encodes"),
             self._help,
             controls,
             self._message,

@@ -1,9 +1,10 @@
-"""Offline static HTML report of a comparison: one self-contained file, no server.
+"""Offline static HTML report of a comparison or a concept analysis: one self-contained file, no server.
 
 Hover, zoom, box/lasso selection linked across the drill-down plots and click-a-cell-to-drill
 all run in the browser (Bokeh data sources and a small Bokeh callback over precomputed
 per-pair errors). What needs Python is replaced by its precomputed form: one tab per
-level and metric, and a drop-down of structures in the 3D viewer.
+level and metric, and a drop-down of structures in the 3D viewer (turned, zoomed and hovered in the
+browser too).
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from .atlas import INTRO, TITLE, metric_help
 from .data import METRICS, as_levels, default_pair, metrics_of, pair_table
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
-from .structure import structures_figure
+from .structure import structure_gallery
 
-__all__ = ["export_html", "inline_cdn_links", "static_report"]
+__all__ = ["export_html", "inline_cdn_links", "save_offline", "static_report"]
 
 # Panel still points at its CDN for a few stylesheets and the favicon, in <link> tags and inside
 # the embedded document's JSON; every such URL names a file of the installed panel/dist.
@@ -62,8 +63,8 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
     frames = frames_from_features(first)
     chosen = _showcase(first, metrics_of(first)[0], max_structures)
     labels = [f"{k}: {frames[k].get_chemical_formula()} ({first['subset'].values[k]})" for k in chosen]
-    structures = pn.pane.Plotly(structures_figure([frames[k] for k in chosen], labels, "structure "),
-                                sizing_mode="stretch_width", height=470, config={"displaylogo": False})
+    structures = pn.pane.Bokeh(structure_gallery([frames[k] for k in chosen], labels, "structure "),
+                               sizing_mode="stretch_width")
     return pn.Column(
         pn.pane.Markdown(f"# {TITLE}\n{INTRO}\n\n*Static report: click a matrix cell to drill down; "
                          "box-select in one drill-down plot highlights the same samples in the other.*",
@@ -100,24 +101,14 @@ def inline_cdn_links(html: str) -> str:
     return _PANEL_CDN.sub(replace, html)
 
 
-def export_html(comparison, path: str | Path, *, title: str = "latentatlas report", max_structures: int = 40) -> Path:
-    """Write a self-contained offline HTML report of ``comparison`` to ``path`` (atomically).
-
-    Parameters
-    ----------
-    comparison : xarray.Dataset or mapping label -> Dataset
-        Output of :func:`latentatlas.compare.compare`.
-    path : str or Path
-    max_structures : int
-        Structures offered in the static 3D viewer.
-    """
+def save_offline(view, path: str | Path, *, title: str) -> Path:
+    """Write a Panel ``view`` to ``path`` as one HTML file that opens with no network (atomically)."""
     path = Path(path)
-    report = static_report(comparison, max_structures=max_structures)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".html", dir=path.parent)
     os.close(fd)
     try:
-        report.save(tmp, embed=True, resources=INLINE, title=title)
+        view.save(tmp, embed=True, resources=INLINE, title=title)
         html = inline_cdn_links(Path(tmp).read_text(encoding="utf-8"))
         Path(tmp).write_text(html, encoding="utf-8")
         os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
@@ -126,3 +117,24 @@ def export_html(comparison, path: str | Path, *, title: str = "latentatlas repor
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def export_html(result, path: str | Path, *, title: str = "latentatlas report", max_structures: int = 40) -> Path:
+    """Write a self-contained offline HTML report of ``result`` to ``path`` (atomically).
+
+    Parameters
+    ----------
+    result : xarray.Dataset or mapping label -> Dataset
+        Output of :func:`latentatlas.compare.compare` (one or several levels), or a concept
+        analysis (:func:`latentatlas.concepts.analyse_concepts`).
+    path : str or Path
+    max_structures : int
+        Structures offered in the static 3D viewer of a comparison.
+    """
+    from .concept_data import is_concept_result
+
+    if is_concept_result(result):
+        from .concept_atlas import concept_report
+
+        return save_offline(concept_report(result), path, title=title)
+    return save_offline(static_report(result, max_structures=max_structures), path, title=title)

@@ -1,4 +1,4 @@
-"""Display a comparison inline in Jupyter."""
+"""Display a comparison or a concept analysis inline in Jupyter."""
 
 from __future__ import annotations
 
@@ -7,23 +7,34 @@ from pathlib import Path
 import panel as pn
 
 from .atlas import Atlas
+from .concept_atlas import ConceptAtlas
+from .concept_data import is_concept_result
 
 
-def show(result=None, **params) -> Atlas:
+def show(result=None, **params) -> Atlas | ConceptAtlas:
     """The full dashboard for ``result``, ready to display as a notebook cell's output.
 
     Parameters
     ----------
     result : xarray.Dataset, mapping label -> Dataset, path, or None
-        A comparison (:func:`latentatlas.compare.compare`), several levels of one, a netCDF file
-        holding one, or None for the built-in demo comparison.
+        A comparison (:func:`latentatlas.compare.compare`), several levels of one, a concept
+        analysis (:func:`latentatlas.concepts.analyse_concepts`), a netCDF file holding one
+        of them, or None for the built-in demo comparison.
     **params
-        Initial ``level`` / ``metric`` of :class:`~latentatlas.viz.Atlas`.
+        Initial parameters of the viewer (``level`` / ``metric`` of
+        :class:`~latentatlas.viz.Atlas`, ``layer`` of :class:`~latentatlas.viz.ConceptAtlas`).
 
     Returns
     -------
-    Atlas
-        Its views (``.matrix``, ``.drill``, ``.viewer``) can also be displayed one by one.
+    Atlas or ConceptAtlas
+        Their views (``.matrix``, ``.drill``, ``.viewer``; ``.graph``, ``.profile``,
+        ``.heatmap``, ``.examples``) can also be displayed one by one.
     """
-    pn.extension("plotly")  # loads plotly.js into the notebook; Bokeh is loaded by Panel itself
-    return Atlas(str(result) if isinstance(result, Path) else result, **params)
+    pn.extension()  # loads BokehJS and Panel into the notebook
+    if isinstance(result, (str, Path)):
+        from ..io import load
+
+        result = load(result)
+    if is_concept_result(result):
+        return ConceptAtlas(result, **params)
+    return Atlas(result, **params)

@@ -1,0 +1,319 @@
+"""Reading a concept-analysis result for display: checks, graph tables per layer, profiles, examples.
+
+No UI imports here: these helpers are plain numpy/xarray/networkx so they are testable alone.
+Everything shown is read from the result of :func:`latentatlas.concepts.analyse_concepts` or
+from :func:`latentatlas.concepts.knowledge_graph` built on it; nothing is refitted.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "builtin_concepts_path",
+    "check_concepts",
+    "default_selection",
+    "example_images",
+    "graph_tables",
+    "is_concept_result",
+    "load_concepts",
+    "node_id",
+    "profiles",
+]
+
+# what the app reads beyond the variables knowledge_graph itself checks
+_APP_NEEDS = ("accuracy_baseline", "class_accuracy", "probability", "sample_class")
+_FIX = "give a file written by 'latentatlas concepts ... --out result.nc' (latentatlas.concepts.analyse_concepts)"
+#: colours of the node kinds in the graph and of class lines in the profiles
+KIND_COLOURS = {"layer": "#555555", "concept": "#6a3d9a", "class": "#e6550d"}
+LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def is_concept_result(ds) -> bool:
+    """Whether ``ds`` looks like a concept analysis (as opposed to an FRE comparison or features)."""
+    return isinstance(ds, xr.Dataset) and "probe_accuracy" in ds.data_vars and "layer" in ds.dims
+
+
+def check_concepts(ds, name: str = "the concept result") -> xr.Dataset:
+    """Check that ``ds`` has everything the concept viewers read; return it unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming what is missing and how to produce a valid file.
+    """
+    from ..concepts import knowledge_graph
+
+    if not isinstance(ds, xr.Dataset):
+        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {_FIX}")
+    if not is_concept_result(ds):
+        raise ValueError(f"{name} holds no probe accuracies (variable 'probe_accuracy' over 'layer'); {_FIX}")
+    missing = [v for v in _APP_NEEDS if v not in ds.variables]
+    if missing:
+        raise ValueError(f"{name} lacks {missing}; {_FIX}")
+    try:
+        knowledge_graph(ds)
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
+    return ds
+
+
+def load_concepts(path: str | Path) -> xr.Dataset:
+    """Read and check a concept-result netCDF file (see :func:`check_concepts`)."""
+    from ..io import load
+
+    return check_concepts(load(path), Path(path).name)
+
+
+def builtin_concepts_path() -> Path:
+    """The precomputed concept analysis shipped in ``data/`` (biased shapes demo).
+
+    Raises
+    ------
+    FileNotFoundError
+        Saying how to create it.
+    """
+    path = Path(__file__).resolve().parents[3] / "data" / "demo_concepts_shapes.nc"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run 'python -m latentatlas.viz.concept_demo' to create it")
+    return path
+
+
+def node_id(kind: str, name: str) -> str:
+    """Graph node id, as in :func:`latentatlas.concepts.knowledge_graph`."""
+    return f"{kind}:{name}"
+
+
+def default_selection(result: xr.Dataset) -> tuple[str, str, str]:
+    """(layer, concept, class) to open on: the strongest suspected spurious link, else the last layer's
+    largest excess among encoded concepts."""
+    from ..concepts import spurious_correlations
+
+    flagged = spurious_correlations(result)
+    strength = np.minimum(result["excess"], result["class_excess"]).transpose("layer", "concept", "class")
+    if bool(flagged.any()):
+        strength = strength.where(flagged)
+    else:
+        strength = strength.sel(layer=[result["layer"].values[-1]])
+    layer, concept, cls = strength.to_series().dropna().idxmax()
+    return str(layer), str(concept), str(cls)
+
+
+def graph_tables(result: xr.Dataset) -> dict[str, dict]:
+    """Columns to draw the knowledge graph at every layer.
+
+    Node and edge order is the same at every layer, so a layer switch only swaps columns.
+
+    Returns
+    -------
+    dict of layer -> dict
+        ``nodes`` (columns over all nodes: ``id``, ``kind``, ``label``, ``x``, ``y``, ``size``,
+        ``color``, ``alpha``, ``info``), ``presence`` (class-concept edges: ``x0``, ``y0``,
+        ``x1``, ``y1``, midpoint ``mx``, ``my``, ``concept``, ``class``, ``width``, ``color``, ``agreement``,
+        ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this
+        layer), ``spurious_layers``) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
+        ``alpha``, ``color``, ``width``), each a dict of lists.
+    """
+    from ..concepts import knowledge_graph
+
+    layers = [str(v) for v in result["layer"].values]
+    class_accuracy = result["class_accuracy"].transpose("layer", "class")
+    out = {}
+    for li, layer in enumerate(layers):
+        G = knowledge_graph(result, layer=layer)
+        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info")}
+        for nid, d in G.nodes(data=True):
+            if d["kind"] == "concept":
+                acc = d["accuracy"][li]
+                size = 8 + 16 * float(np.clip(2 * acc - 1, 0, 1))
+                alpha = 0.35 + 0.65 * float(np.clip(2 * acc - 1, 0, 1))
+                info = (f"probe accuracy at {layer}: {acc:.3f}; best layer {d['best_layer']}; "
+                        f"first encoded at {d['first_layer'] or 'no layer'}")
+            elif d["kind"] == "class":
+                size, alpha = 18, 1.0
+                acc = float(class_accuracy.sel(layer=layer, **{"class": d["label"]}))
+                info = f"{d['n_examples']} held-out samples; class-probe accuracy at {layer}: {acc:.3f}"
+            else:
+                chosen = d["label"] == layer
+                size, alpha = (22, 1.0) if chosen else (14, 0.45)
+                info = f"mean probe accuracy {d['mean_accuracy']:.3f}; mean MOAD {d['moad']:.3f}"
+            for key, value in zip(nodes, (nid, d["kind"], d["label"], d["x"], d["y"], size,
+                                          KIND_COLOURS[d["kind"]], alpha, info)):
+                nodes[key].append(value)
+        presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
+                                    "model", "dataset", "excess", "class_excess", "spurious", "spurious_layers")}
+        encodes = {k: [] for k in ("x0", "y0", "x1", "y1", "alpha", "color", "width")}
+        for a, b, e in G.edges(data=True):
+            na, nb = G.nodes[a], G.nodes[b]
+            if e["kind"] == "presence":
+                cls, con = (na, nb) if na["kind"] == "class" else (nb, na)
+                spurious_here = layer in e["spurious_layers"].split(",")
+                row = (con["x"], con["y"], cls["x"], cls["y"], 0.5 * (con["x"] + cls["x"]), 0.5 * (con["y"] + cls["y"]),
+                       con["label"], cls["label"], 0.5 + 7 * e["weight"],
+                       e["color"], e["agreement"], e["weight"], e["dataset_presence"], e["excess"],
+                       e["class_excess"], int(spurious_here), e["spurious_layers"] or "none")
+                for key, value in zip(presence, row):
+                    presence[key].append(value)
+            else:
+                lay, con = (na, nb) if na["kind"] == "layer" else (nb, na)
+                here = lay["label"] == layer
+                strength = float(np.clip(2 * e["weight"] - 1, 0, 1))
+                row = (lay["x"], lay["y"], con["x"], con["y"], (0.7 if here else 0.12) * strength,
+                       KIND_COLOURS["layer"] if here else "#999999", 1 + 3 * strength if here else 1)
+                for key, value in zip(encodes, row):
+                    encodes[key].append(value)
+        out[layer] = {"nodes": nodes, "presence": presence, "encodes": encodes}
+    return out
+
+
+def _lines(*rows, dash: str = "solid") -> dict[str, list]:
+    """Profile lines as columns ``xs``, ``ys``, ``label``, ``color``, ``dash``, ``width``.
+
+    ``rows`` are (label, color, layers, values); dashed lines are references, drawn thinner.
+    """
+    out = {"xs": [], "ys": [], "label": [], "color": [], "dash": [], "width": []}
+    for label, color, xs, ys in rows:
+        out["xs"].append(list(xs))
+        out["ys"].append([float(v) for v in ys])
+        out["label"].append(label)
+        out["color"].append(color)
+        out["dash"].append(dash)
+        out["width"].append(2.5 if dash == "solid" else 1.5)
+    return out
+
+
+def _profile(title: str, solid: dict, dashed: dict | None = None) -> dict:
+    """A node's profile: its lines and one hoverable point per (line, layer)."""
+    lines = {k: v + (dashed[k] if dashed else []) for k, v in solid.items()}
+    points = {"x": [], "y": [], "label": [], "color": []}
+    for xs, ys, label, color in zip(lines["xs"], lines["ys"], lines["label"], lines["color"]):
+        points["x"] += xs
+        points["y"] += ys
+        points["label"] += [label] * len(xs)
+        points["color"] += [color] * len(xs)
+    return {"title": title, "lines": lines, "points": points}
+
+
+def profiles(result: xr.Dataset, max_concepts: int = 3) -> dict[str, dict]:
+    """The per-layer profile of every graph node.
+
+    - concept: probe balanced accuracy and its permuted-label baseline, and the model presence
+      of the concept in each class (solid) against its dataset presence (dashed);
+    - class: the class probe's balanced accuracy and the excess presence of the
+      ``max_concepts`` concepts most over-present in the class (flagged ones first);
+    - layer: mean probe accuracy, mean class-probe accuracy and mean MOAD over concepts.
+
+    Returns
+    -------
+    dict of node id -> dict
+        ``title`` (str), ``lines`` (columns ``xs``, ``ys`` (values over the layers),
+        ``label``, ``color``, ``dash``, ``width``: one row per line) and ``points`` (``x``,
+        ``y``, ``label``, ``color``: one row per (line, layer), for hover).
+    """
+    from ..concepts import spurious_correlations
+
+    layers = [str(v) for v in result["layer"].values]
+    classes = [str(v) for v in result["class"].values]
+    colours = {c: LINE_COLOURS[i % len(LINE_COLOURS)] for i, c in enumerate(classes)}
+    flagged = spurious_correlations(result).any("layer")
+    out = {}
+    for concept in result["concept"].values.astype(str):
+        at = result.sel(concept=concept)
+        solid = _lines(("probe accuracy", "black", layers, at["probe_accuracy"].values),
+                       *((f"model presence in {c}", colours[c], layers, at["model_presence"].sel({"class": c}).values)
+                         for c in classes))
+        dashed = _lines(("permuted-label baseline", "#888888", layers, at["accuracy_baseline"].values),
+                        *((f"dataset presence in {c}", colours[c], layers,
+                           np.full(len(layers), float(at["dataset_presence"].sel({"class": c})))) for c in classes),
+                        dash="dashed")
+        out[node_id("concept", concept)] = _profile(f"Concept {concept} across layers", solid, dashed)
+    for c in classes:
+        at = result.sel({"class": c})
+        excess = at["excess"].transpose("concept", "layer")
+        # flagged concepts first, then by their largest excess over the layers
+        order = sorted(range(excess.sizes["concept"]),
+                       key=lambda k: (not bool(flagged.sel({"class": c}).values[k]), -float(excess.values[k].max())))
+        picked = [str(excess["concept"].values[k]) for k in order[:max_concepts]]
+        solid = _lines(("class-probe accuracy", "black", layers, at["class_accuracy"].values),
+                       *((f"excess of {k}", LINE_COLOURS[i], layers, excess.sel(concept=k).values)
+                         for i, k in enumerate(picked)))
+        out[node_id("class", c)] = _profile(f"Class {c} across layers (excess: presence the labels do not explain)", solid)
+    means = _lines(("mean probe accuracy", "black", layers, result["probe_accuracy"].mean("concept").values),
+                   ("mean class-probe accuracy", KIND_COLOURS["class"], layers,
+                    result["class_accuracy"].mean("class").values),
+                   ("mean MOAD", "#6a3d9a", layers, result["moad"].mean("concept", skipna=True).values))
+    for layer in layers:
+        out[node_id("layer", layer)] = _profile(f"Layer {layer} among all layers (means over concepts)", means)
+    return out
+
+
+def example_images(result: xr.Dataset, samples) -> np.ndarray:
+    """RGB images of analysed samples of a shapes result.
+
+    The images come from the result's ``image`` variable or, in a compacted file (see
+    :mod:`latentatlas.viz.concept_demo`), are redrawn with
+    :func:`latentatlas.concepts.shapes.make_shapes` from the parameters in the attributes
+    ``images_n``, ``images_size``, ``images_bias``, ``images_seed`` (the drawing is deterministic).
+
+    Parameters
+    ----------
+    samples : array-like of int (n,)
+        Indices into the analysed inputs (the ``sample`` coordinate).
+
+    Returns
+    -------
+    ndarray of uint8 (n, height, width, 3)
+
+    Raises
+    ------
+    ValueError
+        The result holds no images and cannot redraw them.
+    """
+    samples = np.asarray(samples, dtype=int)
+    if "image" in result.data_vars:
+        position = {int(s): i for i, s in enumerate(result["sample"].values)}
+        images = result["image"].values[[position[int(s)] for s in samples]]
+    elif {"images_n", "images_size", "images_bias", "images_seed"} <= set(result.attrs):
+        a = result.attrs
+        drawn = _drawn_shapes(int(a["images_n"]), int(a["images_size"]), float(a["images_bias"]), int(a["images_seed"]))
+        images = drawn[samples]
+    else:
+        raise ValueError("this result holds no images (variable 'image') and no make_shapes parameters to redraw them")
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+
+
+@functools.lru_cache(maxsize=2)
+def _drawn_shapes(n: int, size: int, bias: float, seed: int) -> np.ndarray:
+    """All images of one make_shapes call as uint8 (n, 3, size, size), drawn once per process."""
+    from ..concepts.shapes import make_shapes
+
+    return np.round(make_shapes(n, image_size=size, bias=bias, seed=seed)["images"] * 255).astype(np.uint8)
+
+
+def frames_for(result: xr.Dataset):
+    """The structures of a per-atom concept result (``analyse_atoms``), if they can be found.
+
+    The result records its features' frame ``fingerprint``; the built-in benchmarks (small, then
+    full) are rebuilt and matched against it.
+
+    Returns
+    -------
+    list of ase.Atoms, or None
+        None when the result is not per atom or its frames are not a built-in set (pass them
+        explicitly to the viewer then).
+    """
+    from ..frames import fingerprint
+    from ..structures import builtin_frames
+
+    wanted = result.attrs.get("fingerprint")
+    if "sample_structure" not in result.coords or not wanted:
+        return None
+    for small in (True, False):
+        frames = builtin_frames(small=small)
+        if fingerprint(frames) == wanted:
+            return frames
+    return None

@@ -1,0 +1,116 @@
+"""Helpers shared by the UI tests: headless Chromium settings, a served app, page watching.
+
+Test modules import the two fixtures below by name so that pytest-playwright uses them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: marks of every UI test module: needs Debian's Chromium
+UI_MARKS = [
+    pytest.mark.ui,
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="needs /usr/bin/chromium: run 'make browser'"),
+]
+#: URL prefixes a served page may request (everything else would be an outside request)
+LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
+#: URL prefixes an exported file may request
+OFFLINE = ("file://", "data:", "blob:")
+
+# Browser-side helpers: find a Bokeh plot by its title and turn data coordinates into page pixels.
+FIND_PLOT = """(prefix) => Bokeh.index.query_one(
+    (v) => v.model.title != null && v.model.title.text != null && v.model.title.text.startsWith(prefix) && v.frame != null)"""
+PLOT_XY = f"""([prefix, x, y]) => {{
+    const v = ({FIND_PLOT})(prefix);
+    v.el.scrollIntoView({{block: "center"}});
+    const r = v.canvas_view.el.getBoundingClientRect();
+    return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
+}}"""
+# Panel renders each pane inside a shadow root: search them all.
+DEEP_ALL = """(selector) => {
+    const found = [];
+    const visit = (root) => {
+        found.push(...root.querySelectorAll(selector));
+        for (const el of root.querySelectorAll('*')) { if (el.shadowRoot) { visit(el.shadowRoot); } }
+    };
+    visit(document);
+    return found;
+}"""
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+        try:
+            urllib.request.urlopen(url, timeout=5).read(1)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer in {timeout} s")
+
+
+@contextlib.contextmanager
+def panel_serve(app: str):
+    """``panel serve app/<name>.py`` on a free loopback port; yields the app's URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", app, "--port", str(port), "--address", "127.0.0.1",
+         "--allow-websocket-origin", f"127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}/{Path(app).stem}"
+    try:
+        wait_http(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+class Watch:
+    """Console errors, page errors and every request a page makes."""
+
+    def __init__(self, page):
+        self.errors, self.requests = [], []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def outside(self, allowed: tuple[str, ...]) -> list[str]:
+        return [u for u in self.requests if not u.startswith(allowed)]
+
+
+def click_plot(page, prefix, x, y):
+    px, py = page.evaluate(PLOT_XY, [prefix, x, y])
+    page.mouse.click(px, py)
