@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from .data import METRICS, as_levels, demo_comparison_paths, load_levels, metric
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
 from .structure import StructureViewer
+from .upload import open_upload
 
 TITLE = "latentatlas: what do the latent features of interatomic potentials share?"
 
@@ -162,22 +162,11 @@ class Atlas(pn.viewable.Viewer):
         self.viewer.structure = self.drill.structure
 
     def _on_upload(self, event):
-        if not event.new:
-            return
-        name = Path(self._upload.filename or "upload.nc").name
-        self._views.loading = True
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            try:
-                path.write_bytes(event.new)
-                levels = comparison_from_file(path)
-                self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
-                self._message.param.update(object="", visible=False)
-            except Exception as err:  # any failure must stay in this session's page, never kill the server
-                message = str(err).replace(str(path), name)  # the user knows their file, not our temp folder
-                self._message.param.update(object=f"**Could not open {name}**: {message}", visible=True)
-            finally:
-                self._views.loading = False
+        def open_file(path, name):
+            levels = comparison_from_file(path)
+            self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
+
+        open_upload(event.new, self._upload.filename, open_file, message=self._message, busy=self._views)
 
     def __panel__(self):
         controls = pn.Row(

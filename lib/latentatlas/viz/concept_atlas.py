@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import panel as pn
@@ -13,6 +12,7 @@ from .atlas import app_link
 from .concept_data import builtin_concepts_path, check_concepts, load_concepts
 from .concept_examples import ConceptExamples
 from .concepts import ConceptGraph, ConceptHeatmap, ConceptProfile
+from .upload import open_upload
 
 __all__ = ["ConceptAtlas", "concept_report"]
 
@@ -109,21 +109,8 @@ class ConceptAtlas(pn.viewable.Viewer):
         self.graph.node = f"concept:{event.new}"
 
     def _on_upload(self, event):
-        if not event.new:
-            return
-        name = Path(self._upload.filename or "upload.nc").name
-        self._views.loading = True
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            try:
-                path.write_bytes(event.new)
-                self._set_result(load_concepts(path))
-                self._message.param.update(object="", visible=False)
-            except Exception as err:  # any failure must stay in this session's page, never kill the server
-                message = str(err).replace(str(path), name)  # the user knows their file, not our temp folder
-                self._message.param.update(object=f"**Could not open {name}**: {message}", visible=True)
-            finally:
-                self._views.loading = False
+        open_upload(event.new, self._upload.filename, lambda path, _: self._set_result(load_concepts(path)),
+                    message=self._message, busy=self._views)
 
     def __panel__(self):
         parts = [pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
