@@ -1,4 +1,4 @@
-"""Vectorised concept probes against scikit-learn, one fit at a time."""
+"""Vectorised concept probes against scikit-learn's liblinear, one fit at a time."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
 from latentatlas.concepts import LinearProbes, balanced_accuracy, benjamini_hochberg, moad
+from latentatlas.concepts import probes as probes_module
 
 
 def _layers(seed=0, n=300):
@@ -19,27 +20,74 @@ def _layers(seed=0, n=300):
     return {"a": a, "b": b}, Y
 
 
-def test_matches_sklearn_per_layer_and_concept():
-    X, Y = _layers()
-    probes = LinearProbes(C=0.1, tol=1e-9, dtype="float64").fit(X, Y)
+def _liblinear(Z, y, tol=1e-4):
+    """The reference probe of one (layer, concept): BAGEL's scikit-learn estimator."""
+    return LogisticRegression(solver="liblinear", class_weight="balanced", C=0.1, tol=tol).fit(Z, y)
+
+
+def _objective(Z, y, coef, intercept, C=0.1):
+    """liblinear's objective: intercept penalised like a weight, balanced weights times C."""
+    weight = np.where(y, len(y) / (2 * y.sum()), len(y) / (2 * (~y).sum()))
+    logits = Z @ coef + intercept
+    return 0.5 * (coef @ coef + intercept**2) + C * weight @ np.logaddexp(0, np.where(y, -logits, logits))
+
+
+def _check_against_liblinear(X, Y, probes):
     for i, (name, values) in enumerate(X.items()):
-        Z = (values - values.mean(0)) / values.std(0)
+        std = values.std(0)
+        Z = (values - values.mean(0)) / np.where(std > 0, std, 1)
+        width = values.shape[1]
+        assert np.all(probes.coef_[i, width:] == 0)
+        proba = probes.predict_proba(X)[i]
         for k in range(Y.shape[1]):
-            # lbfgs in scikit-learn does not penalise the intercept either
-            ref = LogisticRegression(C=0.1, class_weight="balanced", tol=1e-12, max_iter=10_000).fit(Z, Y[:, k])
-            width = values.shape[1]
-            np.testing.assert_allclose(probes.coef_[i, :width, k], ref.coef_[0], rtol=1e-4, atol=1e-6)
-            np.testing.assert_allclose(probes.intercept_[i, k], ref.intercept_[0], rtol=1e-4, atol=1e-6)
-            assert np.all(probes.coef_[i, width:, k] == 0)
-            proba = probes.predict_proba(X)[i, :, k]
-            np.testing.assert_allclose(proba, ref.predict_proba(Z)[:, 1], atol=1e-6)
+            ref = _liblinear(Z, Y[:, k], tol=1e-10)
+            coef, intercept = probes.coef_[i, :width, k], probes.intercept_[i, k]
+            np.testing.assert_allclose(coef, ref.coef_[0], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(intercept, ref.intercept_[0], rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(proba[:, k], ref.predict_proba(Z)[:, 1], atol=1e-7)
+            # both minimise the same objective: ours is not worse than liblinear's
+            ours, theirs = _objective(Z, Y[:, k], coef, intercept), _objective(Z, Y[:, k], ref.coef_[0], ref.intercept_[0])
+            assert ours <= theirs * (1 + 1e-12)
 
 
-def test_float32_default_close_to_float64():
-    X, Y = _layers(seed=1)
-    p32 = LinearProbes().fit(X, Y).predict_proba(X)
-    p64 = LinearProbes(dtype="float64", tol=1e-9).fit(X, Y).predict_proba(X)
-    np.testing.assert_allclose(p32, p64, atol=2e-3)
+def test_matches_liblinear_per_layer_and_concept():
+    X, Y = _layers()
+    _check_against_liblinear(X, Y, LinearProbes(C=0.1, tol=1e-9).fit(X, Y))
+
+
+def test_rank_deficient_layers_match_liblinear():
+    # more features than samples, and exactly dependent columns: the probes drop the null
+    # directions of the activations, which must not move the optimum
+    X, Y = _layers(seed=4, n=60)
+    rng = np.random.default_rng(4)
+    X["wide"] = np.c_[X["b"], X["b"] @ rng.normal(size=(12, 70)), X["a"][:, :3]]
+    X["copy"] = np.c_[X["a"], X["a"]]
+    probes = LinearProbes(C=0.1, tol=1e-9).fit(X, Y)
+    assert probes.rank_.tolist() == [6, 13, 16, 6]  # independent directions + constant ("a" spans 3 + 2)
+    _check_against_liblinear(X, Y, probes)
+
+
+def test_default_tolerance_predicts_like_liblinear_default():
+    X, Y = _layers(seed=5, n=400)
+    train, test = slice(0, 200), slice(200, None)
+    probes = LinearProbes().fit({k: v[train] for k, v in X.items()}, Y[train])
+    pred = probes.decision_function({k: v[test] for k, v in X.items()}) > 0
+    for i, values in enumerate(X.values()):
+        mean, std = values[train].mean(0), values[train].std(0)
+        for k in range(Y.shape[1]):
+            ref = _liblinear((values[train] - mean) / std, Y[train, k])
+            assert (pred[i, :, k] == ref.predict((values[test] - mean) / std)).mean() >= 0.99
+
+
+def test_column_chunks_give_the_same_probes(monkeypatch):
+    X, Y = _layers(seed=7)
+    Y = np.c_[Y, ~Y[:, :2]]
+    whole = LinearProbes(tol=1e-8).fit(X, Y)
+    # 2 layers x 300 samples x 2 columns: three chunks, the last one narrower
+    monkeypatch.setattr(probes_module, "_CHUNK_ELEMENTS", 2 * 300 * 2)
+    chunked = LinearProbes(tol=1e-8).fit(X, Y)
+    np.testing.assert_allclose(chunked.coef_, whole.coef_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(chunked.intercept_, whole.intercept_, rtol=1e-6, atol=1e-9)
 
 
 def test_score_is_balanced_accuracy():
@@ -65,6 +113,12 @@ def test_constant_feature_and_single_value_column():
         LinearProbes().fit(X, Y)
     with pytest.raises(ValueError, match="has 299 samples but Y has 300"):
         LinearProbes().fit({"a": X["a"][:-1]}, Y)
+
+
+def test_warns_when_not_converged():
+    X, Y = _layers(seed=6)
+    with pytest.warns(RuntimeWarning, match=r"6 probe\(s\) not converged after max_iter=1"):
+        LinearProbes(max_iter=1).fit(X, Y)
 
 
 def test_balanced_accuracy_broadcasts():
