@@ -11,6 +11,7 @@ from scipy.spatial.transform import Rotation
 pytest.importorskip("featomic")
 
 from latentatlas.features import get_featurizer, list_featurizers  # noqa: E402
+from latentatlas.features.base import fully_periodic, overlapping_frames  # noqa: E402
 from latentatlas.features.cache import cache_dir  # noqa: E402
 from latentatlas.frames import fingerprint  # noqa: E402
 from latentatlas.io import load, save  # noqa: E402
@@ -131,12 +132,54 @@ def test_boxed_molecule_equals_featomic_on_the_isolated_molecule(soap):
     np.testing.assert_allclose(ours, ref.block().values, atol=1e-10)
 
 
+def test_soap_equals_plain_featomic_on_the_same_systems(soap):
+    # bit for bit, in input order, across batches: our read-out of featomic's output is exact
+    import featomic
+
+    frames = [*small_frames(), bulk("NaCl", "rocksalt", a=5.64), molecule("CH4")]
+    ours = soap.featurize(frames, batch_size=2, progress=False, cache=False)["soap:power_spectrum"].values
+    blind = []
+    for atoms in frames:
+        boxed = fully_periodic(atoms, soap.cutoff)
+        boxed.numbers[:] = 1
+        blind.append(boxed)
+    tensor = featomic.SoapPowerSpectrum(**soap.hypers).compute(blind)
+    ref = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+    assert ref.samples.names[:2] == ["system", "atom"]
+    order = np.lexsort((ref.samples.values[:, 1], ref.samples.values[:, 0]))
+    np.testing.assert_array_equal(ours, ref.values[order])
+
+
+def test_overlapping_frames_agrees_with_ase_neighbor_list():
+    # random cells (skewed, partly periodic, some without vectors along open axes) where
+    # atoms often meet only through periodic images; both sides of the 0.5 and 1.5 Å cutoffs
+    from ase.neighborlist import neighbor_list
+
+    rng = np.random.default_rng(0)
+    frames = []
+    while len(frames) < 300:
+        cell = rng.normal(size=(3, 3)) * rng.uniform(0.4, 3)
+        if abs(np.linalg.det(cell)) < 0.2 * np.prod(np.linalg.norm(cell, axis=1)):
+            continue
+        pbc = rng.random(3) < 0.7
+        if rng.random() < 0.2:
+            cell[~pbc] = 0
+        n = rng.integers(1, 5)
+        frames.append(Atoms(f"H{n}", positions=rng.uniform(-1, 2, (n, 3)) @ cell + rng.normal(size=(n, 3)), cell=cell, pbc=pbc))
+    for cutoff in (0.5, 1.5):
+        expected = [i for i, atoms in enumerate(frames) if len(neighbor_list("i", atoms, cutoff))]
+        assert 10 < len(expected) < len(frames) - 10
+        assert overlapping_frames(frames, cutoff).tolist() == expected
+
+
 @pytest.mark.parametrize(
     "frames, message",
     [
         ([], "no structure"),
         ([Atoms()], "has no atoms"),
         ([Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.1]])], "overlapping"),
+        ([Atoms("H2", positions=[[0, 0, 0], [0, 0, 4.8]], cell=[5, 5, 5], pbc=True)], "0.200 Å apart"),
+        ([Atoms("H", cell=[0.3, 5, 5], pbc=True)], "0.300 Å apart"),
         ([Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]], pbc=True)], "no cell vector"),
         ([fcc111("Al", size=(1, 1, 3), vacuum=1.0)], "vacuum"),
     ],

@@ -1,11 +1,15 @@
 """CHGNet features: the hooked pass is the model's own pass, layers are what they claim, invariance."""
 
+import contextlib
+import io
+
 import numpy as np
 import pytest
 from _geometry import rotated
 from ase.build import bulk, fcc111, molecule
 
 pytest.importorskip("chgnet")
+import torch  # noqa: E402
 
 from latentatlas.features import get_featurizer  # noqa: E402
 from latentatlas.features.chgnet import to_structure  # noqa: E402
@@ -19,30 +23,52 @@ def small_frames():
     return [cu, nacl, molecule("CH4"), slab]
 
 
+NAMES = ("chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan")
+
+
 @pytest.fixture(scope="module")
 def featurizers():
-    return {name: get_featurizer(name) for name in ("chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan")}
+    return {name: get_featurizer(name) for name in NAMES}
 
 
-@pytest.mark.parametrize("name", ["chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan"])
-def test_energy_of_hooked_pass_equals_predict_structure(featurizers, name):
+@pytest.fixture(scope="module")
+def own_models():
+    """CHGNet as its own API loads it: the reference our (trimmed) network must match."""
+    from chgnet.model import CHGNet
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return {name: CHGNet.load(model_name=name.removeprefix("chgnet-"), use_device="cpu", verbose=False) for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_energy_of_hooked_pass_equals_predict_structure(featurizers, own_models, name):
     f = featurizers[name]
     frames = small_frames()
     ds, energy = f.featurize_with_energy(frames, progress=False)
-    ref = np.array([f.model.predict_structure(to_structure(a, f.cutoff), task="e")["e"] for a in frames])
+    ref = np.array([own_models[name].predict_structure(to_structure(a, f.cutoff), task="e")["e"] for a in frames])
     n_atoms = np.array([len(a) for a in frames])
     np.testing.assert_allclose(energy / n_atoms, ref, rtol=0, atol=1e-5)
     assert set(ds.data_vars) == {f"{name}:{layer}" for layer in f.layers}
 
 
-def test_layers_match_chgnet_own_outputs(featurizers):
+@pytest.mark.parametrize("name", NAMES)
+def test_network_is_chgnet_without_its_unused_last_angle_update(featurizers, own_models, name):
+    ours = featurizers[name].model.state_dict()
+    theirs = own_models[name].state_dict()
+    last = f"angle_layers.{len(own_models[name].angle_layers) - 1}."
+    assert {k for k in theirs if not k.startswith(last)} == set(ours) and any(k.startswith(last) for k in theirs)
+    for k, v in ours.items():
+        assert torch.equal(v, theirs[k]), k
+
+
+def test_layers_match_chgnet_own_outputs(featurizers, own_models):
     # independent references: CHGNet's return_atom_feas is conv3, its crystal_fea the sum of the head input
     f = featurizers["chgnet-0.3.0"]
     frames = small_frames()
     ds = f.featurize(frames, ["conv3", "last"], progress=False, cache=False)
     bounds = np.cumsum([0] + [len(a) for a in frames])
     for i, atoms in enumerate(frames):
-        own = f.model.predict_structure(to_structure(atoms, f.cutoff), task="e", return_atom_feas=True, return_crystal_feas=True)
+        own = own_models["chgnet-0.3.0"].predict_structure(to_structure(atoms, f.cutoff), task="e", return_atom_feas=True, return_crystal_feas=True)
         sl = slice(bounds[i], bounds[i + 1])
         np.testing.assert_allclose(ds["chgnet-0.3.0:conv3"].values[sl], own["atom_fea"], atol=1e-5)
         np.testing.assert_allclose(ds["chgnet-0.3.0:last"].values[sl].sum(0), own["crystal_fea"], atol=1e-4)

@@ -72,8 +72,8 @@ class SoapFeaturizer(Featurizer):
             blind = fully_periodic(atoms, self.cutoff)
             blind.numbers[:] = 1  # one density channel for all elements: geometry only
             systems.append(blind)
-        tensor = self.calculator.compute(systems)
-        block = tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block()
+        # every atom has the same species, so there is one block, key (1, 1, 1)
+        block = self.calculator.compute(systems).block()
         samples = block.samples.values
         order = np.lexsort((samples[:, 1], samples[:, 0]))
         return {"power_spectrum": np.asarray(block.values)[order]}, None
