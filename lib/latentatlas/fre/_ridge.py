@@ -38,7 +38,6 @@ class _Fold:
     """SVD of one CV fold of the source, and its cut-off ranks for each alpha."""
 
     def __init__(self, X, rows, rcond):
-        self.rows = rows
         self.U, self.s, self.Vt = _svd(X[rows])
         self.n_kept = int(np.sum(self.s > rcond))
 
@@ -50,8 +49,8 @@ class FoldTargets:
     """Targets split into the two CV folds once, to serve every source.
 
     The folds depend only on the number of training samples and the seed, so every
-    source of a matrix sees the same rows; splitting (a copy of all targets) and the
-    column sums of squares are done here once instead of once per source.
+    source of a matrix sees the same rows; splitting and the column sums of squares are
+    done here once instead of once per source.
 
     Parameters
     ----------
@@ -60,17 +59,20 @@ class FoldTargets:
     widths : sequence of int, optional
         Number of columns of each target (default: one target). Each target gets its own
         cut-off, exactly as if it were fit alone.
+    folds : pair of index arrays or slices, optional
+        Rows of the two CV folds; default ``two_folds(n_train, seed)``. Rows already in
+        fold order can be given as two slices, which makes the split free (views).
     seed : int
-        Seed of the 2-fold split.
+        Seed of the 2-fold split when ``folds`` is not given.
     """
 
-    def __init__(self, Y_train, widths=None, seed=DEFAULT_SEED):
-        rows1, rows2 = two_folds(Y_train.shape[0], seed)
+    def __init__(self, Y_train, widths=None, seed=DEFAULT_SEED, folds=None):
+        rows1, rows2 = two_folds(Y_train.shape[0], seed) if folds is None else folds
         self.Y1, self.Y2 = Y_train[rows1], Y_train[rows2]
         self.sq1, self.sq2 = (np.einsum("ij,ij->j", Y, Y) for Y in (self.Y1, self.Y2))
         self.widths = [Y_train.shape[1]] if widths is None else [int(w) for w in widths]
         self.starts = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(int)
-        self.n_train, self.n_columns, self.seed = Y_train.shape[0], Y_train.shape[1], seed
+        self.n_train, self.n_columns = Y_train.shape
 
 
 class SharedRidge:
@@ -84,9 +86,11 @@ class SharedRidge:
         Relative cut-offs: singular values below ``alpha * s_max`` are discarded.
     seed : int
         Seed of the 2-fold split (scikit-matter's ``random_state``).
+    folds : pair of index arrays or slices, optional
+        Rows of the two CV folds; default ``two_folds(n_train, seed)``.
     """
 
-    def __init__(self, X_train, alphas=None, seed=DEFAULT_SEED):
+    def __init__(self, X_train, alphas=None, seed=DEFAULT_SEED, folds=None):
         alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
         if np.any(alphas < 0) or np.any(alphas >= 1):
             raise ValueError(f"relative alphas must lie in [0, 1), got {alphas}")
@@ -95,8 +99,9 @@ class SharedRidge:
         if n_train < 4:
             raise ValueError(f"need at least 4 training samples for 2-fold cross-validation, got {n_train}")
         rcond = max(X_train.shape) * np.spacing(X_train.dtype.type(1))
-        self.n_train, self.seed = n_train, seed
-        rows1, rows2 = two_folds(n_train, seed)
+        self.n_train = n_train
+        self.folds = two_folds(n_train, seed) if folds is None else folds
+        rows1, rows2 = self.folds
         self.fold1, self.fold2 = _Fold(X_train, rows1, rcond), _Fold(X_train, rows2, rcond)
         f1, f2 = self.fold1, self.fold2
         self.scaled_alphas = alphas * max(f1.s.max(), f2.s.max())
@@ -140,8 +145,8 @@ class SharedRidge:
         ----------
         targets : ndarray of shape (n_train, n_columns) or FoldTargets
             Scaled target features of the training samples (one target, or several side
-            by side), or the same already split by :class:`FoldTargets` (to fit many
-            sources to the same targets).
+            by side), or the same already split by :class:`FoldTargets` into the same
+            folds (to fit many sources to the same targets).
         widths : sequence of int, optional
             Number of columns of each target when ``targets`` is an array (default: one
             target). Each target gets its own cut-off, exactly as if it were fit alone.
@@ -156,12 +161,9 @@ class SharedRidge:
             Index of the chosen alpha for each target (the first maximum, as ``np.argmax``).
         """
         if not isinstance(targets, FoldTargets):
-            targets = FoldTargets(targets, widths, self.seed)
-        if (targets.n_train, targets.seed) != (self.n_train, self.seed):
-            raise ValueError(
-                f"targets were split for {targets.n_train} training samples with seed {targets.seed}, "
-                f"the source for {self.n_train} with seed {self.seed}"
-            )
+            targets = FoldTargets(targets, widths, folds=self.folds)
+        if targets.n_train != self.n_train:
+            raise ValueError(f"targets have {targets.n_train} training samples, the source {self.n_train}")
         f1, f2, t = self.fold1, self.fold2, targets
         D1, D2 = f1.U.T @ t.Y1, f2.U.T @ t.Y2
         rmse_on_2 = self._fold_rmse(t.Y2, t.sq2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, t.starts)

@@ -28,6 +28,9 @@ def fit_scaler(X_train, name="X"):
 
 def scale_split(X, train_idx, test_idx, name="X"):
     """Training and test rows of ``X``, centred and scaled with training statistics."""
-    X_train, X_test = X[train_idx], X[test_idx]
+    X_train, X_test = X[train_idx], X[test_idx]  # copies (index arrays): safe to scale in place
     mean, scale = fit_scaler(X_train, name)
-    return (X_train - mean) / scale, (X_test - mean) / scale
+    for part in (X_train, X_test):
+        part -= mean
+        part /= scale
+    return X_train, X_test

@@ -11,7 +11,7 @@ from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
 from ._scale import scale_split
-from ._split import DEFAULT_SEED, check_local_points, resolve_split
+from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
@@ -72,32 +72,15 @@ def pointwise_fre_matrix(
     if metric == "lfre":
         check_local_points(n_local_points, len(train_idx))
     names = list(arrays)
-    scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
-    values = np.empty((len(names), len(names), len(test_idx)))
     if metric == "lfre":
-        for i, (X_train, X_test) in enumerate(tqdm(scaled, desc="LFRE", unit="source", disable=not progress)):
-            values[i] = local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False)
+        scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
+        values = np.stack([
+            local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False)
+            for X_train, X_test in tqdm(scaled, desc="LFRE", unit="source", disable=not progress)
+        ])
     else:
-        # All targets side by side and split into CV folds once: one large product per source.
-        widths = [Y_train.shape[1] for Y_train, _ in scaled]
-        targets = FoldTargets(np.hstack([Y_train for Y_train, _ in scaled]), widths, seed)
-        Y_test_all = np.hstack([Y_test for _, Y_test in scaled])
-
-        def errors(i):
-            X_train, X_test = scaled[i]
-            ridge = SharedRidge(X_train, alphas, seed)
-            W, _, _ = ridge.fit(targets)
-            if metric == "gfrd":
-                W = W - np.hstack(
-                    [orthogonal_map(ridge.gram_times(W[:, s : s + w])) for s, w in zip(targets.starts, widths)]
-                )
-            residual = X_test @ W
-            if metric == "gfre":
-                residual -= Y_test_all
-            values[i] = np.sqrt(np.add.reduceat(np.square(residual, out=residual), targets.starts, axis=1)).T
-
-        # Sources in parallel: their SVDs do not speed up with more BLAS threads, threads over sources do.
-        parallel_map(errors, range(len(names)), n_jobs, desc=metric.upper(), unit="source", progress=progress)
+        values = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas, seed,
+                                n_jobs, progress)
     sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
     test_dim = f"test_{sample}"
     attrs = {
@@ -118,6 +101,44 @@ def pointwise_fre_matrix(
         name=f"{metric}_pointwise",
         attrs=attrs,
     )
+
+
+def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_jobs, progress):
+    """Pointwise GFRE or GFRD (n_sets, n_sets, n_test), every source against all targets at once."""
+    # Training rows in CV-fold order make each fold a slice: splitting the targets is then free.
+    # The order is applied after scaling, so every number equals that of the pairwise functions.
+    rows1, rows2 = two_folds(len(train_idx), seed)
+    fold_order = np.concatenate([rows1, rows2])
+    folds = (slice(0, len(rows1)), slice(len(rows1), None))
+    # All sets side by side, so that each source meets every target in one large product.
+    widths = [a.shape[1] for a in arrays]
+    blocks = [slice(s, s + w) for s, w in zip(np.cumsum([0, *widths[:-1]]), widths)]
+    Y_train = np.empty((len(train_idx), sum(widths)))
+    Y_test = np.empty((len(test_idx), sum(widths)))
+
+    def scale(i):
+        scaled_train, Y_test[:, blocks[i]] = scale_split(arrays[i], train_idx, test_idx, names[i])
+        Y_train[:, blocks[i]] = scaled_train[fold_order]
+
+    parallel_map(scale, range(len(arrays)), n_jobs, progress=False)
+    targets = FoldTargets(Y_train, widths, folds=folds)
+    values = np.empty((len(arrays), len(arrays), len(test_idx)))
+
+    def errors(i):
+        ridge = SharedRidge(Y_train[:, blocks[i]], alphas, folds=folds)
+        W, _, _ = ridge.fit(targets)
+        if metric == "gfrd":
+            W = W - np.hstack([orthogonal_map(ridge.gram_times(W[:, b])) for b in blocks])
+        residual = Y_test[:, blocks[i]] @ W
+        if metric == "gfre":
+            residual -= Y_test
+        values[i] = [np.sqrt(np.einsum("ij,ij->i", residual[:, b], residual[:, b])) for b in blocks]
+
+    # Sources in parallel: their SVDs do not speed up with more BLAS threads, threads over sources do.
+    # Largest first, so that no large source is left running alone at the end.
+    order = np.argsort(widths)[::-1]
+    parallel_map(errors, order, n_jobs, desc=metric.upper(), unit="source", progress=progress)
+    return values
 
 
 def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:
