@@ -112,5 +112,15 @@ class Watch:
 
 
 def click_plot(page, prefix, x, y):
-    px, py = page.evaluate(PLOT_XY, [prefix, x, y])
-    page.mouse.click(px, py)
+    """Click data point (x, y) of the plot titled ``prefix...`` once the page layout has settled.
+
+    Views still sizing themselves (or panes rendering above) move the plot between reading its
+    position and clicking, so the position is read until two readings agree.
+    """
+    previous, xy = None, page.evaluate(PLOT_XY, [prefix, x, y])
+    for _ in range(20):
+        if xy == previous:
+            break
+        page.wait_for_timeout(150)
+        previous, xy = xy, page.evaluate(PLOT_XY, [prefix, x, y])
+    page.mouse.click(*xy)
