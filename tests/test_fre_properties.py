@@ -9,7 +9,7 @@ from scipy.stats import special_ortho_group
 from latentatlas import fre
 
 shapes = st.tuples(st.integers(60, 200), st.integers(2, 12), st.integers(1, 10))
-seeds = st.integers(0, 2**32 - 1)
+seeds = st.integers(0, 2**32 - 2)  # seed + 1 is used too, and legacy seeds stop at 2**32 - 1
 common = settings(max_examples=25, deadline=None)
 
 
