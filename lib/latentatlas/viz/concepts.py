@@ -70,6 +70,15 @@ if (k >= 0) { nodes.selected.indices = [k]; }
 _GRAPH_TITLE = ("Knowledge graph at layer ", ": edge width = model presence — tap a node")
 
 
+def _opening(viewer, result: xr.Dataset, params: dict) -> str:
+    """Check ``result``, offer its layers in ``viewer.layer``, default to the opening layer; the opening concept."""
+    check_concepts(result)
+    viewer.param.layer.objects = [str(v) for v in result["layer"].values]
+    start_layer, concept, _ = default_selection(result)
+    params.setdefault("layer", start_layer)
+    return concept
+
+
 class ConceptGraph(pn.viewable.Viewer):
     """Layers, concepts and classes as a graph at one layer; tapping a node sets :attr:`node`.
 
@@ -85,11 +94,7 @@ class ConceptGraph(pn.viewable.Viewer):
     node = param.String(default="", doc="Id of the tapped node ('concept:<k>', 'class:<c>' or 'layer:<l>')")
 
     def __init__(self, result: xr.Dataset, **params):
-        check_concepts(result)
-        layers = [str(v) for v in result["layer"].values]
-        self.param.layer.objects = layers
-        start_layer, concept, _ = default_selection(result)
-        params.setdefault("layer", start_layer)
+        concept = _opening(self, result, params)
         params.setdefault("node", node_id("concept", concept))
         super().__init__(result=result, **params)
         self.tables = graph_tables(result)
@@ -97,7 +102,7 @@ class ConceptGraph(pn.viewable.Viewer):
         self.nodes = ColumnDataSource(t["nodes"])
         self.presence = ColumnDataSource(t["presence"])
         self.encodes = ColumnDataSource(t["encodes"])
-        self.select = Select(title="Layer", value=self.layer, options=layers, width=200)
+        self.select = Select(title="Layer", value=self.layer, options=list(self.param.layer.objects), width=200)
         self.figure = self._figure()
         self._bands = []
         self._select_node()
@@ -275,12 +280,7 @@ class ConceptHeatmap(pn.viewable.Viewer):
     alpha = param.Number(default=0.05, bounds=(0, 1), doc="Significance level of the asterisks")
 
     def __init__(self, result: xr.Dataset, **params):
-        check_concepts(result)
-        layers = [str(v) for v in result["layer"].values]
-        self.param.layer.objects = layers
-        start_layer, concept, _ = default_selection(result)
-        params.setdefault("layer", start_layer)
-        params.setdefault("concept", concept)
+        params.setdefault("concept", _opening(self, result, params))
         super().__init__(result=result, **params)
         self.cells = ColumnDataSource(self._cells())
         self.band = ColumnDataSource({"layer": [self.layer]})
