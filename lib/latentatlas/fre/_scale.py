@@ -26,11 +26,15 @@ def fit_scaler(X_train, name="X"):
     return mean, np.sqrt(var_sum)
 
 
+def scale_rows(X, rows, mean, scale, out=None):
+    """``(X[rows] - mean) / scale``, written into ``out`` if given (shape (n_rows, n_features))."""
+    out = np.subtract(X[rows], mean, out=out)
+    out /= scale
+    return out
+
+
 def scale_split(X, train_idx, test_idx, name="X"):
     """Training and test rows of ``X``, centred and scaled with training statistics."""
-    X_train, X_test = X[train_idx], X[test_idx]  # copies (index arrays): safe to scale in place
+    X_train = X[train_idx]
     mean, scale = fit_scaler(X_train, name)
-    for part in (X_train, X_test):
-        part -= mean
-        part /= scale
-    return X_train, X_test
+    return scale_rows(X_train, slice(None), mean, scale, out=X_train), scale_rows(X, test_idx, mean, scale)

@@ -10,7 +10,7 @@ from ..dataset import common_sample_dim, feature_arrays
 from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
-from ._scale import scale_split
+from ._scale import fit_scaler, scale_rows, scale_split
 from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
 from .metrics import orthogonal_map, rms
 
@@ -106,7 +106,7 @@ def pointwise_fre_matrix(
 def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_jobs, progress):
     """Pointwise GFRE or GFRD (n_sets, n_sets, n_test), every source against all targets at once."""
     # Training rows in CV-fold order make each fold a slice: splitting the targets is then free.
-    # The order is applied after scaling, so every number equals that of the pairwise functions.
+    # The statistics come from the rows in their given order, so every number equals that of the pairwise functions.
     rows1, rows2 = two_folds(len(train_idx), seed)
     fold_order = np.concatenate([rows1, rows2])
     folds = (slice(0, len(rows1)), slice(len(rows1), None))
@@ -117,8 +117,9 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_j
     Y_test = np.empty((len(test_idx), sum(widths)))
 
     def scale(i):
-        scaled_train, Y_test[:, blocks[i]] = scale_split(arrays[i], train_idx, test_idx, names[i])
-        Y_train[:, blocks[i]] = scaled_train[fold_order]
+        mean, scale = fit_scaler(arrays[i][train_idx], names[i])
+        scale_rows(arrays[i], train_idx[fold_order], mean, scale, out=Y_train[:, blocks[i]])
+        scale_rows(arrays[i], test_idx, mean, scale, out=Y_test[:, blocks[i]])
 
     parallel_map(scale, range(len(arrays)), n_jobs, progress=False)
     targets = FoldTargets(Y_train, widths, folds=folds)
