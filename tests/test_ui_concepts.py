@@ -98,6 +98,17 @@ def check_layer(state, result, layer):
                                           for k, c in zip(state["edges"]["concept"], state["edges"]["cls"])]
 
 
+def settle_on_layer(page, layer):
+    """Wait until the server has taken ``layer`` (its examples say so) and the page shows it.
+
+    The browser switches the layer at once; under load the server's echo of an earlier
+    selection can still arrive afterwards and briefly switch it back, so the page is read
+    only after the server has caught up.
+    """
+    page.wait_for_function(f"() => ({TEXT})().includes('that the {layer} probe')", timeout=30_000)
+    page.wait_for_function(f"() => ({STATE})().graph.startsWith({GRAPH + layer + ':'!r})", timeout=10_000)
+
+
 def screenshot(page, name):
     ARTIFACTS.mkdir(exist_ok=True)
     page.mouse.move(0, 0)  # no hover tooltip over the pictures
@@ -124,15 +135,13 @@ def test_served_tap_node_shows_profile_and_layer_change_updates_views(page, serv
 
     # a layer node picks that layer: graph edges, heatmap outline and (server side) the examples follow
     tap_node(page, page.evaluate(STATE), "layer:block2")
-    page.wait_for_function(f"() => ({STATE})().graph.startsWith({GRAPH + 'block2:'!r})", timeout=10_000)
+    settle_on_layer(page, "block2")
     check_layer(page.evaluate(STATE), result, "block2")
-    page.wait_for_function(f"() => ({TEXT})().includes('that the block2 probe')", timeout=15_000)
 
     # the layer selector does the same
     page.get_by_label("Layer", exact=True).select_option("block3")
-    page.wait_for_function(f"() => ({STATE})().graph.startsWith({GRAPH + 'block3:'!r})", timeout=10_000)
+    settle_on_layer(page, "block3")
     check_layer(page.evaluate(STATE), result, "block3")
-    page.wait_for_function(f"() => ({TEXT})().includes('that the block3 probe')", timeout=15_000)
     screenshot(page, "concepts-served")
     assert watch.errors == []
     assert watch.outside(LOCAL) == []
