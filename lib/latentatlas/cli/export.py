@@ -27,14 +27,14 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..viz.export import export_html
-    from .serve import levels_from_paths, split_results
+    from .serve import levels_from_results, split_results
 
     if args.max_structures < 1:
         raise ValueError(f"--max-structures must be at least 1, got {args.max_structures}")
     comparisons, concepts = split_results(args.results)
     if concepts is not None and comparisons:
         raise ValueError("export a concept result on its own: one report per kind of result")
-    result = concepts if concepts is not None else levels_from_paths(comparisons)
+    result = concepts if concepts is not None else levels_from_results(comparisons)
     path = export_html(result, args.html, max_structures=args.max_structures)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser, no network needed")
     return 0

@@ -26,22 +26,27 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def levels_from_paths(paths) -> dict:
-    """Load RESULT files into dashboard levels, labelled by file name when there are several."""
-    from ..viz.atlas import comparison_from_file
+def levels_from_results(comparisons) -> dict:
+    """Dashboard levels from the (path, Dataset) pairs of :func:`split_results`.
+
+    Levels are labelled by file name when there are several files.
+    """
+    from pathlib import Path
+
+    from ..viz.atlas import comparison_levels
     from ..viz.data import demo_comparison_paths, load_levels
 
-    if not paths:
+    if not comparisons:
         return load_levels(demo_comparison_paths())
     levels = {}
-    for path in paths:
-        for label, ds in comparison_from_file(path).items():
-            levels[f"{path}: {label}" if len(paths) > 1 else label] = ds
+    for path, ds in comparisons:
+        for label, level in comparison_levels(ds, Path(path).name).items():
+            levels[f"{path}: {label}" if len(comparisons) > 1 else label] = level
     return levels
 
 
 def split_results(paths) -> tuple[list, object]:
-    """RESULT files as (comparison or features paths, the concept result Dataset or None).
+    """RESULT files, each read once: comparison or features (path, Dataset) pairs, and the concept result or None.
 
     Raises
     ------
@@ -57,7 +62,7 @@ def split_results(paths) -> tuple[list, object]:
         if is_concept_result(ds):
             concepts.append((path, check_concepts(ds, str(path))))
         else:
-            comparisons.append(path)
+            comparisons.append((path, ds))
     if len(concepts) > 1:
         raise ValueError(f"give at most one concept result, got {[str(p) for p, _ in concepts]}")
     return comparisons, concepts[0][1] if concepts else None
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.concept_data import builtin_concepts_path, load_concepts
 
     comparisons, concepts = split_results(args.results)
-    levels = levels_from_paths(comparisons)
+    levels = levels_from_results(comparisons)
     if concepts is None:
         concepts = load_concepts(builtin_concepts_path())
     pn.extension()

@@ -51,7 +51,14 @@ def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
     """
     from ..io import load
 
-    ds = load(path)
+    return comparison_levels(load(path), Path(path).name)
+
+
+def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
+    """Levels to display from a loaded comparison, or from features compared on the spot.
+
+    ``name`` (the file's) is what error messages call the Dataset.
+    """
     if metrics_of(ds):
         return as_levels(ds)
     from ..compare import compare
@@ -60,7 +67,7 @@ def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
     names = [v for v in ds.data_vars if ds[v].ndim == 2]
     if len(names) < 2:
         raise ValueError(
-            f"{Path(path).name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
+            f"{name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
             "or a features file with at least two feature sets (latentatlas featurize ... --out features.nc)"
         )
     n_samples = validate_features({n: ds[n].values for n in names})
