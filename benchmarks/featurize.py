@@ -63,14 +63,15 @@ def theirs(featurizer, frames, batch_size):
 
         return run
     if backend == "featomic":
-        from latentatlas.features.base import fully_periodic
+        from ase import Atoms
+
+        from latentatlas.features.base import periodic_box
 
         def run():
             systems = []
-            for atoms in frames:
-                blind = fully_periodic(atoms, featurizer.cutoff)
-                blind.numbers[:] = 1
-                systems.append(blind)
+            for atoms in frames:  # species-blind and boxed as ours (featomic rejects mixed periodicity)
+                positions, cell = periodic_box(atoms, featurizer.cutoff)
+                systems.append(Atoms(numbers=np.ones(len(atoms)), positions=positions, cell=cell, pbc=True))
             tensor = featurizer.calculator.compute(systems)
             return tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block().values
 
@@ -84,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--no-full", action="store_true", help="no full-dataset run (keeps the usual sample)")
     parser.add_argument("--models", nargs="+", help="registry names (default: all available)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, help="structures per pass (default: each model's own)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each side (default 2)")
     args = parser.parse_args(argv)
 
@@ -101,7 +102,8 @@ def main(argv=None):
     n_sample = sum(len(a) for a in sample)
     n_full = sum(len(a) for a in full)
     names = args.models or list_featurizers(available_only=True)
-    print(f"torch threads {torch.get_num_threads()}, batch size {args.batch_size}, {args.repeats} alternating repeats")
+    print(f"torch threads {torch.get_num_threads()}, batch size {args.batch_size or 'each model default'}, "
+          f"{args.repeats} alternating repeats")
     print(f"throughput sample: {len(sample)} structures, {n_sample} atoms (all subsets)")
     header = f"{'model':22s} {'ours atoms/s':>13s} {'theirs atoms/s':>15s} {'ratio wall':>11s} {'ratio CPU':>10s}"
     full_run = not (args.quick or args.no_full)
@@ -111,11 +113,12 @@ def main(argv=None):
     total = 0.0
     for name in names:
         f = get_featurizer(name)
-        ours = lambda frames, f=f: f.featurize(frames, batch_size=args.batch_size, progress=False, cache=False)  # noqa: E731
-        ref = theirs(f, sample, args.batch_size)
+        batch_size = args.batch_size or f.batch_size
+        ours = lambda frames, f=f: f.featurize(frames, batch_size=batch_size, progress=False, cache=False)  # noqa: E731
+        ref = theirs(f, sample, batch_size)
         # warm-up: model build and first allocations (the first pass in a process is slow);
         # ours on the whole sample since it is cheap, theirs on a few structures
-        ours(sample), theirs(f, sample[:4], args.batch_size)()
+        ours(sample), theirs(f, sample[:4], batch_size)()
         t = {"ours": np.zeros(2), "theirs": np.zeros(2)}
         for i in range(args.repeats):
             order = [("ours", lambda: ours(sample)), ("theirs", ref)]

@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", "-m", action="append", required=True, metavar="NAME", help="featuriser; repeat for several")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
     p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
-    p.add_argument("--batch-size", type=int, default=16, help="structures per forward pass (default 16)")
+    p.add_argument("--batch-size", type=int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
     p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -23,9 +23,9 @@ __all__ = [
     "UnsupportedElementError",
     "check_frames",
     "file_digest",
-    "fully_periodic",
     "overlapping_frames",
     "package_dir",
+    "periodic_box",
 ]
 
 #: Atoms closer than this (Å) are treated as overlapping: no model was trained on that.
@@ -53,6 +53,8 @@ class Featurizer:
         Atomic numbers the model knows; None means any element.
     layer_descriptions : dict of str -> str
         What each layer is, stored in the variable's ``description`` attr.
+    batch_size : int
+        Structures per forward pass unless the caller says otherwise.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Featurizer:
     backend: str
     supported_species: frozenset[int] | None = None
     layer_descriptions: dict[str, str]
+    batch_size: int = 16
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model_version={self.model_version!r}, layers={self.layers})"
@@ -71,7 +74,7 @@ class Featurizer:
         frames,
         layers: Sequence[str] | str | None = None,
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         progress: bool = True,
         cache: bool = True,
         skip_unsupported: bool = False,
@@ -83,8 +86,8 @@ class Featurizer:
         frames : ase.Atoms or sequence of ase.Atoms
         layers : str or sequence of str, optional
             Names from :attr:`layers`; default all.
-        batch_size : int
-            Structures per forward pass.
+        batch_size : int, optional
+            Structures per forward pass; default the backend's :attr:`batch_size`.
         progress : bool
             Show a tqdm progress bar (atoms done / total).
         cache : bool
@@ -126,7 +129,7 @@ class Featurizer:
         frames,
         layers: Sequence[str] | str | None = None,
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         progress: bool = True,
         skip_unsupported: bool = False,
     ) -> tuple[xr.Dataset, np.ndarray]:
@@ -201,9 +204,10 @@ class Featurizer:
             raise ValueError(f"no layer requested; choose from {self.layers}")
         return list(dict.fromkeys(layers))
 
-    def _run(self, frames: list, layers: list[str], *, batch_size: int, progress: bool):
+    def _run(self, frames: list, layers: list[str], *, batch_size: int | None, progress: bool):
         from tqdm.auto import tqdm
 
+        batch_size = self.batch_size if batch_size is None else batch_size
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
         parts = {layer: [] for layer in layers}
@@ -369,38 +373,42 @@ def overlapping_frames(frames, cutoff: float) -> np.ndarray:
     return np.flatnonzero(close)
 
 
-def fully_periodic(atoms, cutoff: float):
-    """A copy of ``atoms`` periodic along all three axes, for backends that need that.
+def periodic_box(atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and cell under which ``atoms`` can be treated as periodic along all three axes.
 
-    A frame with no periodic direction is put in an orthorhombic box with ``cutoff + 2`` Å
-    of vacuum on each side, so no atom sees an image: results are those of the isolated
-    frame. A partially periodic frame (a slab) keeps its cell, which must already leave
-    at least ``cutoff`` Å of vacuum along each non-periodic axis.
+    For backends that need that. A frame with no periodic direction is put in an
+    orthorhombic box with ``cutoff + 2`` Å of vacuum on each side, so no atom sees an
+    image: results are those of the isolated frame. A partially periodic frame (a slab)
+    keeps its cell, which must already leave at least ``cutoff`` Å of vacuum along each
+    non-periodic axis.
+
+    Returns
+    -------
+    positions : ndarray of shape (n_atoms, 3)
+    cell : ndarray of shape (3, 3)
+        New arrays; rows are the cell vectors.
 
     Raises
     ------
     ValueError
         Too little vacuum along a non-periodic axis (the message says how to add it).
     """
-    boxed = atoms.copy()
+    positions = atoms.get_positions()
     if not atoms.pbc.any():
         pad = cutoff + 2.0
-        boxed.cell = np.diag(np.ptp(atoms.positions, axis=0) + 2 * pad)
-        boxed.positions = atoms.positions - atoms.positions.min(axis=0) + pad
-    else:
-        cell = atoms.cell.array
-        for ax in np.flatnonzero(~atoms.pbc):
-            normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
-            normal /= np.linalg.norm(normal)
-            gap = abs(cell[ax] @ normal) - np.ptp(atoms.positions @ normal)
-            if gap < cutoff:
-                raise ValueError(
-                    f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
-                    f"vacuum there; this model treats cells as periodic and needs >= {cutoff} Å: "
-                    f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
-                )
-    boxed.pbc = True
-    return boxed
+        return positions - positions.min(axis=0) + pad, np.diag(np.ptp(positions, axis=0) + 2 * pad)
+    cell = atoms.cell.array.copy()
+    for ax in np.flatnonzero(~atoms.pbc):
+        normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
+        normal /= np.linalg.norm(normal)
+        gap = abs(cell[ax] @ normal) - np.ptp(positions @ normal)
+        if gap < cutoff:
+            raise ValueError(
+                f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
+                f"vacuum there; this model treats cells as periodic and needs >= {cutoff} Å: "
+                f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
+            )
+    return positions, cell
 
 
 def package_dir(package: str) -> Path:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Featurizer, file_digest, fully_periodic, package_dir
+from .base import Featurizer, file_digest, package_dir, periodic_box
 
 __all__ = ["CHGNetFeaturizer", "chgnet_checkpoint", "to_structure"]
 
@@ -50,11 +50,11 @@ def chgnet_checkpoint(model: str = "0.3.0", checkpoint: str | Path | None = None
 
 
 def to_structure(atoms, cutoff: float):
-    """The pymatgen Structure CHGNet sees for ``atoms`` (see :func:`.base.fully_periodic`)."""
+    """The pymatgen Structure CHGNet sees for ``atoms`` (see :func:`.base.periodic_box`)."""
     from pymatgen.core import Lattice, Structure
 
-    boxed = fully_periodic(atoms, cutoff)
-    return Structure(Lattice(boxed.cell.array), boxed.numbers, boxed.positions, coords_are_cartesian=True)
+    positions, cell = periodic_box(atoms, cutoff)
+    return Structure(Lattice(cell), atoms.numbers, positions, coords_are_cartesian=True)
 
 
 class CHGNetFeaturizer(Featurizer):

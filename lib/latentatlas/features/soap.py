@@ -11,10 +11,39 @@ default), rotation invariant by construction.
 from __future__ import annotations
 
 import numpy as np
+from featomic.systems import SystemBase
 
-from .base import Featurizer, fully_periodic
+from .base import Featurizer, periodic_box
 
 __all__ = ["SoapFeaturizer"]
+
+
+class _GeometryOnly(SystemBase):
+    """One structure as featomic sees it here: every atom of the same species, always periodic.
+
+    One density channel for all elements makes the descriptor see geometry only, and
+    featomic rejects mixed periodicity, hence the box (:func:`.base.periodic_box`).
+    featomic copies size, types, positions and cell into its own system and builds the
+    neighbour list there (``use_native_system=True``), so no neighbour methods are needed;
+    ase's wrapper would copy the whole ase.Atoms first.
+    """
+
+    def __init__(self, atoms, cutoff):
+        super().__init__()
+        self._positions, self._cell = periodic_box(atoms, cutoff)
+        self._types = np.ones(len(atoms), dtype=np.int32)
+
+    def size(self):
+        return len(self._types)
+
+    def types(self):
+        return self._types
+
+    def positions(self):
+        return self._positions
+
+    def cell(self):
+        return self._cell
 
 
 class SoapFeaturizer(Featurizer):
@@ -32,6 +61,8 @@ class SoapFeaturizer(Featurizer):
     """
 
     backend = "featomic"
+    # featomic's per-call set-up is a large part of a small batch, and a batch's memory is small
+    batch_size = 256
 
     def __init__(
         self,
@@ -66,12 +97,7 @@ class SoapFeaturizer(Featurizer):
         self.layer_descriptions = {"power_spectrum": f"species-agnostic SOAP power spectrum ({self.model_version})"}
 
     def _forward(self, frames, layers):
-        systems = []
-        for atoms in frames:
-            # featomic rejects mixed periodicity, hence the box
-            blind = fully_periodic(atoms, self.cutoff)
-            blind.numbers[:] = 1  # one density channel for all elements: geometry only
-            systems.append(blind)
+        systems = [_GeometryOnly(atoms, self.cutoff) for atoms in frames]
         # every atom has the same species, so there is one block, key (1, 1, 1)
         block = self.calculator.compute(systems).block()
         samples = block.samples.values
