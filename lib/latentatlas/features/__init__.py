@@ -2,22 +2,23 @@
 
 Registry
 --------
-==========================  ====================  ==========================================
-name                        layers                model (weights shipped in the wheel)
-==========================  ====================  ==========================================
-``chgnet-0.3.0``            conv1..conv4, last    CHGNet 0.3.0 (MPtrj)
-``chgnet-0.2.0``            conv1..conv3, last    CHGNet 0.2.0 (MPtrj, older training)
-``chgnet-r2scan``           conv1..conv4, last    CHGNet fine-tuned from 0.3.0 on MP r2SCAN
-``sevennet-0``              gate0..gate3, last    SevenNet-0 (11Jul2024)
-``sevennet-0-22may2024``    gate0..gate3, last    SevenNet-0 (22May2024): same recipe, other run
-``sevennet-l3i5``           gate0..gate3, last    SevenNet-l3i5 (lmax 3)
-``sevennet-mf-0-pbe``       gate0..gate3, last    SevenNet-MF-0, PBE fidelity head
-``sevennet-mf-0-r2scan``    gate0..gate3, last    SevenNet-MF-0, r2SCAN fidelity head
-``soap``                    power_spectrum        species-agnostic SOAP (featomic)
-==========================  ====================  ==========================================
+============================  ====================  ==========================================
+name                          layers                model (weights shipped in the wheel)
+============================  ====================  ==========================================
+``chgnet-0.3.0``              conv1..conv4, last    CHGNet 0.3.0 (MPtrj)
+``chgnet-0.2.0``              conv1..conv3, last    CHGNet 0.2.0 (MPtrj, older training)
+``chgnet-r2scan``             conv1..conv4, last    CHGNet fine-tuned from 0.3.0 on MP r2SCAN
+``sevennet-0``                gate0..gate3, last    SevenNet-0 (11Jul2024)
+``sevennet-0-22may2024``      gate0..gate3, last    SevenNet-0 (22May2024): same recipe, other run
+``sevennet-l3i5``             gate0..gate3, last    SevenNet-l3i5 (lmax 3)
+``sevennet-mf-0-pbe``         gate0..gate3, last    SevenNet-MF-0, PBE fidelity head
+``sevennet-mf-0-r2scan``      gate0..gate3, last    SevenNet-MF-0, r2SCAN fidelity head
+``ani-1x-0`` .. ``ani-1x-7``  aev, last             ANI-1x ensemble members 0..7 (H, C, N, O only)
+``soap``                      power_spectrum        species-agnostic SOAP (featomic)
+============================  ====================  ==========================================
 
 ``last`` is always the input of the energy head. See the backend modules
-(:mod:`.chgnet`, :mod:`.sevennet`, :mod:`.soap`) for what each layer is.
+(:mod:`.chgnet`, :mod:`.sevennet`, :mod:`.ani`, :mod:`.soap`) for what each layer is.
 
 Example
 -------
@@ -44,6 +45,7 @@ _REGISTRY = {
     "sevennet-l3i5": ("sevennet", "SevenNetFeaturizer", {"model": "7net-l3i5"}),
     "sevennet-mf-0-pbe": ("sevennet", "SevenNetFeaturizer", {"model": "7net-mf-0", "modal": "PBE"}),
     "sevennet-mf-0-r2scan": ("sevennet", "SevenNetFeaturizer", {"model": "7net-mf-0", "modal": "R2SCAN"}),
+    **{f"ani-1x-{i}": ("ani", "ANIFeaturizer", {"member": i}) for i in range(8)},
     "soap": ("soap", "SoapFeaturizer", {}),
 }
 
@@ -51,6 +53,8 @@ _REGISTRY = {
 _REQUIRES = {
     "chgnet": ("chgnet", "pip install 'latentatlas[models]'  (or: pip install chgnet)"),
     "sevennet": ("sevenn", "pip install 'latentatlas[models]'  (or: pip install sevenn)"),
+    # torchani 2.2.4 ships the ANI-1x weights in its wheel; later releases download them
+    "ani": ("torchani", "pip install 'latentatlas[models]'  (or: pip install 'torchani==2.2.4' 'setuptools<81')"),
     "soap": ("featomic", "pip install 'latentatlas[models]'  (or: pip install featomic)"),
 }
 

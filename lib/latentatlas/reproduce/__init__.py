@@ -45,6 +45,7 @@ from .analyses import (
 __all__ = [
     "ARCHITECTURE",
     "FINE_TUNED",
+    "ORGANIC_ONLY",
     "VARIANT_PAIRS",
     "Reproduction",
     "Settings",
@@ -52,6 +53,11 @@ __all__ = [
 ]
 
 QUICK_MODELS = ("chgnet-0.3.0", "chgnet-0.2.0", "chgnet-r2scan", "sevennet-0")
+
+# Left out of the default model set: ANI-1x knows only H, C, N and O, and the analyses keep
+# only the frames every model can describe, so it would shrink the benchmark to its
+# organic molecules. Name them in ``Settings.models`` to include them.
+ORGANIC_ONLY = tuple(f"ani-1x-{i}" for i in range(8))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +68,7 @@ class Settings:
     ----------
     models : tuple of str, optional
         Featuriser names (:func:`latentatlas.features.list_featurizers`); default every
-        installed one.
+        installed one except those of :data:`ORGANIC_ONLY` (ANI-1x: H, C, N, O only).
     small : bool
         Use the 52-structure version of the built-in benchmark.
     fraction : float
@@ -113,12 +119,12 @@ class Settings:
             raise ValueError(f"blas_threads must be a positive integer or None, got {self.blas_threads}")
 
     def resolved_models(self) -> tuple[str, ...]:
-        """The models to use: the given ones (checked) or every installed featuriser."""
+        """The models to use: the given ones (checked) or every installed featuriser but :data:`ORGANIC_ONLY`."""
         from ..features import list_featurizers
 
         known = list_featurizers()
         if self.models is None:
-            return tuple(list_featurizers(available_only=True))
+            return tuple(m for m in list_featurizers(available_only=True) if m not in ORGANIC_ONLY)
         unknown = [m for m in self.models if m not in known]
         if unknown:
             raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}")

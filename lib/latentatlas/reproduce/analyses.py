@@ -45,6 +45,7 @@ ARCHITECTURE = {
     "sevennet-l3i5": "SevenNet",
     "sevennet-mf-0-pbe": "SevenNet",
     "sevennet-mf-0-r2scan": "SevenNet",
+    **{f"ani-1x-{i}": "ANI" for i in range(8)},
     "soap": "descriptor",
 }
 
