@@ -37,23 +37,27 @@ def _fold_svd(X, rcond):
     return U, s, Vt, kept.sum(axis=1), _inverse_where(s, kept)
 
 
-def _cv_rmse(Y_to, D_to, C, B_from, ranks):
+def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks):
     """RMSE (mean over target columns) on one fold for each sample's per-alpha cut-off ranks.
 
     ``C @ B_from`` restricted to the first k columns/rows is the other fold's prediction in
-    this fold's singular basis; all cut-offs follow from prefix sums over k.
+    this fold's singular basis; all cut-offs follow from prefix sums over k. ``low`` and
+    ``diag`` are the strict lower triangle and the diagonal of ``CᵀC`` (source side only).
     """
     out_of_span = np.maximum(np.sum(Y_to**2, axis=1) - np.sum(D_to**2, axis=1), 0.0)  # (b, t)
     CtD = np.swapaxes(C, 1, 2) @ D_to  # (b, m_from, t)
-    G = np.swapaxes(C, 1, 2) @ C  # (b, m_from, m_from)
-    LB = np.tril(G, -1) @ B_from
-    diag = np.diagonal(G, axis1=1, axis2=2)[:, :, None]
-    # ‖D − C_k B_k‖² = ‖D‖² − 2 Σ_{i<k} B_i (CᵀD)_i + Σ_{i<k} (B_i² G_ii + 2 B_i (tril(G)B)_i)
-    terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * LB
+    # ‖D − C_k B_k‖² = ‖D‖² − 2 Σ_{i<k} B_i (CᵀD)_i + Σ_{i<k} (B_i² G_ii + 2 B_i (tril(G)B)_i),  G = CᵀC
+    terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * (low @ B_from)
     prefix = np.concatenate([np.zeros_like(terms[:, :1]), np.cumsum(terms, axis=1)], axis=1)
     in_span = np.sum(D_to**2, axis=1)[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
     mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / Y_to.shape[1]
     return np.mean(np.sqrt(mse), axis=2)  # (b, n_alphas)
+
+
+def _gram_parts(C):
+    """Strict lower triangle and diagonal (as a column) of ``CᵀC``, per sample."""
+    G = np.swapaxes(C, 1, 2) @ C
+    return np.tril(G, -1), np.diagonal(G, axis1=1, axis2=2)[:, :, None]
 
 
 class _LocalChunk:
@@ -77,6 +81,7 @@ class _LocalChunk:
         P = Vt2 @ np.swapaxes(Vt1, 1, 2)  # (b, m2, m1)
         self.C12 = s2[:, :, None] * P * self.inv1[:, None, :]
         self.C21 = s1[:, :, None] * np.swapaxes(P, 1, 2) * self.inv2[:, None, :]
+        self.gram12, self.gram21 = _gram_parts(self.C12), _gram_parts(self.C21)
         # SVD of the whole neighbourhood from the fold SVDs (see SharedRidge).
         M = np.concatenate([s1[:, :, None] * Vt1, s2[:, :, None] * Vt2], axis=1)
         self.Um, self.s, Vt = np.linalg.svd(M, full_matrices=False)
@@ -94,7 +99,8 @@ class _LocalChunk:
         B1 = D1 * (self.inv1 > 0)[:, :, None]
         B2 = D2 * (self.inv2 > 0)[:, :, None]
         scores = (
-            -_cv_rmse(Y2, D2, self.C12, B1, self.ranks1) + -_cv_rmse(Y1, D1, self.C21, B2, self.ranks2)
+            -_cv_rmse(Y2, D2, self.C12, *self.gram12, B1, self.ranks1)
+            + -_cv_rmse(Y1, D1, self.C21, *self.gram21, B2, self.ranks2)
         ) / 2
         best = np.argmax(scores, axis=1)
         best_alpha = self.scaled[np.arange(len(best)), best]
