@@ -44,14 +44,28 @@ def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks):
     this fold's singular basis; all cut-offs follow from prefix sums over k. ``low`` and
     ``diag`` are the strict lower triangle and the diagonal of ``CᵀC`` (source side only).
     """
-    out_of_span = np.maximum(np.sum(Y_to**2, axis=1) - np.sum(D_to**2, axis=1), 0.0)  # (b, t)
+    in_basis = np.sum(D_to**2, axis=1)  # (b, t)
+    out_of_span = np.maximum(np.sum(Y_to**2, axis=1) - in_basis, 0.0)
     CtD = np.swapaxes(C, 1, 2) @ D_to  # (b, m_from, t)
     # ‖D − C_k B_k‖² = ‖D‖² − 2 Σ_{i<k} B_i (CᵀD)_i + Σ_{i<k} (B_i² G_ii + 2 B_i (tril(G)B)_i),  G = CᵀC
     terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * (low @ B_from)
-    prefix = np.concatenate([np.zeros_like(terms[:, :1]), np.cumsum(terms, axis=1)], axis=1)
-    in_span = np.sum(D_to**2, axis=1)[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
+    prefix = _prefix_sums(terms)
+    in_span = in_basis[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
     mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / Y_to.shape[1]
     return np.mean(np.sqrt(mse), axis=2)  # (b, n_alphas)
+
+
+def _prefix_sums(terms):
+    """``prefix[:, k] = terms[:, :k].sum(axis=1)`` for k = 0..m, shape (b, m + 1, t).
+
+    The same sequential sums as ``np.cumsum(terms, axis=1)``, one vectorised add per k:
+    numpy's cumsum along a middle axis is about 9x slower.
+    """
+    prefix = np.empty((terms.shape[0], terms.shape[1] + 1, terms.shape[2]))
+    prefix[:, 0] = 0.0
+    for k in range(terms.shape[1]):
+        np.add(prefix[:, k], terms[:, k], out=prefix[:, k + 1])
+    return prefix
 
 
 def _gram_parts(C):
