@@ -31,7 +31,17 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["spurious_correlations", "knowledge_graph", "AGREEMENT_COLOURS"]
+__all__ = ["spurious_correlations", "rule_conditions", "why", "knowledge_graph", "AGREEMENT_COLOURS"]
+
+#: thresholds of the calibrated rule, chosen by ``benchmarks/concept_power.py`` (module docstring)
+MIN_ACCURACY = 0.7
+MIN_EXCESS = 0.1
+MIN_OUTPUT_EXCESS = 0.02
+ALPHA = 0.05
+RULE = (
+    "probe accuracy >= min_accuracy; excess >= min_excess and significant; model presence above the dataset's; "
+    "and the model uses the concept for the class (evidence)"
+)
 
 AGREEMENT_COLOURS = {
     "agrees": "#2ca02c",
@@ -45,8 +55,75 @@ def _encoded(result: xr.Dataset, min_accuracy: float) -> xr.DataArray:
     return result["probe_accuracy"] >= min_accuracy
 
 
+def rule_conditions(
+    result: xr.Dataset,
+    *,
+    min_accuracy: float = MIN_ACCURACY,
+    min_excess: float = MIN_EXCESS,
+    min_output_excess: float = MIN_OUTPUT_EXCESS,
+    alpha: float = ALPHA,
+    use_outputs: bool | None = None,
+    use_sensitivity: bool | None = None,
+) -> xr.Dataset:
+    """Each condition of the spurious-correlation rule, bool (layer, concept, class).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From :func:`~latentatlas.concepts.presence.analyse_concepts`.
+    min_accuracy, min_excess, min_output_excess, alpha : float
+        Thresholds of the rule (module docstring).
+    use_outputs : bool, optional
+        Take "the model uses the concept for the class" from the model's own outputs
+        (``output_excess``) rather than from class probes (``class_excess``). Default: when
+        the result has them.
+    use_sensitivity : bool, optional
+        Let a significant sensitivity of the class's output along the concept (``derivative``)
+        show the layer's link as well as its presence excess. Default: when the result has it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``encoded``, ``excess`` (presence excess large, significant, model presence above the
+        dataset's), ``sensitive`` (where used), ``layer_link`` (excess or sensitive), ``used``
+        (``output`` or ``class_excess``) and ``flagged`` (encoded, layer link and used).
+    """
+    _check_result(result)
+    use_outputs = _use(result, use_outputs, "output_excess", "outputs= (the model's class probabilities)")
+    use_sensitivity = _use(result, use_sensitivity, "derivative", "gradients= (capture_gradients)")
+    excess = (result["excess"] >= min_excess) & (result["excess_pvalue"] < alpha) & (result["difference"] > 0)
+    out = xr.Dataset({"encoded": _encoded(result, min_accuracy).broadcast_like(excess), "excess": excess})
+    out["layer_link"] = excess
+    if use_sensitivity:
+        out["sensitive"] = (result["derivative"] > result["derivative_baseline"]) & (result["derivative_pvalue"] < alpha)
+        out["layer_link"] = excess | out["sensitive"]
+    if use_outputs:
+        used = (result["output_excess"] >= min_output_excess) & (result["output_excess_pvalue"] < alpha)
+    else:
+        used = (result["class_excess"] >= min_excess) & (result["class_excess_pvalue"] < alpha)
+    out["used"] = used.broadcast_like(excess)
+    out["flagged"] = out["encoded"] & out["layer_link"] & out["used"]
+    return out.transpose("layer", "concept", "class").assign_attrs(
+        use_outputs=int(use_outputs), use_sensitivity=int(use_sensitivity)
+    )
+
+
+def _use(result: xr.Dataset, wanted: bool | None, variable: str, how: str) -> bool:
+    have = variable in result.data_vars
+    if wanted and not have:
+        raise ValueError(f"the result has no {variable!r}: pass {how} to analyse_concepts")
+    return have if wanted is None else bool(wanted)
+
+
 def spurious_correlations(
-    result: xr.Dataset, *, min_accuracy: float = 0.7, min_excess: float = 0.1, alpha: float = 0.05
+    result: xr.Dataset,
+    *,
+    min_accuracy: float = MIN_ACCURACY,
+    min_excess: float = MIN_EXCESS,
+    min_output_excess: float = MIN_OUTPUT_EXCESS,
+    alpha: float = ALPHA,
+    use_outputs: bool | None = None,
+    use_sensitivity: bool | None = None,
 ) -> xr.DataArray:
     """Where the rule of this module flags a suspected spurious correlation.
 
@@ -54,29 +131,38 @@ def spurious_correlations(
     ----------
     result : xarray.Dataset
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
-    min_accuracy, min_excess, alpha : float
-        Thresholds of the rule (module docstring).
+    min_accuracy, min_excess, min_output_excess, alpha, use_outputs, use_sensitivity
+        The rule's thresholds and evidence (module docstring; :func:`rule_conditions`).
 
     Returns
     -------
     xarray.DataArray of bool (layer, concept, class)
     """
-    _check_result(result)
-    flagged = (
-        _encoded(result, min_accuracy)
-        & (result["excess"] >= min_excess)
-        & (result["excess_pvalue"] < alpha)
-        & (result["class_excess"] >= min_excess)
-        & (result["class_excess_pvalue"] < alpha)
-        & (result["difference"] > 0)
-    )
-    flagged.attrs = {
-        "rule": "probe accuracy >= min_accuracy; excess and class_excess >= min_excess, both significant; difference > 0",
-        "min_accuracy": min_accuracy,
-        "min_excess": min_excess,
-        "alpha": alpha,
-    }
-    return flagged.rename("spurious").transpose("layer", "concept", "class")
+    params = dict(min_accuracy=min_accuracy, min_excess=min_excess, min_output_excess=min_output_excess, alpha=alpha)
+    conditions = rule_conditions(result, use_outputs=use_outputs, use_sensitivity=use_sensitivity, **params)
+    flagged = conditions["flagged"]
+    flagged.attrs = {"rule": RULE, **params, **conditions.attrs}
+    return flagged.rename("spurious")
+
+
+#: how :func:`why` names each condition of :func:`rule_conditions`
+CONDITION_NAMES = {
+    "encoded": "encoded",
+    "excess": "presence excess",
+    "sensitive": "output sensitive",
+    "used": "model uses it",
+}
+
+
+def why(conditions: xr.Dataset) -> str:
+    """Which conditions of the rule hold for one (layer, concept, class), as text.
+
+    ``conditions`` is :func:`rule_conditions` at one point, e.g.
+    ``"flagged: encoded yes, presence excess yes, output sensitive no, model uses it yes"``;
+    the layer's link needs presence excess *or* output sensitivity.
+    """
+    parts = [f"{label} {'yes' if bool(conditions[v]) else 'no'}" for v, label in CONDITION_NAMES.items() if v in conditions]
+    return ("flagged: " if bool(conditions["flagged"]) else "not flagged: ") + ", ".join(parts)
 
 
 def _check_result(result) -> None:
@@ -96,9 +182,12 @@ def knowledge_graph(
     result: xr.Dataset,
     *,
     layer: str | None = None,
-    min_accuracy: float = 0.7,
-    min_excess: float = 0.1,
-    alpha: float = 0.05,
+    min_accuracy: float = MIN_ACCURACY,
+    min_excess: float = MIN_EXCESS,
+    min_output_excess: float = MIN_OUTPUT_EXCESS,
+    alpha: float = ALPHA,
+    use_outputs: bool | None = None,
+    use_sensitivity: bool | None = None,
     agree_tolerance: float = 0.1,
 ):
     """A networkx graph of classes, concepts and layers, ready to draw.
@@ -109,9 +198,9 @@ def knowledge_graph(
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
     layer : str, optional
         Layer whose presences label the class-concept edges; default the last layer.
-    min_accuracy, min_excess, alpha : float
-        Thresholds of the spurious-correlation rule (module docstring); ``min_accuracy`` and
-        ``alpha`` also decide which layer-concept edges are ``significant``.
+    min_accuracy, min_excess, min_output_excess, alpha, use_outputs, use_sensitivity
+        The spurious-correlation rule (module docstring, :func:`rule_conditions`);
+        ``min_accuracy`` and ``alpha`` also decide which layer-concept edges are ``significant``.
     agree_tolerance : float
         ``|difference|`` up to which model and dataset presence agree.
 
@@ -129,7 +218,10 @@ def knowledge_graph(
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
         ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
         or unreliable where the probe does not encode the concept at ``layer``), ``color``,
-        ``spurious`` (flagged at any layer) and ``spurious_layers`` (comma-separated).
+        ``spurious`` (flagged at any layer), ``spurious_layers`` (comma-separated), ``why``
+        (which conditions of the rule hold at ``layer``, e.g. ``"encoded yes, excess no, ..."``)
+        and, where the result has them, ``sensitivity`` (TCAV score), ``derivative`` and
+        ``output_excess``.
         Layer-concept edges (``kind="encodes"``): ``weight`` (probe accuracy), ``moad``,
         ``pvalue`` (vs permuted labels), ``significant`` (``pvalue < alpha``), ``encoded``
         (accuracy >= ``min_accuracy``). Graph attributes: ``layer``, ``layers`` and the rule's
@@ -144,7 +236,11 @@ def knowledge_graph(
         raise KeyError(f"unknown layer {layer!r}; valid layers: {layers}")
     concepts = [str(v) for v in result["concept"].values]
     classes = [str(v) for v in result["class"].values]
-    flagged = spurious_correlations(result, min_accuracy=min_accuracy, min_excess=min_excess, alpha=alpha)
+    conditions = rule_conditions(
+        result, min_accuracy=min_accuracy, min_excess=min_excess, min_output_excess=min_output_excess, alpha=alpha,
+        use_outputs=use_outputs, use_sensitivity=use_sensitivity,
+    )  # fmt: skip
+    flagged = conditions["flagged"]
     encoded = _encoded(result, min_accuracy).transpose("layer", "concept")
     accuracy = result["probe_accuracy"].transpose("layer", "concept").values
 
@@ -153,6 +249,7 @@ def knowledge_graph(
         layers=layers,
         min_accuracy=min_accuracy,
         min_excess=min_excess,
+        min_output_excess=min_output_excess,
         alpha=alpha,
         agree_tolerance=agree_tolerance,
     )
@@ -227,5 +324,7 @@ def knowledge_graph(
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
                 spurious_layers=",".join(spurious_layers),
+                why=why(conditions.sel(layer=layer, **sel)),
+                **{v: float(at[v].sel(sel)) for v in ("sensitivity", "derivative", "output_excess") if v in at},
             )
     return G
