@@ -140,10 +140,11 @@ def _null_pvalue(observed: np.ndarray, null: np.ndarray, alternative: str) -> np
     r = len(null)
     mean = null.mean(0)
     spread = null.std(0, ddof=1) * np.sqrt(1 + 1 / r)
+    # (NaN statistics, e.g. layers without gradients, stay NaN)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (observed - mean) / spread
-    # a null with no spread at all: any departure is certain, none is not
-    t = np.where(spread > 0, t, np.where(observed == mean, 0.0, np.sign(observed - mean) * np.inf))
+        # a null with no spread at all: any departure is certain, none is not
+        t = np.where(spread > 0, t, np.where(observed == mean, 0.0, np.sign(observed - mean) * np.inf))
     if alternative == "greater":
         return stats.t.sf(t, r - 1)
     return 2 * stats.t.sf(np.abs(t), r - 1)

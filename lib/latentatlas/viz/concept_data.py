@@ -206,7 +206,7 @@ def sensitivity_cells(result: xr.Dataset, alpha: float = 0.05) -> dict[str, np.n
     """
     if "derivative" not in result.data_vars:
         return {}
-    r = result.transpose("layer", "concept", "class")
+    r = result[["derivative", "derivative_baseline", "derivative_pvalue", "sensitivity"]].transpose("layer", "concept", "class")
     above = (r["derivative"] > r["derivative_baseline"]).values
     p = np.where(above, r["derivative_pvalue"].values, 1.0)
     best = p.argmin(-1)
