@@ -161,8 +161,21 @@ def why(conditions: xr.Dataset) -> str:
     ``"flagged: encoded yes, presence excess yes, output sensitive no, model uses it yes"``;
     the layer's link needs presence excess *or* output sensitivity.
     """
-    parts = [f"{label} {'yes' if bool(conditions[v]) else 'no'}" for v, label in CONDITION_NAMES.items() if v in conditions]
-    return ("flagged: " if bool(conditions["flagged"]) else "not flagged: ") + ", ".join(parts)
+    return _why_table(conditions)
+
+
+def _why_table(conditions: xr.Dataset):
+    """:func:`why` for every point of ``conditions`` at once: nested lists of str in its dim order."""
+    parts = [
+        np.where(conditions[v].values, f"{label} yes", f"{label} no")
+        for v, label in CONDITION_NAMES.items()
+        if v in conditions
+    ]
+    head = np.where(conditions["flagged"].values, "flagged: ", "not flagged: ")
+    text = head.astype(object)
+    for i, part in enumerate(parts):
+        text = text + ("" if i == 0 else ", ") + part.astype(object)
+    return np.asarray(text, dtype=object).tolist()
 
 
 def _check_result(result) -> None:
@@ -298,33 +311,39 @@ def knowledge_graph(
                 encoded=bool(encoded.values[j, i]),
             )
 
+    # every edge attribute as a (concept, class) array at the layer: one lookup per edge, not per xarray .sel
     at = result.sel(layer=layer)
-    for k in concepts:
+    names = ("model_presence", "difference", "excess", "class_excess", "sensitivity", "derivative", "output_excess")
+    values = {v: at[v].transpose("concept", "class").values for v in names if v in at}
+    values["dataset_presence"] = result["dataset_presence"].transpose("concept", "class").values
+    reasons = _why_table(conditions.sel(layer=layer).transpose("concept", "class"))
+    flags = flagged.transpose("concept", "class", "layer").values
+    extra = [v for v in ("sensitivity", "derivative", "output_excess") if v in values]
+    for i, k in enumerate(concepts):
         reliable = bool(encoded.sel(layer=layer, concept=k))
-        for c in classes:
-            sel = {"concept": k, "class": c}
-            diff = float(at["difference"].sel(sel))
+        for j, c in enumerate(classes):
+            diff = float(values["difference"][i, j])
             if not reliable:
                 agreement = "unreliable"
             elif abs(diff) <= agree_tolerance:
                 agreement = "agrees"
             else:
                 agreement = "over" if diff > 0 else "under"
-            spurious_layers = [name for name, f in zip(layers, flagged.sel(sel).values) if f]
+            spurious_layers = [name for name, f in zip(layers, flags[i, j]) if f]
             G.add_edge(
                 f"class:{c}",
                 f"concept:{k}",
                 kind="presence",
-                weight=float(at["model_presence"].sel(sel)),
-                dataset_presence=float(result["dataset_presence"].sel(sel)),
+                weight=float(values["model_presence"][i, j]),
+                dataset_presence=float(values["dataset_presence"][i, j]),
                 difference=diff,
-                excess=float(at["excess"].sel(sel)),
-                class_excess=float(at["class_excess"].sel(sel)),
+                excess=float(values["excess"][i, j]),
+                class_excess=float(values["class_excess"][i, j]),
                 agreement=agreement,
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
                 spurious_layers=",".join(spurious_layers),
-                why=why(conditions.sel(layer=layer, **sel)),
-                **{v: float(at[v].sel(sel)) for v in ("sensitivity", "derivative", "output_excess") if v in at},
+                why=reasons[i][j],
+                **{v: float(values[v][i, j]) for v in extra},
             )
     return G
