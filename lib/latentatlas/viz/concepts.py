@@ -74,7 +74,7 @@ const key = toggle.active == 1 ? 'sens' : 'acc';
 const d = Object.assign({}, cells.data);
 d.value = d[key + '_value'];
 d.label = d[key + '_label'];
-d.text_color = d.value.map(v => v > 0.8 ? 'black' : 'white');
+d.text_color = Array.from(d.value, (v) => v > 0.8 ? 'black' : 'white');  // value may be a typed array
 cells.data = d;
 title.text = titles[toggle.active];
 bar.title = bars[toggle.active];
