@@ -127,7 +127,7 @@ def table(runs: dict, rule, title: str) -> str:
     lines.append("FPR (other pairs flagged)    " + "  ".join(f"b={b:.2f}" for b in biases) + "   control (runs)")
     for kind in kinds:
         control = s["fpr"].get((control_of(kind), 0.0), np.nan)
-        row = "  ".join(f"{s['fpr'].get((kind, b), np.nan):6.3f}" for b in biases)
+        row = "  ".join(f"{s['fpr'][(kind, b)]:6.3f}" if (kind, b) in s["fpr"] else "     -" for b in biases)
         lines.append(f"  {kind:26s} {row}   {control:6.3f} ({s['n'].get((control_of(kind), 0.0), 0)})")
     return "\n".join(lines)
 

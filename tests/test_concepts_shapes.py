@@ -15,7 +15,7 @@ def test_make_shapes_is_deterministic_and_labelled():
     assert a["images"].shape == (50, 3, 32, 32) and a["images"].dtype == np.float32
     assert 0.0 <= a["images"].min() and a["images"].max() <= 1.0
     assert set(a["classes"]) <= set(SHAPES)
-    assert sorted(a["concepts"]) == ["background", "colour", "size", "texture"]
+    assert sorted(a["concepts"]) == ["background", "colour", "patch", "size", "texture"]
     # the background colour fills the corners unless a shape reaches them
     noiseless = make_shapes(200, noise=0.0, seed=1)
     corner = noiseless["images"][:, :, 0, 0]
