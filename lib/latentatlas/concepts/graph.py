@@ -148,31 +148,23 @@ def _use(result: xr.Dataset, wanted: bool | None, variable: str, how: str) -> bo
     return have if wanted is None else bool(wanted)
 
 
-def spurious_correlations(
-    result: xr.Dataset,
-    *,
-    min_accuracy: float | None = None,
-    min_excess: float | None = None,
-    min_output_excess: float | None = None,
-    alpha: float | None = None,
-    use_outputs: bool | None = None,
-    use_sensitivity: bool | None = None,
-) -> xr.DataArray:
+def spurious_correlations(result: xr.Dataset, **rule) -> xr.DataArray:
     """Where the rule of this module flags a suspected spurious correlation.
 
     Parameters
     ----------
     result : xarray.Dataset
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
-    min_accuracy, min_excess, min_output_excess, alpha, use_outputs, use_sensitivity
-        The rule's thresholds and evidence (module docstring; :func:`rule_conditions`).
+    **rule
+        ``min_accuracy``, ``min_excess``, ``min_output_excess``, ``alpha``, ``use_outputs``,
+        ``use_sensitivity``: the rule's thresholds and evidence (module docstring;
+        :func:`rule_conditions`); default the calibrated ones.
 
     Returns
     -------
     xarray.DataArray of bool (layer, concept, class)
     """
-    params = dict(min_accuracy=min_accuracy, min_excess=min_excess, min_output_excess=min_output_excess, alpha=alpha)
-    conditions = rule_conditions(result, use_outputs=use_outputs, use_sensitivity=use_sensitivity, **params)
+    conditions = rule_conditions(result, **rule)
     flagged = conditions["flagged"]
     flagged.attrs = {"rule": RULE, **conditions.attrs}
     return flagged.rename("spurious")
@@ -228,13 +220,8 @@ def knowledge_graph(
     result: xr.Dataset,
     *,
     layer: str | None = None,
-    min_accuracy: float | None = None,
-    min_excess: float | None = None,
-    min_output_excess: float | None = None,
-    alpha: float | None = None,
-    use_outputs: bool | None = None,
-    use_sensitivity: bool | None = None,
     agree_tolerance: float = 0.1,
+    **rule,
 ):
     """A networkx graph of classes, concepts and layers, ready to draw.
 
@@ -244,9 +231,10 @@ def knowledge_graph(
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
     layer : str, optional
         Layer whose presences label the class-concept edges; default the last layer.
-    min_accuracy, min_excess, min_output_excess, alpha, use_outputs, use_sensitivity
-        The spurious-correlation rule (module docstring, :func:`rule_conditions`);
-        ``min_accuracy`` and ``alpha`` also decide which layer-concept edges are ``significant``.
+    **rule
+        The spurious-correlation rule's thresholds and evidence (module docstring,
+        :func:`rule_conditions`); its ``min_accuracy`` and ``alpha`` also decide which
+        layer-concept edges are ``significant``.
     agree_tolerance : float
         ``|difference|`` up to which model and dataset presence agree.
 
@@ -282,10 +270,7 @@ def knowledge_graph(
         raise KeyError(f"unknown layer {layer!r}; valid layers: {layers}")
     concepts = [str(v) for v in result["concept"].values]
     classes = [str(v) for v in result["class"].values]
-    conditions = rule_conditions(
-        result, min_accuracy=min_accuracy, min_excess=min_excess, min_output_excess=min_output_excess, alpha=alpha,
-        use_outputs=use_outputs, use_sensitivity=use_sensitivity,
-    )  # fmt: skip
+    conditions = rule_conditions(result, **rule)
     flagged = conditions["flagged"]
     rule = {k: conditions.attrs[k] for k in ("min_accuracy", "min_excess", "min_output_excess", "alpha")}
     min_accuracy, alpha = rule["min_accuracy"], rule["alpha"]

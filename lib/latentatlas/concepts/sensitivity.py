@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from .activations import _check_layers, _pool
+from .activations import _check_layers, _pool, as_batch
 
 __all__ = ["capture_gradients", "gradient_arrays", "directional_derivatives"]
 
@@ -119,12 +119,7 @@ def capture_gradients(
     layers = list(layers)
     _check_layers(model, layers)
     output = (lambda y: y) if output is None else output
-    x = torch.as_tensor(inputs)
-    params = next(model.parameters(), None)
-    if x.is_floating_point() and params is not None:
-        x = x.to(params.dtype)
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"inputs must be a non-empty batch (n_samples, ...), got shape {tuple(x.shape)}")
+    x = as_batch(model, inputs)
     n_out = None if output_names is None else len(output_names)
     chunks: dict[str, list] = {name: [] for name in layers}
     was_training = model.training
