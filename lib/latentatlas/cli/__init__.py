@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 
-COMMANDS = ["featurize", "fre", "concepts", "serve", "export", "reproduce"]
+COMMANDS = ["featurize", "import", "fre", "concepts", "serve", "export", "reproduce"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"latentatlas {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name.replace('-', '_')}").register(sub)
+        module = name.replace("-", "_") + ("_" if keyword.iskeyword(name) else "")  # import -> import_
+        importlib.import_module(f"{__name__}.{module}").register(sub)
     return parser
 
 

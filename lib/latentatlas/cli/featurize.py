@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -15,12 +16,18 @@ def register(subparsers) -> None:
             "write them as one netCDF features file. Results are cached on disk "
             "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant."
         ),
-        epilog="Models: " + ", ".join(_names()) + ". Example: latentatlas featurize --builtin --model chgnet-0.3.0 --out f.nc",
+        epilog=(
+            "Models: " + ", ".join(_names()) + ", or the path of any exported metatomic model file (.pt). "
+            "Example: latentatlas featurize --builtin --model chgnet-0.3.0 --model my-pet.pt --out f.nc"
+        ),
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="structure files (extxyz, CIF, POSCAR, ...)")
     p.add_argument("--builtin", action="store_true", help="featurise the built-in structure benchmark instead of files")
     p.add_argument("--small", action="store_true", help="with --builtin: the 52-structure version")
-    p.add_argument("--model", "-m", action="append", required=True, metavar="NAME", help="featuriser; repeat for several")
+    p.add_argument("--model", "-m", action="append", required=True, metavar="NAME",
+                   help="featuriser name or metatomic model file (.pt); repeat for several")
+    p.add_argument("--extensions-dir", metavar="DIR",
+                   help="TorchScript extensions the metatomic model files need (mtt export writes them to extensions/)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
     p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
     p.add_argument("--batch-size", type=int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
@@ -38,7 +45,7 @@ def _names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import get_featurizer
+    from ..features import get_featurizers
     from ..frames import read_frames
     from ..io import save
     from ..structures import builtin_frames
@@ -52,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     frames = builtin_frames(small=args.small) if args.builtin else read_frames(args.files)
-    models = list(dict.fromkeys(args.model))
-    featurizers = [get_featurizer(name) for name in models]  # fail on a bad name before any work
+    if args.extensions_dir is not None and not Path(args.extensions_dir).is_dir():
+        raise FileNotFoundError(f"--extensions-dir {args.extensions_dir} is not a folder")
+    featurizers = get_featurizers(args.model, extensions_dir=args.extensions_dir)  # fail on a bad name before any work
     if len(featurizers) > 1 and args.skip_unsupported:
         # every model must describe the same frames in one file: keep what all of them support
         keep = [a for a in frames if not any(f.unsupported([a]) for f in featurizers)]

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, default=Path("reproduction"), help="output folder (default: ./reproduction)")
     p.add_argument("--quick", action="store_true",
                    help="small benchmark (52 structures), 4 models, 3 splits, cumulants to order 4: a few minutes")
-    p.add_argument("--models", nargs="+", metavar="NAME", help="featurisers to compare (default: every installed one but ANI-1x, which knows H/C/N/O only; with --quick: 4)")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="featurisers or metatomic model files (.pt) to compare (default: every installed one but ANI-1x, which knows H/C/N/O only; with --quick: 4)")
     p.add_argument("--fraction", type=float,
                    help="use a random, subset-stratified fraction of the benchmark's structures (default 1: all)")
     p.add_argument("--splits", type=int, help="random splits for the spread (default 5; --quick 3)")

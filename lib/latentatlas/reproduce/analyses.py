@@ -260,11 +260,13 @@ def pair_table(result: xr.Dataset, pairs: Sequence[tuple[str, str, str]], metric
 
 def unrelated_pairs(models: Sequence[str]) -> list[tuple[str, str, str]]:
     """Every unordered pair of uMLIPs of different architectures (descriptors excluded)."""
-    mlips = [m for m in models if ARCHITECTURE.get(m, "descriptor") != "descriptor"]
+    # a model outside the registry (a metatomic model file) is its own architecture
+    arch = {m: ARCHITECTURE.get(m, m) for m in models}
+    mlips = [m for m in models if arch[m] != "descriptor"]
     return [
-        (a, b, f"{ARCHITECTURE[a]} vs {ARCHITECTURE[b]}")
+        (a, b, f"{arch[a]} vs {arch[b]}")
         for i, a in enumerate(mlips) for b in mlips[i + 1:]
-        if ARCHITECTURE[a] != ARCHITECTURE[b]
+        if arch[a] != arch[b]
     ]
 
 
