@@ -1,4 +1,8 @@
-"""A tiny TorchScript metatomic model declaring the legacy ``features`` output, exported for real."""
+"""A tiny TorchScript metatomic model, exported for real, whose feature outputs a test chooses.
+
+metatrain 2026.4.1 exports only the current ``feature`` name, so the legacy ``features``
+output and ``feature/<variant>`` outputs are tested on this model.
+"""
 
 from typing import Dict, List, Optional
 
@@ -52,14 +56,17 @@ class PairFeatures(torch.nn.Module):
         values = torch.cat(features)
         sample_values = torch.cat(samples)
         result: Dict[str, TensorMap] = {}
-        if "features" in outputs:
-            block = TensorBlock(
-                values=values,
-                samples=Labels(["system", "atom"], sample_values),
-                components=[],
-                properties=Labels(["feature"], torch.arange(2, dtype=torch.int32).reshape(-1, 1)),
-            )
-            result["features"] = TensorMap(Labels(["_"], torch.zeros(1, 1, dtype=torch.int32)), [block])
+        for name in outputs.keys():
+            if name.startswith("feature"):
+                # a variant holds the same densities, doubled, so the two can be told apart
+                scale = 2.0 if "/" in name else 1.0
+                block = TensorBlock(
+                    values=scale * values,
+                    samples=Labels(["system", "atom"], sample_values),
+                    components=[],
+                    properties=Labels(["feature"], torch.arange(2, dtype=torch.int32).reshape(-1, 1)),
+                )
+                result[name] = TensorMap(Labels(["_"], torch.zeros(1, 1, dtype=torch.int32)), [block])
         if "energy" in outputs:
             per_atom_energy = self.head(values)
             energy = torch.zeros(len(systems), 1, dtype=values.dtype)
@@ -74,11 +81,11 @@ class PairFeatures(torch.nn.Module):
         return result
 
 
-def export_legacy_model(path, atomic_types=(1, 6, 7, 8)) -> None:
-    """Write an AtomisticModel file whose capabilities declare ``features`` (the pre-0.1.x name)."""
+def export_pair_model(path, feature_outputs=("features",), atomic_types=(1, 6, 7, 8), name="pair features") -> None:
+    """Write an AtomisticModel file declaring ``feature_outputs`` (``features`` is the legacy name)."""
     capabilities = ModelCapabilities(
         outputs={
-            "features": ModelOutput(sample_kind="atom", description="smooth neighbour densities"),
+            **{o: ModelOutput(sample_kind="atom", description="smooth neighbour densities") for o in feature_outputs},
             "energy": ModelOutput(unit="eV", sample_kind="system"),
         },
         atomic_types=list(atomic_types),
@@ -87,5 +94,5 @@ def export_legacy_model(path, atomic_types=(1, 6, 7, 8)) -> None:
         supported_devices=["cpu"],
         dtype="float64",
     )
-    model = AtomisticModel(PairFeatures().eval(), ModelMetadata(name="pair features"), capabilities)
+    model = AtomisticModel(PairFeatures().eval(), ModelMetadata(name=name), capabilities)
     model.save(str(path))

@@ -8,6 +8,10 @@ feature output becomes a layer:
     names give this layer).
 ``feature-<variant>``
     Each variant ``feature/<variant>`` of it (netCDF names cannot hold a ``/``).
+``<name>``
+    Other metatrain feature outputs ``mtt::aux::<name>``, e.g. ``mace_features`` (MACE's
+    node features). Spherical outputs become invariants as SevenNet's do: ``o3_lambda = 0``
+    channels kept, the others replaced by their norms.
 ``last``
     ``mtt::aux::energy_last_layer_features``, the input of the energy head, which
     metatrain models expose.
@@ -19,6 +23,10 @@ supported elements. Structures are evaluated in batches (one model call per batc
 with the neighbour lists the model requests computed by vesin, exactly as metatomic's
 ASE calculator does; the energy of the same call is returned by
 :meth:`~latentatlas.features.Featurizer.featurize_with_energy`.
+
+Invariance is the model's: MACE's features are rotation invariant by construction, PET's
+only approximately (PET is unconstrained and learns invariance from rotated training data;
+the tiny test PET's features move by ~10% under rotation, a converged PET's far less).
 """
 
 from __future__ import annotations
@@ -53,15 +61,20 @@ def feature_outputs(output_names) -> dict[str, str]:
     Returns
     -------
     dict of str -> str
-        ``feature``, ``feature-<variant>`` and ``last``, in that order, for those the model has;
-        the requested output always uses the current spelling (metatomic maps it back).
+        In this order: ``feature``, ``feature-<variant>``, ``<name>`` for metatrain's other
+        ``mtt::aux::<name>`` feature outputs (e.g. ``mace_features``), and ``last``. The
+        requested output uses the current spelling (metatomic maps it back for old files).
     """
-    found = {}
+    output_names = list(output_names)
+    standard, auxiliary = {}, {}
     for name in output_names:
         base, _, variant = name.partition("/")
         if base in ("feature", "features"):
-            found["feature" + (f"-{variant}" if variant else "")] = "feature" + (f"/{variant}" if variant else "")
-    layers = dict(sorted(found.items(), key=lambda kv: (kv[0] != "feature", kv[0])))
+            standard["feature" + (f"-{variant}" if variant else "")] = "feature" + (f"/{variant}" if variant else "")
+        elif name.startswith("mtt::aux::") and name.endswith("_features") and name != LAST_LAYER_OUTPUT:
+            auxiliary[name.removeprefix("mtt::aux::").replace("/", "-")] = name
+    layers = dict(sorted(standard.items(), key=lambda kv: (kv[0] != "feature", kv[0])))
+    layers |= dict(sorted(auxiliary.items()))
     if LAST_LAYER_OUTPUT in output_names:
         layers["last"] = LAST_LAYER_OUTPUT
     return layers
@@ -119,7 +132,8 @@ class MetatomicFeaturizer(Featurizer):
         self.name = name or _model_name(model.metadata().name, path)
         self.layers = list(self._outputs)
         self.layer_descriptions = {
-            layer: capabilities.outputs[output].description or f"output {output!r} of {path.name}" for layer, output in self._outputs.items()
+            layer: f"{capabilities.outputs[output].description or 'per-atom features'} (output {output!r} of {path.name})"
+            for layer, output in self._outputs.items()
         }
         if "last" in self._outputs:
             self.layer_descriptions["last"] = f"input of the energy head ({LAST_LAYER_OUTPUT})"
@@ -191,21 +205,33 @@ class MetatomicFeaturizer(Featurizer):
 def _per_atom(tensor_map, offsets: np.ndarray) -> np.ndarray:
     """The rows of a per-atom output in frame order, one row per atom.
 
+    A spherical output (one block per angular channel, as MACE's node features) becomes
+    rotation invariants, as for SevenNet: blocks with ``o3_lambda = 0`` kept, the others
+    replaced by the norm of each channel over its ``2 lambda + 1`` components; blocks side
+    by side in key order.
+
     Parameters
     ----------
     tensor_map : metatensor.torch.TensorMap
-        One block, samples ``(system, atom)``, values ``(n_atoms, n_features)``.
+        Samples ``(system, atom)``; values ``(n_atoms, [n_components,] n_features)`` per block.
     offsets : ndarray of shape (n_frames + 1,)
         First row of each frame.
     """
-    if len(tensor_map.keys) != 1:
-        # e.g. features split by element or angular channel: not one vector per atom
-        raise ValueError(f"per-atom output has {len(tensor_map.keys)} blocks; only single-block feature outputs are supported")
-    block = tensor_map.block()
-    values = block.values.reshape(block.values.shape[0], -1).numpy()
-    rows = offsets[block.samples.column("system").numpy()] + block.samples.column("atom").numpy()
-    if len(rows) != offsets[-1] or len(np.unique(rows)) != len(rows):
-        raise ValueError(f"the model returned {len(rows)} per-atom rows for {offsets[-1]} atoms")
-    out = np.empty_like(values)
-    out[rows] = values
-    return out
+    keys = tensor_map.keys
+    spherical = "o3_lambda" in keys.names
+    if len(keys) > 1 and not spherical:
+        raise ValueError(f"per-atom output has {len(keys)} blocks ({keys.names}); only one block or spherical blocks are supported")
+    parts = []
+    for i in range(len(keys)):
+        block = tensor_map.block(i)
+        values = block.values
+        if spherical and int(keys.column("o3_lambda")[i]) > 0:
+            values = values.norm(dim=1)
+        values = values.reshape(values.shape[0], -1).numpy()
+        rows = offsets[block.samples.column("system").numpy()] + block.samples.column("atom").numpy()
+        if len(rows) != offsets[-1] or len(np.unique(rows)) != len(rows):
+            raise ValueError(f"the model returned {len(rows)} per-atom rows for {offsets[-1]} atoms")
+        ordered = np.empty_like(values)
+        ordered[rows] = values
+        parts.append(ordered)
+    return np.concatenate(parts, axis=1)
