@@ -196,7 +196,13 @@ def test_cli_featurize_model_file_with_a_shipped_model(tmp_path, capsys):
 
 def test_reproduce_settings_accept_model_files(tmp_path):
     from latentatlas.reproduce import Settings
+    from latentatlas.reproduce.analyses import unrelated_pairs
 
+    # a model file is its own architecture: compared with every other uMLIP, never with SOAP
+    assert [p[:2] for p in unrelated_pairs(["tiny-pet", "tiny-mace", "chgnet-0.3.0", "chgnet-r2scan", "soap"])] == [
+        ("tiny-pet", "tiny-mace"), ("tiny-pet", "chgnet-0.3.0"), ("tiny-pet", "chgnet-r2scan"),
+        ("tiny-mace", "chgnet-0.3.0"), ("tiny-mace", "chgnet-r2scan"),
+    ]
     assert Settings(models=(str(MODELS["pet"]), "chgnet-0.3.0")).resolved_models() == (str(MODELS["pet"]), "chgnet-0.3.0")
     with pytest.raises(FileNotFoundError, match="do not exist"):
         Settings(models=(str(tmp_path / "x.pt"), "chgnet-0.3.0")).resolved_models()

@@ -21,6 +21,7 @@ __all__ = [
     "ARCHITECTURE",
     "FINE_TUNED",
     "VARIANT_PAIRS",
+    "architecture",
     "benchmark_frames",
     "cross_model",
     "cumulant_steps",
@@ -258,10 +259,15 @@ def pair_table(result: xr.Dataset, pairs: Sequence[tuple[str, str, str]], metric
     )
 
 
+def architecture(model: str) -> str:
+    """The architecture of a model, ``"descriptor"`` for SOAP; a model outside the registry
+    (a metatomic model file, named by its metadata) is its own architecture."""
+    return ARCHITECTURE.get(str(model), str(model))
+
+
 def unrelated_pairs(models: Sequence[str]) -> list[tuple[str, str, str]]:
     """Every unordered pair of uMLIPs of different architectures (descriptors excluded)."""
-    # a model outside the registry (a metatomic model file) is its own architecture
-    arch = {m: ARCHITECTURE.get(m, m) for m in models}
+    arch = {m: architecture(m) for m in models}
     mlips = [m for m in models if arch[m] != "descriptor"]
     return [
         (a, b, f"{arch[a]} vs {arch[b]}")
