@@ -103,11 +103,11 @@ def get_featurizer(name: str, **kwargs) -> Featurizer:
 
     from .metatomic import is_model_file
 
-    if is_model_file(str(name)):
-        module, cls, defaults = "metatomic", "MetatomicFeaturizer", {"path": str(name)}
-    elif name in _REGISTRY:
+    if name in _REGISTRY:
         module, cls, defaults = _REGISTRY[name]
         defaults = {**defaults, "name": name}
+    elif is_model_file(name):
+        module, cls, defaults = "metatomic", "MetatomicFeaturizer", {"path": str(name)}
     else:
         raise KeyError(f"unknown featurizer {name!r}; available: {', '.join(_REGISTRY)}, or the path of a metatomic model file (.pt)")
     package, install = _REQUIRES[module]
@@ -139,7 +139,7 @@ def get_featurizers(names, *, extensions_dir=None) -> list[Featurizer]:
 
     featurizers = []
     for name in dict.fromkeys(names):
-        kwargs = {"extensions_dir": extensions_dir} if is_model_file(str(name)) and extensions_dir is not None else {}
+        kwargs = {"extensions_dir": extensions_dir} if name not in _REGISTRY and is_model_file(name) and extensions_dir is not None else {}
         featurizers.append(get_featurizer(name, **kwargs))
     taken = [f.name for f in featurizers]
     for f in featurizers:

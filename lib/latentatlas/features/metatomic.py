@@ -46,8 +46,10 @@ LAST_LAYER_OUTPUT = "mtt::aux::energy_last_layer_features"
 
 
 def is_model_file(name: str) -> bool:
-    """Whether a featuriser name is a path to a model file rather than a registry name."""
-    return name.endswith((".pt", ".pth")) or "/" in name or "\\" in name
+    """Whether a featuriser name (not a registry name) means a model file: an existing file,
+    or a name that looks like a path (ends in ``.pt``/``.pth`` or has a directory part)."""
+    name = str(name)
+    return name.endswith((".pt", ".pth")) or "/" in name or "\\" in name or Path(name).is_file()
 
 
 def feature_outputs(output_names) -> dict[str, str]:

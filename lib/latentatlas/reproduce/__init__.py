@@ -128,10 +128,11 @@ class Settings:
             return tuple(m for m in list_featurizers(available_only=True) if m not in ORGANIC_ONLY)
         from ..features.metatomic import is_model_file
 
-        missing = [m for m in self.models if is_model_file(m) and not Path(m).is_file()]
+        files = [m for m in self.models if m not in known and is_model_file(m)]
+        missing = [m for m in files if not Path(m).is_file()]
         if missing:
             raise FileNotFoundError(f"model files {missing} do not exist")
-        unknown = [m for m in self.models if m not in known and not is_model_file(m)]
+        unknown = [m for m in self.models if m not in known and m not in files]
         if unknown:
             raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}, or metatomic model files (.pt)")
         if len(set(self.models)) < 2:
