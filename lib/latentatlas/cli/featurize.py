@@ -40,6 +40,7 @@ def _names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dataset import merge_features
     from ..features import get_featurizer
     from ..frames import read_frames
     from ..io import save
