@@ -1,0 +1,93 @@
+"""A wheel installed non-editable into a fresh virtual environment serves both apps from any folder.
+
+The wheel is built from a copy of the sources (so nothing of the checkout is reachable),
+installed with ``--no-deps`` into a new venv, and the venv is given this environment's
+site-packages for the dependencies (a ``.pth`` line, which adds the folder but runs none of
+its ``.pth`` files, so a development install of latentatlas stays invisible): seconds and
+offline, where resolving the ``app`` extra from an index takes minutes. The package itself,
+its shipped data and its console script all come from the wheel.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from _ui import free_port, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("panel")
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([str(a) for a in args], check=True, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    """A fresh venv with the wheel of this checkout; returns its bin folder."""
+    tmp = tmp_path_factory.mktemp("install")
+    source = tmp / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "lib", source / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "wheel", source)
+    (wheel,) = (tmp / "wheel").glob("latentatlas-*.whl")
+    _run(sys.executable, "-m", "venv", "--without-pip", tmp / "venv")
+    python = tmp / "venv" / "bin" / "python"
+    _run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "-q", wheel)
+    site = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))").stdout.strip())
+    deps = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    (site / "dependencies.pth").write_text("\n".join(deps) + "\n")
+    return tmp / "venv" / "bin"
+
+
+def _env():
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+
+
+def test_installed_package_and_data_come_from_the_wheel(venv, tmp_path):
+    code = ("import latentatlas, latentatlas.data as d; "
+            "print(latentatlas.__file__); print(sorted(p.name for p in d.folder().glob('*.nc')))")
+    out = _run(venv / "python", "-c", code, cwd=tmp_path, env=_env()).stdout.splitlines()
+    assert Path(out[0]).is_relative_to(venv.parent)
+    assert out[1] == str(["demo_comparison.nc", "demo_comparison_structure_level.nc", "demo_concepts_shapes.nc"])
+
+
+def _document_strings(url: str) -> set[str]:
+    """Every string property of the Bokeh document a browser would get from ``url``."""
+    import panel  # noqa: F401  (registers Panel's models for the client)
+    from bokeh.client import pull_session
+
+    found = set()
+    with pull_session(url=url) as session:
+        for model in session.document.models:
+            for value in model.properties_with_values(include_defaults=False).values():
+                items = list(value.values()) if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+                for item in items:
+                    item = item.tolist() if hasattr(item, "tolist") else item
+                    found.update(x for x in (item if isinstance(item, list) else [item]) if isinstance(x, str))
+    return found
+
+
+def test_serve_from_another_folder(venv, tmp_path):
+    port = free_port()
+    server = subprocess.Popen([venv / "latentatlas", "serve", "--port", str(port)], cwd=tmp_path, env=_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for app in ("atlas", "concepts"):
+            wait_http(f"http://127.0.0.1:{port}/{app}", server)
+        atlas = _document_strings(f"http://127.0.0.1:{port}/atlas")
+        concepts = _document_strings(f"http://127.0.0.1:{port}/concepts")
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=30)[0]
+    # the built-in comparison's feature sets and the shapes demo's concepts, read from the installed package
+    assert {"chgnet-0.3.0:last", "soap:power_spectrum"} <= atlas, log
+    assert "background=purple" in concepts, log
+    assert "Traceback" not in log, log
