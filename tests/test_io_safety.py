@@ -138,3 +138,29 @@ def test_data_reach_the_disk_before_the_rename(tmp_path, monkeypatch):
     io.save(xr.Dataset({"x": ("a", np.arange(3.0))}), tmp_path / "result.nc")
     assert [e[0] for e in events] == ["fsync", "replace", "fsync"]
     assert events[0][1].endswith(".tmp") and events[1][1] == "result.nc" and events[2][1] == "folder"
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that code from a file ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickles_are_never_loaded(tmp_path):
+    import pickle
+
+    marker = tmp_path / "code-ran"
+    trap = tmp_path / "result.nc"
+    trap.write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(ValueError, match="not a readable netCDF file"):
+        io.load(trap)
+    assert not marker.exists()
+    # nothing in the library can unpickle: no pickle loads, pickled numpy arrays or full torch loads
+    lib = Path(io.__file__).parent
+    source = "\n".join(p.read_text() for p in lib.rglob("*.py"))
+    for unsafe in ("pickle.load", "allow_pickle=True", "weights_only=False", "torch.load(path)"):
+        assert unsafe not in source, unsafe
