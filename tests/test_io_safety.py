@@ -83,35 +83,47 @@ def test_next_save_removes_the_temporary_file_of_a_killed_save(tmp_path):
     assert list(io.load(path).data_vars) == ["y"]
 
 
-HOLDER = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.lockf(fd, fcntl.LOCK_EX)
-print("locked", flush=True)
-time.sleep(60)
-"""
-
-
-@pytest.mark.skipif(os.name != "posix", reason="writers mark their temporary files with POSIX locks")
-def test_a_live_writers_temporary_file_is_left_alone(tmp_path):
-    """Another process saving to the same path right now keeps its file."""
+def test_temporary_files_of_running_saves_are_left_alone(tmp_path):
+    """Another process saving to the same path right now, here or on another machine, keeps its file."""
     path = tmp_path / "result.nc"
-    theirs = tmp_path / f".result.nc.{os.getpid() + 1}-abcdefgh.tmp"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(theirs)], stdout=subprocess.PIPE, text=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert holder.stdout.readline() == "locked\n"
+        theirs = tmp_path / f".result.nc.{sleeper.pid}@{io._host()}.abcd_123.tmp"
+        remote = tmp_path / ".result.nc.4242@other-machine.abcd_123.tmp"
+        for p in (theirs, remote):
+            p.write_bytes(b"being written")
         io.save(xr.Dataset({"x": ("a", np.arange(3.0))}), path)
-        assert theirs.exists()
+        assert theirs.exists() and remote.exists()
     finally:
-        holder.kill()
-        holder.communicate()
-    io.save(xr.Dataset({"x": ("a", np.arange(3.0))}), path)  # its writer is gone now
-    assert not theirs.exists()
+        sleeper.kill()
+        sleeper.communicate()
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(remote, (two_days_ago, two_days_ago))
+    io.save(xr.Dataset({"x": ("a", np.arange(3.0))}), path)  # its writer is gone; the remote one went quiet
+    assert not theirs.exists() and not remote.exists()
+
+
+def test_concurrent_saves_to_one_path(tmp_path):
+    """Writers racing for one file: each save succeeds, one complete result wins, nothing is left over."""
+    code = (
+        "import sys, numpy as np, xarray as xr\n"
+        "from latentatlas import io\n"
+        "for _ in range(6):\n"
+        "    io.save(xr.Dataset({'x': ('a', np.full(100_000, float(sys.argv[1])))}), sys.argv[2])\n"
+    )
+    path = tmp_path / "result.nc"
+    writers = [subprocess.Popen([sys.executable, "-c", code, str(k), str(path)], stderr=subprocess.PIPE, text=True)
+               for k in range(3)]
+    errors = [w.communicate(timeout=300)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0, 0], errors
+    assert len(set(io.load(path)["x"].values.tolist())) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["result.nc"]
 
 
 def test_other_files_are_never_removed(tmp_path):
     path = tmp_path / "result.nc"
-    keep = [tmp_path / n for n in (".other.nc.123-abc.tmp", ".result.nc.bak", "result.nc.tmp", ".result.ncx.1-a.tmp")]
+    keep = [tmp_path / n for n in (".other.nc.1@host.abc.tmp", ".result.nc.bak", "result.nc.tmp", ".result.ncx.1@host.a.tmp",
+                                   ".result.nc.abc.tmp", ".result.nc.1@host.tmp")]
     for p in keep:
         p.write_bytes(b"x")
     io.save(xr.Dataset({"x": ("a", np.arange(3.0))}), path)

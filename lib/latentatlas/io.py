@@ -5,7 +5,8 @@ it into place, so the target is always the previous file or the complete new one
 Ctrl-C during the write is held back until the netCDF library has closed the file (an
 interrupt inside the library leaves its lock taken and the process hung), then the
 temporary file is removed and the interrupt goes on. Temporary files of saves that were
-killed outright are removed by the next save to the same path.
+killed outright are removed by the next save to the same path; each is named after its
+writer's process and machine, so files of saves still running are left alone.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import signal
+import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -51,20 +55,28 @@ def _write_netcdf(ds: xr.Dataset, tmp: str) -> None:
     ds.to_netcdf(tmp, engine=_ENGINE)
 
 
+#: a day without a write: a temporary file of another machine (shared folder) counts as abandoned
+_FOREIGN_STALE_S = 86_400
+
+
 def _tmp_prefix(path: Path) -> str:
-    """Start of the names of the temporary files of saves to ``path``; the writer's pid follows."""
+    """Start of the names of the temporary files of saves to ``path``."""
     return f".{path.name}."
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     """Run ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
 
-    While it writes, the temporary file holds a lock that tells later saves it is not
-    abandoned (:func:`_remove_abandoned`).
+    The temporary file is named ``.<name>.<pid>@<host>.<random>.tmp``, so a later save can
+    tell whether its writer is still running (:func:`_remove_abandoned`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(path)
-    fd, tmp = _locked_tmp(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}@{_host()}.", suffix=".tmp", dir=path.parent)
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -111,48 +123,41 @@ def _interrupt_deferred():
             signal.raise_signal(signal.SIGINT)
 
 
-def _locked_tmp(path: Path) -> tuple[int, str]:
-    """A new temporary file for a save to ``path``, locked by this process: (descriptor, name)."""
-    while True:
-        fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}-", suffix=".tmp", dir=path.parent)
-        if os.name != "posix":
-            return fd, tmp
-        import fcntl
-
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.fstat(fd).st_nlink:
-            return fd, tmp
-        os.close(fd)  # another save removed it as abandoned before the lock was taken: take a new one
-
-
 def _remove_abandoned(path: Path) -> None:
     """Remove temporary files of earlier saves to ``path`` whose writer is gone.
 
-    A writer holds a lock on its temporary file until it finishes; the lock goes with
-    the process, so a file nobody holds belongs to a save that was killed. Files of this
-    process are left alone (its other threads may be writing them).
+    A file of this machine is abandoned when the process named in it no longer runs; one
+    of another machine (a shared folder) when it has not been written to for a day. Files
+    of this process are left alone (another of its threads may be writing them), and so
+    is anything not named like our temporary files.
     """
-    if os.name != "posix":
-        return
-    import fcntl
-
     prefix = _tmp_prefix(path)
-    own = f"{prefix}{os.getpid()}-"
+    named = re.compile(re.escape(prefix) + r"(\d+)@([A-Za-z0-9-]+)\.[A-Za-z0-9_]+\.tmp")
+    host = _host()
     for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        if tmp.name.startswith(own) or not tmp.is_file():
+        match = named.fullmatch(tmp.name)
+        if match is None or not tmp.is_file():
             continue
+        pid, writer_host = int(match[1]), match[2]
         try:
-            fd = os.open(tmp, os.O_RDWR)
+            if writer_host == host:
+                abandoned = pid != os.getpid() and not _running(pid)
+            else:
+                abandoned = time.time() - tmp.stat().st_mtime > _FOREIGN_STALE_S
+            if abandoned:
+                tmp.unlink()
         except OSError:
-            continue
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a live writer holds it
-        else:
-            tmp.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
+            continue  # gone already, or not ours to remove
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
