@@ -108,8 +108,9 @@ def analyse_atoms(features: xr.Dataset, frames: Sequence | None = None, *, layer
         frames = frames_from_features(features)
     elif fingerprint(frames) != features.attrs.get("fingerprint"):
         raise FingerprintMismatchError(
-            f"the features were computed for frames with fingerprint {features.attrs.get('fingerprint')}, but the "
-            f"given frames have {fingerprint(frames)}; recompute the features for these frames or pass the matching ones"
+            f"the frames are not the ones the features were computed for (fingerprints differ: the features' "
+            f"{features.attrs.get('fingerprint')}, the frames' {fingerprint(frames)}); recompute the features for "
+            "these frames or pass the matching ones"
         )
     classes = features["subset"].values[features["atom_structure"].values]
     result = analyse_concepts(features, atom_concepts(frames), classes, layers=layers, **kwargs)
