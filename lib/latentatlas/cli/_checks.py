@@ -36,7 +36,6 @@ def _number(kind, minimum=None, maximum=None, *, above=None):
             raise argparse.ArgumentTypeError(f"{text} is out of range; give a value {' and '.join(filter(None, [low, high]))}")
         return value
 
-    parse.__name__ = kind.__name__  # argparse names the type in "invalid <type> value"
     return parse
 
 
