@@ -21,6 +21,8 @@ from _ui import free_port, wait_http
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest.importorskip("panel")
+# builds offline with this environment's setuptools, which makes wheels by itself from 70.1 on
+pytest.importorskip("setuptools", minversion="70.1")
 
 
 def _run(*args, **kwargs):
