@@ -10,15 +10,21 @@ its shipped data and its console script all come from the wheel.
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from _ui import free_port, wait_http
+from _ui import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# about a minute: a wheel build, a venv, two Panel processes (CI runs it)
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("panel")
 # builds offline with this environment's setuptools, which makes wheels by itself from 70.1 on
@@ -55,10 +61,25 @@ def _env():
 
 def test_installed_package_and_data_come_from_the_wheel(venv, tmp_path):
     code = ("import latentatlas, latentatlas.data as d; "
-            "print(latentatlas.__file__); print(sorted(p.name for p in d.folder().glob('*.nc')))")
+            "print(latentatlas.__file__); print(sorted(p.name for p in d.folder().glob('*.nc'))); "
+            "from latentatlas.viz import Atlas, ConceptAtlas; print(list(Atlas().levels), ConceptAtlas().result.attrs['demo'])")
     out = _run(venv / "python", "-c", code, cwd=tmp_path, env=_env()).stdout.splitlines()
     assert Path(out[0]).is_relative_to(venv.parent)
     assert out[1] == str(["demo_comparison.nc", "demo_comparison_structure_level.nc", "demo_concepts_shapes.nc"])
+    # the built-in demos open without arguments
+    assert out[2].startswith("['atom level', 'structure level") and out[2].endswith("] shapes")
+
+
+def _wait_listening(port: int, server: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with {server.returncode}: {server.stdout.read()}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
 
 
 def _document_strings(url: str) -> set[str]:
@@ -82,8 +103,11 @@ def test_serve_from_another_folder(venv, tmp_path):
     server = subprocess.Popen([venv / "latentatlas", "serve", "--port", str(port)], cwd=tmp_path, env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        _wait_listening(port, server)
         for app in ("atlas", "concepts"):
-            wait_http(f"http://127.0.0.1:{port}/{app}", server)
+            # one request each, with time to build the page on a busy machine (retries would pile up sessions)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{app}", timeout=300) as page:
+                assert page.status == 200 and b"<title>latentatlas</title>" in page.read()
         atlas = _document_strings(f"http://127.0.0.1:{port}/atlas")
         concepts = _document_strings(f"http://127.0.0.1:{port}/concepts")
     finally:
