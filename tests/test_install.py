@@ -8,6 +8,7 @@ offline, where resolving the ``app`` extra from an index takes minutes. The pack
 its shipped data and its console script all come from the wheel.
 """
 
+import contextlib
 import os
 import shutil
 import socket
@@ -98,22 +99,50 @@ def _document_strings(url: str) -> set[str]:
     return found
 
 
-def test_serve_from_another_folder(venv, tmp_path):
+@contextlib.contextmanager
+def _served(command, cwd):
+    """Run ``command`` (a ``latentatlas serve``) in ``cwd`` until the block ends; yields (base URL, log list)."""
     port = free_port()
-    server = subprocess.Popen([venv / "latentatlas", "serve", "--port", str(port)], cwd=tmp_path, env=_env(),
+    server = subprocess.Popen([*map(str, command), "--port", str(port)], cwd=cwd, env=_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = []
     try:
         _wait_listening(port, server)
-        for app in ("atlas", "concepts"):
-            # one request each, with time to build the page on a busy machine (retries would pile up sessions)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{app}", timeout=300) as page:
-                assert page.status == 200 and b"<title>latentatlas</title>" in page.read()
-        atlas = _document_strings(f"http://127.0.0.1:{port}/atlas")
-        concepts = _document_strings(f"http://127.0.0.1:{port}/concepts")
+        yield f"http://127.0.0.1:{port}", log
     finally:
         server.terminate()
-        log = server.communicate(timeout=30)[0]
+        log.append(server.communicate(timeout=30)[0])
+
+
+def _page(url: str) -> bytes:
+    # one patient request: on a busy machine building the page takes a while, and retries would pile up sessions
+    with urllib.request.urlopen(url, timeout=300) as page:
+        assert page.status == 200
+        return page.read()
+
+
+def test_serve_from_another_folder(venv, tmp_path):
+    with _served([venv / "latentatlas", "serve"], tmp_path) as (url, log):
+        for app in ("atlas", "concepts"):
+            assert b"<title>latentatlas</title>" in _page(f"{url}/{app}")
+        atlas = _document_strings(f"{url}/atlas")
+        concepts = _document_strings(f"{url}/concepts")
     # the built-in comparison's feature sets and the shapes demo's concepts, read from the installed package
     assert {"chgnet-0.3.0:last", "soap:power_spectrum"} <= atlas, log
     assert "background=purple" in concepts, log
-    assert "Traceback" not in log, log
+    assert "Traceback" not in log[0], log
+
+
+def test_serving_a_result_needs_no_concept_demo(venv, tmp_path):
+    """``python -m latentatlas serve mine.nc`` in a copy of the install whose concept demo is gone."""
+    copy = tmp_path / "venv"
+    shutil.copytree(venv.parent, copy, symlinks=True)
+    code = "import latentatlas.data as d; print(d.folder())"
+    site = Path(_run(copy / "bin" / "python", "-c", code, cwd=tmp_path, env=_env()).stdout.strip())
+    assert site.is_relative_to(copy)
+    (site / "demo_concepts_shapes.nc").unlink()
+    shutil.copy(site / "demo_comparison.nc", tmp_path / "mine.nc")
+    with _served([copy / "bin" / "python", "-m", "latentatlas", "serve", "mine.nc"], tmp_path) as (url, log):
+        _page(f"{url}/atlas")
+        atlas = _document_strings(f"{url}/atlas")
+    assert {"chgnet-0.3.0:last", "soap:power_spectrum"} <= atlas, log
