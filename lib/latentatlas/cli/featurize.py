@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._checks import check_output, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -30,10 +32,10 @@ def register(subparsers) -> None:
                    help="TorchScript extensions the metatomic model files need (mtt export writes them to extensions/)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
     p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
-    p.add_argument("--batch-size", type=int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
+    p.add_argument("--batch-size", type=positive_int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
     p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -45,7 +47,9 @@ def _names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..dataset import merge_features
     from ..features import get_featurizers
+    from ..features.metatomic import is_model_file
     from ..frames import read_frames
     from ..io import save
     from ..structures import builtin_frames
@@ -54,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give structure FILES or --builtin (one of the two)")
     if args.small and not args.builtin:
         raise ValueError("--small only applies to --builtin")
+    check_output(args.out, [*args.files, *(m for m in args.model if Path(m).is_file() and is_model_file(m))])
     if args.threads is not None:
         import torch
 
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if part.attrs.get("n_skipped"):
             print(f"{f.name}: skipped {part.attrs['n_skipped']} structures with unsupported elements")
-        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
+        ds = part if ds is None else merge_features(ds, part)
     path = save(ds, args.out)
     n_atoms = ds.sizes["atom"]
     print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._checks import check_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -35,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..frames import read_frames
     from ..io import save
 
+    check_output(args.out, [*args.files, *([args.npz] if args.npz else [])])
     frames = read_frames(args.files)
     if args.npz:
         arrays = arrays_from_npz(args.npz)

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from ..compare import compare, structure_split
+from ..dataset import merge_features
 from ..fre import DEFAULT_SEED, pointwise_fre_matrix, rms
 
 __all__ = [
@@ -128,7 +129,7 @@ def load_features(frames, featurizers, layers: str | Sequence[str] | None = None
     for f in featurizers:
         wanted = f.layers[-1:] if layers == "last" else ([l for l in layers if l in f.layers] if layers else None)
         part = f.featurize(frames, wanted, progress=progress)
-        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
+        ds = part if ds is None else merge_features(ds, part)
     return ds
 
 
