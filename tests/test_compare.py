@@ -49,8 +49,8 @@ def test_compare_layout_and_values(features):
     values = []
     for split in range(3):
         train, test = structure_split(features, seed=fre.DEFAULT_SEED + split)
-        values.append(fre.fre_matrix(features, "gfre", train_idx=train, test_idx=test,
-                                     seed=fre.DEFAULT_SEED + split, progress=False).values)
+        values.append(fre.fre_matrix(features, "gfre", train_idx=train, test_idx=test, seed=fre.DEFAULT_SEED + split,
+                                     cv="grouped", groups=features.atom_structure.values, progress=False).values)
     np.testing.assert_allclose(result.gfre.values, np.mean(values, axis=0), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(result.gfre_std.values, np.std(values, axis=0, ddof=1), rtol=1e-9, atol=1e-14)
     assert 0 < result.gfre.sel(source="a:x", target="b:y") < result.gfre.sel(source="b:y", target="a:x")

@@ -166,7 +166,8 @@ class _LocalChunk:
         self.coords = np.einsum("bd,brd->br", x - x_mean, Vt)  # test sample in the local basis
 
     def errors(self, Y_train, y):
-        """Pointwise LFRE (b,) of the chunk's test samples for one target, and the chosen alpha indices (b,)."""
+        """Pointwise LFRE (b,) of the chunk's test samples for one target, the chosen alpha
+        indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
         Yl = Y_train[self.neighbours]
         y_mean = Yl.mean(axis=1)
         Yl = Yl - y_mean[:, None]
@@ -185,7 +186,12 @@ class _LocalChunk:
         inv_s = _inverse_where(self.s, np.arange(self.s.shape[1])[None, :] < k_final[:, None])
         UtY = np.swapaxes(self.Um, 1, 2) @ np.concatenate([D1, D2], axis=1)  # (b, r, t)
         prediction = y_mean + np.einsum("br,brt->bt", self.coords * inv_s, UtY)
-        return np.linalg.norm(y - prediction, axis=1), best
+        # the smallest alpha matters only if it keeps more components than the next (else a tie)
+        n_alphas = self.scaled.shape[1]
+        low_matters = (self.ranks1[:, 0] != self.ranks1[:, min(1, n_alphas - 1)]) | (
+            self.ranks2[:, 0] != self.ranks2[:, min(1, n_alphas - 1)])
+        at_edge = ((best == n_alphas - 1) | ((best == 0) & low_matters)) & (n_alphas > 1)
+        return np.linalg.norm(y - prediction, axis=1), best, at_edge
 
 
 def local_errors(
@@ -213,21 +219,25 @@ def local_errors(
     errors : ndarray of shape (n_targets, n_test)
     best : ndarray of int, shape (n_targets, n_test)
         Index into ``alphas`` of each local fit's chosen cut-off.
+    at_edge : ndarray of bool, shape (n_targets, n_test)
+        Whether that cut-off lies at an edge of the grid that matters (see
+        :meth:`latentatlas.fre._ridge.SharedRidge.at_grid_edge`).
     """
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
     sq_train = np.sum(X_train**2, axis=1)
     out = np.empty((len(targets), len(X_test)))
     best = np.empty((len(targets), len(X_test)), dtype=np.int16)
+    at_edge = np.empty((len(targets), len(X_test)), dtype=bool)
 
     def run(start):
         sl = slice(start, start + chunk_size)
         neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
         chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed)
         for j, (Y_train, Y_test) in enumerate(targets):
-            out[j, sl], best[j, sl] = chunk.errors(Y_train, Y_test[sl])
+            out[j, sl], best[j, sl], at_edge[j, sl] = chunk.errors(Y_train, Y_test[sl])
 
     starts = range(0, len(X_test), chunk_size)
     show = progress if progress is not None else len(starts) >= 4
     parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
-    return out, best
+    return out, best, at_edge

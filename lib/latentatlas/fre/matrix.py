@@ -80,7 +80,9 @@ def pointwise_fre_matrix(
         the coordinate ``test_<sample>`` holds the test samples' indices; attrs record the
         metric, split, scaler, regulariser and ``cv``. The coordinate ``alpha_index`` holds
         the index into ``attrs["alphas"]`` of each chosen cut-off: dims (source, target)
-        for GFRE/GFRD, (source, target, test_<sample>) for LFRE (one local fit per sample).
+        for GFRE/GFRD, (source, target, test_<sample>) for LFRE (one local fit per sample);
+        ``cutoff_at_edge`` (same dims) whether it lies at an edge of the grid that matters:
+        the largest alpha, or the smallest where it keeps more components than the next.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
@@ -93,13 +95,13 @@ def pointwise_fre_matrix(
     names = list(arrays)
     if metric == "lfre":
         scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
-        values, best = map(np.stack, zip(*(
+        values, best, at_edge = map(np.stack, zip(*(
             local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False, cv=cv)
             for X_train, X_test in tqdm(scaled, desc="LFRE", unit="source", disable=not progress)
         )))
     else:
         folds = inner_folds(len(train_idx), cv, None if groups is None else np.asarray(groups)[train_idx], seed)
-        values, best = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas,
+        values, best, at_edge = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas,
                                       folds, n_jobs, progress)
     sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
     test_dim = f"test_{sample}"
@@ -120,14 +122,15 @@ def pointwise_fre_matrix(
     return xr.DataArray(
         values,
         dims=("source", "target", test_dim),
-        coords={"source": names, "target": names, test_dim: test_idx, "alpha_index": (best_dims, best)},
+        coords={"source": names, "target": names, test_dim: test_idx, "alpha_index": (best_dims, best),
+                "cutoff_at_edge": (best_dims, at_edge)},
         name=f"{metric}_pointwise",
         attrs=attrs,
     )
 
 
 def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_jobs, progress):
-    """Pointwise GFRE or GFRD (n_sets, n_sets, n_test) and chosen alpha indices (n_sets, n_sets)."""
+    """Pointwise GFRE or GFRD (n_sets, n_sets, n_test), chosen alpha indices and edge flags (n_sets, n_sets)."""
     # Training rows in CV-fold order make each fold a slice: splitting the targets is then free.
     # The statistics come from the rows in their given order, so every number equals that of the pairwise functions.
     rows1, rows2 = inner
@@ -148,10 +151,12 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_
     targets = FoldTargets(Y_train, widths, folds=folds)
     values = np.empty((len(arrays), len(arrays), len(test_idx)))
     best = np.empty((len(arrays), len(arrays)), dtype=np.int16)
+    at_edge = np.empty((len(arrays), len(arrays)), dtype=bool)
 
     def errors(i):
         ridge = SharedRidge(Y_train[:, blocks[i]], alphas, folds=folds)
         W, _, best[i] = ridge.fit(targets)
+        at_edge[i] = ridge.at_grid_edge(best[i])
         if metric == "gfrd":
             W = W - np.hstack([orthogonal_map(ridge.gram_times(W[:, b])) for b in blocks])
         # a few hundred test rows at a time: the residual stays in cache between product, subtraction and norms
@@ -166,7 +171,7 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_
     # Largest first, so that no large source is left running alone at the end.
     order = np.argsort(widths)[::-1]
     parallel_map(errors, order, n_jobs, desc=metric.upper(), unit="source", progress=progress)
-    return values, best
+    return values, best, at_edge
 
 
 def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:

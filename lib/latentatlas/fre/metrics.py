@@ -151,7 +151,7 @@ def pointwise_lfre(
     check_cv(cv)
     _, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
     check_local_points(n_local_points, len(X_train))
-    errors, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs,
+    errors, _, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs,
                              cv=cv)
     return errors[0]
 
