@@ -126,7 +126,7 @@ def compare(
                 out["test_unseen_element"] = (f"test_{sample}", diagnostics.first_unseen, {
                     "description": "the test sample's structure holds an element absent from training (first split)"})
             per_split.append(rms(pointwise.values))
-        _store_matrix(out, metric, np.stack(per_split), pointwise.attrs, diagnostics,
+        store_split_summary(out, metric, np.stack(per_split), pointwise.attrs, diagnostics,
                       split="by structure, stratified by " + str(stratify_by))
     out = out.assign_coords(source=names, target=names)
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
@@ -137,7 +137,7 @@ def compare(
     return out
 
 
-def _store_matrix(out, metric, per_split, attrs, diagnostics, split):
+def store_split_summary(out, metric, per_split, attrs, diagnostics, split):
     """Mean, spread and diagnostics of ``per_split`` (n_splits, source, target) into ``out``."""
     n_splits = len(per_split)
     attrs = {k: v for k, v in attrs.items() if k not in ("seed", "n_train", "n_test")}
