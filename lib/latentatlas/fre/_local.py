@@ -90,7 +90,7 @@ def _grouped_folds(Xl, seed):
     """Folds keeping duplicate rows of each neighbourhood together (random folds where all rows are one)."""
     k = Xl.shape[1]
     in_fold2 = grouped_fold2(_duplicate_labels(Xl), k, seed)
-    single = in_fold2.all(axis=1)  # one vector only: the local map is the mean whatever the folds
+    single = ~in_fold2.any(axis=1)  # one vector only: the local map is the mean whatever the folds
     if np.any(single):
         fixed = np.zeros(k, dtype=bool)
         fixed[two_folds(k, seed)[1]] = True

@@ -97,8 +97,9 @@ def grouped_fold2(labels, n_labels, seed: int = DEFAULT_SEED) -> np.ndarray:
     """Which samples fall into the second CV fold when whole groups are assigned to folds.
 
     Groups are taken in a random order (the order in which :func:`two_folds` takes single
-    samples) and go to fold 2 while it holds fewer than ``n - n // 2`` samples. With one
-    sample per group this is exactly :func:`two_folds`.
+    samples) and go to fold 2 while it holds fewer than ``n - n // 2`` samples; the last
+    group always goes to fold 1. With one sample per group this is exactly :func:`two_folds`.
+    With a single group, fold 2 is empty.
 
     Parameters
     ----------
@@ -124,8 +125,12 @@ def grouped_fold2(labels, n_labels, seed: int = DEFAULT_SEED) -> np.ndarray:
     new_group = np.ones(sorted_key.shape, dtype=bool)
     new_group[..., 1:] = sorted_key[..., 1:] != sorted_key[..., :-1]
     group_start = np.maximum.accumulate(np.where(new_group, position, 0), axis=-1)
+    to_fold2 = group_start < n - n // 2
+    # A large group taken late can leave fold 1 empty: the last group then goes to fold 1.
+    last_group = group_start == group_start[..., -1:]
+    to_fold2 &= ~(to_fold2.all(axis=-1, keepdims=True) & last_group)
     in_fold2 = np.empty(labels.shape, dtype=bool)
-    np.put_along_axis(in_fold2, by_key, group_start < n - n // 2, axis=-1)
+    np.put_along_axis(in_fold2, by_key, to_fold2, axis=-1)
     return in_fold2
 
 
@@ -141,8 +146,10 @@ def grouped_two_folds(groups, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.
     -------
     fold1, fold2 : ndarray of int, sorted
     """
-    _, labels = np.unique(np.asarray(groups), return_inverse=True)
-    n_labels = int(labels.max()) + 1 if labels.size else 0
+    _, first, labels = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    # groups numbered by first appearance, so that single-sample groups give two_folds' folds
+    labels = np.argsort(np.argsort(first))[labels.ravel()]
+    n_labels = len(first)
     if n_labels < 2:
         raise ValueError(
             f"grouped cross-validation needs at least 2 groups (structures) in the training set, got {n_labels}; "
