@@ -7,7 +7,7 @@ flags, stored as ``<metric>_flags`` (source, target) with the CF attributes
 =========================  ====  ===================================================================
 flag                       mark  raised when
 =========================  ====  ===================================================================
-``unseen_elements``        e     more than half of the cell's squared error (mean over splits)
+``unseen_elements``        e     more than half of the cell's squared error (pooled over splits)
                                  comes from test structures holding an element that no training
                                  structure has: the map is asked to extrapolate
 ``above_one``              !     the value is above 1: worse than predicting the training mean
@@ -125,16 +125,16 @@ class SplitDiagnostics:
         if self.first_unseen is None:
             self.first_unseen = unseen
         sq = pointwise.values**2
-        total = sq.sum(axis=-1)
-        self.unseen_share.append(np.divide(sq[..., unseen].sum(axis=-1), total, out=np.zeros_like(total),
-                                           where=total > 0))
+        self.unseen_share.append((sq[..., unseen].sum(axis=-1), sq.sum(axis=-1)))
         at_edge = pointwise["cutoff_at_edge"].values
         self.edge.append(at_edge.mean(axis=-1) if at_edge.ndim == 3 else at_edge.astype(float))
         self.per_subset.append(train_structures_per_subset(self.features, train_idx, self.sample, self.stratify_by))
 
     def variables(self, metric, mean, std):
         """Dataset variables (name -> (dims, values, attrs)) and attrs for ``metric``'s matrix."""
-        unseen_share = np.mean(self.unseen_share, axis=0)
+        # pooled over splits: one split whose test half holds an unseen element can dominate a cell
+        unseen, total = (np.sum(part, axis=0) for part in zip(*self.unseen_share))
+        unseen_share = np.divide(unseen, total, out=np.zeros_like(total), where=total > 0)
         edge = np.mean(self.edge, axis=0)
         fewest = {k: min(p[k] for p in self.per_subset) for k in self.per_subset[0]}
         few = min(fewest.values()) < MIN_TRAIN_STRUCTURES
@@ -148,8 +148,8 @@ class SplitDiagnostics:
                 "description": "diagnostic flags of each cell, see latentatlas.diagnostics",
             }),
             f"{metric}_unseen_error_share": (cell, unseen_share, {
-                "description": "share of the squared error from test samples whose structure holds an element "
-                               "absent from training, mean over splits"}),
+                "description": "share of the squared error (pooled over splits) from test samples whose "
+                               "structure holds an element absent from training"}),
             f"{metric}_edge_cutoff_fraction": (cell, edge, {
                 "description": "fraction of fits whose CV chose the largest alpha of the grid, or the smallest "
                                "where it keeps more components than the next"}),

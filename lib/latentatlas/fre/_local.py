@@ -52,7 +52,18 @@ def _duplicate_labels(Xl):
     """Group label (b, k) of each row of centred neighbourhoods: the first row identical to it."""
     sq = np.einsum("bkd,bkd->bk", Xl, Xl)
     d2 = sq[:, :, None] + sq[:, None, :] - 2 * Xl @ np.swapaxes(Xl, 1, 2)
-    return np.argmax(d2 <= DUPLICATE_TOLERANCE**2, axis=2)
+    return d2 <= DUPLICATE_TOLERANCE**2
+
+
+def _component_labels(linked):
+    """Label (b, k) of each row: the smallest row index of its connected component in ``linked`` (b, k, k)."""
+    k = linked.shape[1]
+    labels = np.tile(np.arange(k), (linked.shape[0], 1))
+    while True:
+        new = np.where(linked, labels[:, None, :], k).min(axis=2)
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
 
 
 class _PaddedFolds:
@@ -86,15 +97,27 @@ class _FixedFolds:
         return A[:, self.rows[0]], A[:, self.rows[1]]
 
 
-def _grouped_folds(Xl, seed):
-    """Folds keeping duplicate rows of each neighbourhood together (random folds where all rows are one)."""
+def _grouped_folds(Xl, seed, groups=None):
+    """Folds keeping rows of one group together in each neighbourhood.
+
+    Rows are linked when their vectors are identical or, with ``groups`` (b, k), when they
+    share a group (structure). Where that leaves a neighbourhood a single group, identical
+    vectors alone decide; where even they are one, the folds are random (the local map is
+    then the mean whatever the folds).
+    """
     k = Xl.shape[1]
-    in_fold2 = grouped_fold2(_duplicate_labels(Xl), k, seed)
-    single = ~in_fold2.any(axis=1)  # one vector only: the local map is the mean whatever the folds
-    if np.any(single):
+    same_vector = _duplicate_labels(Xl)
+    linked = same_vector if groups is None else same_vector | (groups[:, :, None] == groups[:, None, :])
+    labels = _component_labels(linked)
+    one_group = np.all(labels == 0, axis=1)
+    if groups is not None and np.any(one_group):
+        labels[one_group] = _component_labels(same_vector[one_group])
+        one_group = np.all(labels == 0, axis=1)
+    in_fold2 = grouped_fold2(labels, k, seed)
+    if np.any(one_group):
         fixed = np.zeros(k, dtype=bool)
         fixed[two_folds(k, seed)[1]] = True
-        in_fold2[single] = fixed
+        in_fold2[one_group] = fixed
     return _PaddedFolds(in_fold2)
 
 
@@ -141,13 +164,13 @@ class _LocalChunk:
     Everything here depends on the source features only, so one chunk serves every target.
     """
 
-    def __init__(self, X_train, x, neighbours, alphas, folds, seed):
+    def __init__(self, X_train, x, neighbours, alphas, folds, seed, groups=None):
         self.neighbours = neighbours
         Xl = X_train[neighbours]  # (b, k, d)
         x_mean = Xl.mean(axis=1)
         Xl = Xl - x_mean[:, None]
         rcond = max(Xl.shape[1:]) * np.spacing(1.0)
-        self.folds = _grouped_folds(Xl, seed) if folds is None else folds
+        self.folds = _grouped_folds(Xl, seed, None if groups is None else groups[neighbours]) if folds is None else folds
         X1, X2 = self.folds.split(Xl)
         # fold sizes, shaped to divide the (b, n_alphas, t) sums of squares
         self.n1, self.n2 = (np.reshape(n, (-1, 1, 1)) for n in (self.folds.n1, self.folds.n2))
@@ -196,7 +219,7 @@ class _LocalChunk:
 
 def local_errors(
     X_train, X_test, targets, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None,
-    cv="skmatter",
+    cv="skmatter", groups=None,
 ):
     """Pointwise LFRE of every test sample for each target, and the chosen cut-offs.
 
@@ -233,7 +256,7 @@ def local_errors(
     def run(start):
         sl = slice(start, start + chunk_size)
         neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
-        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed)
+        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed, groups)
         for j, (Y_train, Y_test) in enumerate(targets):
             out[j, sl], best[j, sl], at_edge[j, sl] = chunk.errors(Y_train, Y_test[sl])
 
