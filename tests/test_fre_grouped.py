@@ -127,7 +127,7 @@ def test_repeated_neighbours_blow_up_lfre_with_random_folds_and_grouped_folds_re
 
 def _frames(extra=()):
     frames = []
-    for i in range(16):
+    for i in range(24):
         mol = molecule("CH3CH2OH")
         mol.info["subset"] = "molecule"
         mol.rattle(0.05, seed=i)
@@ -170,7 +170,7 @@ def test_diagnostics_fire_on_planted_conditions(tmp_path, capsys):
     result = compare(ds, metrics=("gfre",), n_splits=3, progress=False)
     unseen = result.test_unseen_element
     owner = result.atom_structure.values[unseen[unseen.dims[0]].values]
-    np.testing.assert_array_equal(unseen.values, np.isin(owner, [32, 33]))
+    np.testing.assert_array_equal(unseen.values, np.isin(owner, [48, 49]))
     assert unseen.values.sum() == 4  # the 4 atoms of whichever exotic crystal is tested
     flags = result.gfre_flags
     assert int(flags.sel(source="a:x", target="noise:z")) & _bit("above_one")  # nothing predicts noise
@@ -204,7 +204,7 @@ def test_learning_curve_and_cli(tmp_path, capsys):
     ds = _features(_frames())
     curve = learning_curve(ds, fractions=(0.25, 1.0), n_splits=2, progress=False)
     assert curve.learning_gfre.dims == ("train_fraction", "source", "target")
-    assert list(curve.learning_n_train_structures.values) == [4, 16]
+    assert list(curve.learning_n_train_structures.values) == [6, 24]
     full = compare(ds, metrics=("gfre",), n_splits=2, progress=False)
     # at 100 % the curve is the comparison itself
     np.testing.assert_allclose(curve.learning_gfre.sel(train_fraction=1.0).values, full.gfre.values, rtol=1e-12, atol=1e-15)

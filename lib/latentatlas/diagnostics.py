@@ -51,7 +51,7 @@ FLAGS = {
     "cutoff_at_grid_edge": (16, "a", "ridge cut-off chosen at the edge of the alpha grid"),
 }
 
-MIN_TRAIN_STRUCTURES = 3
+MIN_TRAIN_STRUCTURES = 10
 _MAJORITY = 0.5
 
 
