@@ -8,12 +8,13 @@ folds recover.
 
 import numpy as np
 import pytest
-from ase.build import bulk, molecule
+from ase.build import bulk
 
+from _toy import toy_features, toy_frames
 from latentatlas import fre
 from latentatlas.cli import main
 from latentatlas.compare import compare, learning_curve
-from latentatlas.dataset import add_feature_set, empty_features
+from latentatlas.dataset import add_feature_set
 from latentatlas.diagnostics import FLAGS, caveats, cell_flags, cell_marks, cell_notes
 from latentatlas.fre._split import grouped_fold2, grouped_two_folds, two_folds
 
@@ -125,29 +126,8 @@ def test_repeated_neighbours_blow_up_lfre_with_random_folds_and_grouped_folds_re
     assert matrix.cutoff_at_edge.dims == ("source", "target", "test_sample")
 
 
-def _frames(extra=()):
-    frames = []
-    for i in range(24):
-        mol = molecule("CH3CH2OH")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    return frames + list(extra)
-
-
-def _features(frames, seed=0):
-    ds = empty_features(frames)
-    rng = np.random.default_rng(seed)
-    base = rng.standard_normal((ds.sizes["atom"], 6))
-    ds = add_feature_set(ds, base, model="a", layer="x")
-    return add_feature_set(ds, np.tanh(base @ rng.standard_normal((6, 9))), model="b", layer="y")
-
-
 def test_diagnostics_stay_quiet_on_clean_data():
-    result = compare(_features(_frames()), metrics=("gfre", "lfre"), n_splits=3, n_local_points=30, progress=False)
+    result = compare(toy_features(toy_frames()), metrics=("gfre", "lfre"), n_splits=3, n_local_points=30, progress=False)
     assert result.attrs["cv"] == "grouped" and result.gfre.attrs["cv"] == "grouped"
     for metric in ("gfre", "lfre"):
         assert not result[f"{metric}_flags"].values.any(), cell_notes(result, metric, "a:x", "b:y")
@@ -164,7 +144,7 @@ def test_diagnostics_fire_on_planted_conditions(tmp_path, capsys):
         crystal = bulk(element, "diamond", a=a) * (2, 1, 1)
         crystal.info["subset"] = "exotic"
         exotic.append(crystal)
-    ds = _features(_frames(exotic))
+    ds = toy_features(toy_frames(exotic))
     rng = np.random.default_rng(5)
     ds = add_feature_set(ds, rng.standard_normal((ds.sizes["atom"], 40)), model="noise", layer="z")
     result = compare(ds, metrics=("gfre",), n_splits=3, progress=False)
@@ -201,7 +181,7 @@ def test_cell_flags_spread_and_edge():
 
 
 def test_learning_curve_and_cli(tmp_path, capsys):
-    ds = _features(_frames())
+    ds = toy_features(toy_frames())
     curve = learning_curve(ds, fractions=(0.25, 1.0), n_splits=2, progress=False)
     assert curve.learning_gfre.dims == ("train_fraction", "source", "target")
     assert list(curve.learning_n_train_structures.values) == [6, 24]

@@ -61,6 +61,17 @@ def _pca(X, n_components=2):
     return out
 
 
+def _checked(features, names, n_splits, stratify_by, cv):
+    """The feature arrays to compare and the sample dimension, after checking the options."""
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
+    check_cv(cv)
+    arrays = feature_arrays(features, names)
+    if stratify_by is not None and stratify_by not in features.coords:
+        raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
+    return arrays, common_sample_dim(features, list(arrays))
+
+
 def compare(
     features: xr.Dataset,
     *,
@@ -101,14 +112,8 @@ def compare(
         ``test_unseen_element`` (test_<sample>) of :mod:`latentatlas.diagnostics`.
         ``pca`` (source, <sample>, pc): 2-D PCA map of each source.
     """
-    if n_splits < 1:
-        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
-    check_cv(cv)
-    arrays = feature_arrays(features, names)
+    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
-    sample = common_sample_dim(features, names)
-    if stratify_by is not None and stratify_by not in features.coords:
-        raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))
     groups = sample_structures(features, sample)
     for metric in metrics:
@@ -188,12 +193,8 @@ def learning_curve(
     fractions = np.asarray(sorted(set(float(f) for f in fractions)))
     if fractions.size == 0 or fractions[0] <= 0 or fractions[-1] > 1:
         raise ValueError(f"fractions must lie in (0, 1], got {list(fractions)}")
-    if n_splits < 1:
-        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
-    check_cv(cv)
-    arrays = feature_arrays(features, names)
+    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
-    sample = common_sample_dim(features, names)
     groups = sample_structures(features, sample)
     values = np.empty((len(fractions), n_splits, len(names), len(names)))
     n_structures = np.empty((len(fractions), n_splits))
