@@ -8,7 +8,8 @@ of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the
 (same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
 
 With ``cv="grouped"`` the two CV folds of each neighbourhood keep identical source
-feature vectors together (within :data:`DUPLICATE_TOLERANCE`): in ideal crystals many
+feature vectors together (within :data:`DUPLICATE_TOLERANCE`), and with ``groups`` the
+atoms of one structure too: in ideal crystals many
 training atoms share one vector, and with random folds a copy of every held-out sample
 sits in the other fold, so the CV cannot see extrapolation. Fold sizes then differ
 between neighbourhoods; each fold is padded with zero rows to the chunk's largest, which
@@ -48,8 +49,8 @@ def _fold_svd(X, rcond):
     return U, s, Vt, kept.sum(axis=1), _inverse_where(s, kept)
 
 
-def _duplicate_labels(Xl):
-    """Group label (b, k) of each row of centred neighbourhoods: the first row identical to it."""
+def _same_vector(Xl):
+    """Whether rows i and j of each neighbourhood are the same vector, (b, k, k) bool."""
     sq = np.einsum("bkd,bkd->bk", Xl, Xl)
     d2 = sq[:, :, None] + sq[:, None, :] - 2 * Xl @ np.swapaxes(Xl, 1, 2)
     return d2 <= DUPLICATE_TOLERANCE**2
@@ -106,7 +107,7 @@ def _grouped_folds(Xl, seed, groups=None):
     then the mean whatever the folds).
     """
     k = Xl.shape[1]
-    same_vector = _duplicate_labels(Xl)
+    same_vector = _same_vector(Xl)
     linked = same_vector if groups is None else same_vector | (groups[:, :, None] == groups[:, None, :])
     labels = _component_labels(linked)
     one_group = np.all(labels == 0, axis=1)
