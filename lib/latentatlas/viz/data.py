@@ -6,7 +6,9 @@ A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per 
 the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
 ``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
 structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``).
+``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
+friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
 from __future__ import annotations
