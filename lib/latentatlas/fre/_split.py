@@ -171,13 +171,6 @@ def inner_folds(n_train, cv="skmatter", groups=None, seed=DEFAULT_SEED):
     return grouped_two_folds(groups, seed)
 
 
-def train_group_codes(groups, train_idx):
-    """Integer codes of the groups of the training samples (None without groups)."""
-    if groups is None:
-        return None
-    return np.unique(np.asarray(groups)[train_idx], return_inverse=True)[1].ravel()
-
-
 def resolve_split(n_samples, train_idx=None, test_idx=None, seed=DEFAULT_SEED):
     """Train and test indices: the default split, or the complement of the one given, checked."""
     if train_idx is None and test_idx is None:

@@ -11,7 +11,7 @@ from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
 from ._scale import fit_scaler, scale_rows, scale_split
-from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split, train_group_codes
+from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
@@ -23,7 +23,7 @@ _TEST_CHUNK = 256
 CV_DESCRIPTION = (
     {"skmatter": "random (scikit-matter's KFold(2, shuffle=True))", "grouped": "by the given groups (structures)"},
     {"skmatter": "random (scikit-matter's KFold(2, shuffle=True))",
-     "grouped": "identical source vectors and, with groups, structures of each neighbourhood in one fold"},
+     "grouped": "identical source vectors of each neighbourhood in one fold"},
 )
 
 
@@ -68,10 +68,10 @@ def pointwise_fre_matrix(
         Show a progress bar over sources.
     cv : {"skmatter", "grouped"}, default "skmatter"
         Inner CV folds that choose the ridge cut-off: random (scikit-matter's numbers), or
-        grouped: by ``groups`` for GFRE/GFRD; for LFRE, inside each neighbourhood, by
-        identical source vector and by ``groups`` if given (see :mod:`latentatlas.fre.metrics`).
+        grouped: by ``groups`` for GFRE/GFRD, by identical source vector inside each LFRE
+        neighbourhood (see :mod:`latentatlas.fre.metrics`).
     groups : array-like of shape (n_samples,), optional
-        Group (e.g. structure) of every sample; needed for grouped GFRE/GFRD.
+        Group (e.g. structure) of every sample; needed for grouped GFRE/GFRD (LFRE ignores it).
 
     Returns
     -------
@@ -95,10 +95,8 @@ def pointwise_fre_matrix(
     names = list(arrays)
     if metric == "lfre":
         scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
-        codes = train_group_codes(groups, train_idx)
         values, best, at_edge = map(np.stack, zip(*(
-            local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False, cv=cv,
-                         groups=codes)
+            local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False, cv=cv)
             for X_train, X_test in tqdm(scaled, desc="LFRE", unit="source", disable=not progress)
         )))
     else:

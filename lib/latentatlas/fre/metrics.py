@@ -29,7 +29,7 @@ from ..dataset import validate_features
 from ._local import local_errors
 from ._ridge import SharedRidge
 from ._scale import scale_split
-from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split, train_group_codes
+from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split
 
 __all__ = ["gfre", "gfrd", "lfre", "pointwise_gfre", "pointwise_gfrd", "pointwise_lfre", "rms"]
 
@@ -133,7 +133,7 @@ def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED,
 
 def pointwise_lfre(
     X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
-    cv="skmatter", groups=None,
+    cv="skmatter",
 ):
     """Local feature reconstruction error of each test sample.
 
@@ -142,24 +142,23 @@ def pointwise_lfre(
     distance of the sample's Y from that local reconstruction. Neighbours are searched in
     chunks of ``chunk_size`` test samples, so memory stays bounded; ``n_jobs`` threads
     (default: all cores) process chunks in parallel. With ``cv="grouped"`` the CV folds of
-    each neighbourhood keep identical X vectors together, and with ``groups`` also the
-    samples of one group (structure) (see :mod:`latentatlas.fre._local`).
+    each neighbourhood keep identical X vectors together (see :mod:`latentatlas.fre._local`).
 
     Returns
     -------
     ndarray of shape (n_test,)
     """
     check_cv(cv)
-    train_idx, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
+    _, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
     check_local_points(n_local_points, len(X_train))
     errors, _, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs,
-                                cv=cv, groups=train_group_codes(groups, train_idx))
+                                cv=cv)
     return errors[0]
 
 
 def lfre(
     X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
-    cv="skmatter", groups=None,
+    cv="skmatter",
 ) -> float:
     """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
     return float(
@@ -167,7 +166,6 @@ def lfre(
             pointwise_lfre(
                 X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
                 alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs, cv=cv,
-                groups=groups,
             )
         )
     )

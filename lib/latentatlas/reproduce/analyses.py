@@ -178,7 +178,7 @@ def lfre_over_splits(
         with threadpool_limits(1, "blas"):
             pointwise = pointwise_fre_matrix(
                 arrays, "lfre", train_idx=train, test_idx=sample, n_local_points=n_local_points,
-                seed=seed, progress=progress, cv=cv, groups=features["atom_structure"].values,
+                seed=seed, progress=progress, cv=cv,
             )
         diagnostics.add(pointwise, train, sample)
         per_split.append(rms(pointwise.values))
