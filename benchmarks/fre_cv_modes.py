@@ -75,14 +75,14 @@ def run_minerals(models, n_splits, n_local_points, learning, all_layers):
 def headline(folder: Path) -> dict[str, float]:
     """Named headline numbers of one reproduction folder (its netCDF files)."""
     from latentatlas import io
-    from latentatlas.reproduce.analyses import ARCHITECTURE
+    from latentatlas.reproduce.analyses import architecture
 
     cross = io.load(folder / "cross_model.nc")
     models = [str(m) for m in cross.source_model.values]
     out = {}
     off = ~np.eye(len(models), dtype=bool)
-    unrelated = np.array([[ARCHITECTURE.get(a) != ARCHITECTURE.get(b) and "descriptor" not in
-                           (ARCHITECTURE.get(a), ARCHITECTURE.get(b)) for b in models] for a in models])
+    unrelated = np.array([[architecture(a) != architecture(b) and "descriptor" not in
+                           (architecture(a), architecture(b)) for b in models] for a in models])
     for metric in ("gfre", "lfre"):
         values = cross[metric].values
         out[f"mean off-diagonal {metric.upper()}, unrelated uMLIPs"] = float(values[unrelated].mean())

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..fre.matrix import METRICS
+from ._checks import check_output, open_fraction, positive_int
 
 
 def register(subparsers):
@@ -24,10 +25,10 @@ def register(subparsers):
     p.add_argument("features", type=Path, help="features netCDF written by 'latentatlas featurize'")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
-    p.add_argument("--splits", type=int, default=5, help="number of random splits for the spread (default: 5)")
-    p.add_argument("--n-local-points", type=int, default=100, help="neighbourhood size for LFRE (default: 100)")
+    p.add_argument("--splits", type=positive_int, default=5, help="number of random splits for the spread (default: 5)")
+    p.add_argument("--n-local-points", type=positive_int, default=100, help="neighbourhood size for LFRE (default: 100)")
     p.add_argument(
-        "--cumulant-order", type=int, metavar="K",
+        "--cumulant-order", type=positive_int, metavar="K",
         help="compare structure-level features φ^(K) (progressive cumulants κ1..κK) instead of atom-level ones",
     )
     p.add_argument(
@@ -37,7 +38,7 @@ def register(subparsers):
              "to compare with published numbers",
     )
     p.add_argument(
-        "--learning-curve", nargs="*", type=float, metavar="FRACTION",
+        "--learning-curve", nargs="*", type=open_fraction, metavar="FRACTION",
         help="also compute each metric from 10%%...100%% of the training structures (or the given fractions), "
              "same test half, to see whether the values have converged",
     )
@@ -92,8 +93,16 @@ def run(args):
     from ..compare import compare
     from ..diagnostics import caveats
 
+    if args.out:
+        check_output(args.out, [args.features])
     features = io.load(args.features)
-    if args.cumulant_order:
+    names = args.names if args.names else list(features.data_vars)
+    if len(names) < 2:
+        raise ValueError(
+            f"an FRE matrix compares feature sets, and {args.features} has {len(names)} ({names}); "
+            "featurize with more models or layers (latentatlas featurize -m A -m B) or give two or more --names"
+        )
+    if args.cumulant_order is not None:
         from ..cumulants import structure_features
 
         features = structure_features(features, args.cumulant_order, names=args.names)
