@@ -6,7 +6,9 @@ A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per 
 the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
 ``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
 structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``).
+``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
+friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "check_comparison",
     "default_pair",
     "demo_comparison_paths",
+    "learning_curve_of",
     "load_levels",
     "metrics_of",
     "pair_key",
@@ -157,6 +160,16 @@ def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
     }
 
 
+def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
+    """``(n_train_structures, value, spread)`` of one pair's learning curve, or None if ``ds`` has none."""
+    name = f"learning_{metric}"
+    if name not in ds or source not in ds[name].source or target not in ds[name].target:
+        return None
+    cell = dict(source=source, target=target)
+    return (ds["learning_n_train_structures"].values, ds[name].sel(**cell).values,
+            np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
+
+
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
     """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
 
@@ -173,14 +186,16 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
 
 
 def demo_comparison_paths() -> list[Path]:
-    """The precomputed comparison files shipped in the repository's ``data/`` folder.
+    """The precomputed comparison files shipped in the package (:mod:`latentatlas.data`).
 
     Raises
     ------
     FileNotFoundError
-        When no ``data/demo_comparison*.nc`` exists, saying how to create it.
+        When no ``demo_comparison*.nc`` exists, saying how to create it.
     """
-    data = Path(__file__).resolve().parents[3] / "data"
+    from .. import data as shipped
+
+    data = shipped.folder()
     paths = sorted(data.glob("demo_comparison*.nc"))
     if not paths:
         raise FileNotFoundError(
