@@ -1,8 +1,8 @@
 """Planted shortcuts of other kinds than the shapes demo's background: generators and detection.
 
 The detection tests train the benchmark's small CNN (``benchmarks/concept_power.py``
-settings) once per case; the calibrated rule must flag the planted pair and nothing in
-the unbiased control of the same generator.
+settings, about 5 s each on an idle core) once per case; the calibrated rule must flag the
+planted pair and nothing in the unbiased control of the same generator.
 """
 
 import numpy as np
@@ -90,19 +90,16 @@ def detected(result) -> bool:
     return bool(flagged.sel(concept=result.attrs["planted_concept"], **{"class": result.attrs["planted_class"]}))
 
 
-@pytest.mark.slow
 def test_patch_shortcut_is_flagged_and_control_is_clean(shapes_control):
     biased = run(make_shapes, SHAPES, 0.9, cue="patch")
     assert detected(biased)
     assert not spurious_correlations(shapes_control).any(), spurious_correlations(shapes_control).to_series()[lambda s: s]
 
 
-@pytest.mark.slow
 def test_texture_shortcut_is_flagged():
     assert detected(run(make_shapes, SHAPES, 0.9, cue="texture"))
 
 
-@pytest.mark.slow
 def test_glyph_texture_held_out_case():
     """Issue 14's case, never tuned on: a faint background texture on 95 % of one glyph class."""
     biased, control = run(make_glyphs, GLYPHS, 0.9), run(make_glyphs, GLYPHS, 0.0)
