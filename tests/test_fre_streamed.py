@@ -1,0 +1,131 @@
+"""Streamed GFRE/GFRD from chunk statistics equal the in-memory engine, on a real dask cluster."""
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from latentatlas import io
+from latentatlas.dataset import FeatureError
+from latentatlas.fre import fre_matrix, pointwise_fre_matrix
+from latentatlas.fre.streamed import grouped_folds, streamed_fre_matrix, streamed_pointwise_fre_matrix
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        yield c
+
+
+def _sets(n=2400, seed=0):
+    """Four related feature sets of different widths, offsets and scales, all of full column rank."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, 6))
+    return {
+        "a": base @ rng.standard_normal((6, 10)) + 0.1 * rng.standard_normal((n, 10)) + 5.0,
+        "b": np.tanh(base @ rng.standard_normal((6, 7))) + 0.01 * rng.standard_normal((n, 7)),
+        "c": base[:, :3] ** 2 + 0.05 * rng.standard_normal((n, 3)),
+        "d": rng.standard_normal((n, 4)) * [1.0, 2.0, 3.0, 4.0] + 100.0,
+    }
+
+
+def _assert_equal_values(got, ref):
+    # off-diagonal values to rtol 1e-8; the diagonal (X -> X) is zero up to rounding
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-8, atol=1e-12)
+    assert list(got.source.values) == list(ref.source.values)
+
+
+@pytest.mark.parametrize("metric, alphas", [("gfre", None), ("gfrd", [1e-6])])
+def test_streamed_matrix_equals_in_memory_on_a_cluster(client, tmp_path, metric, alphas):
+    sets = _sets()
+    ds = xr.Dataset({k: (("atom", f"{k}:feature"), v) for k, v in sets.items()})
+    io.save(ds.chunk({"atom": 500}), tmp_path / "f.zarr")
+    lazy = io.load(tmp_path / "f.zarr")
+    assert lazy["a"].chunks[0][0] == 500
+    ref = fre_matrix(sets, metric, alphas=alphas, progress=False)
+    got = streamed_fre_matrix(lazy, metric, alphas=alphas, progress=False)
+    _assert_equal_values(got, ref)
+    assert got.attrs["engine"] == "streamed statistics, Gram"
+    qr = streamed_fre_matrix(lazy, metric, alphas=alphas, method="qr", progress=False)
+    _assert_equal_values(qr, ref)
+    # the chunks were read and reduced by the cluster's two worker processes
+    assert len(client.scheduler_info()["workers"]) == 2
+
+
+def test_streamed_pointwise_equals_in_memory_with_a_given_split(client):
+    sets = _sets(900, seed=3)
+    rng = np.random.default_rng(1)
+    perm = rng.permutation(900)
+    train, test = perm[:500], perm[500:800]  # 100 samples in neither
+    ref = pointwise_fre_matrix(sets, "gfre", train_idx=train, test_idx=test, progress=False)
+    got = streamed_pointwise_fre_matrix(sets, "gfre", train_idx=train, test_idx=test, chunk_rows=128, progress=False)
+    order = np.argsort(test)
+    np.testing.assert_array_equal(got.test_sample.values, test[order])
+    np.testing.assert_allclose(got.values, ref.values[:, :, order], rtol=1e-8, atol=1e-12)
+
+
+def _ill_conditioned(n, d, cond, rng):
+    Q, _ = np.linalg.qr(rng.standard_normal((n, d)))
+    V, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (Q * np.geomspace(1.0, 1.0 / cond, d)) @ V.T * np.sqrt(n)
+
+
+@pytest.mark.parametrize("cond", [1e7, 1e12])
+def test_ill_conditioned_sources_fall_back_to_qr_and_stay_exact(cond):
+    rng = np.random.default_rng(2)
+    X = _ill_conditioned(3000, 12, cond, rng)
+    sets = {"x": X, "y": np.sin(X @ rng.standard_normal((12, 5))) + X[:, :5], "z": X[:, :6] @ rng.standard_normal((6, 4))}
+    ref = fre_matrix(sets, "gfre", progress=False)
+    with pytest.warns(UserWarning, match="recomputing the statistics by QR"):
+        auto = streamed_fre_matrix(sets, "gfre", chunk_rows=700, progress=False)
+    assert auto.attrs["engine"] == "streamed statistics, QR"
+    _assert_equal_values(auto, ref)
+    with pytest.warns(UserWarning, match="cannot resolve"):
+        gram = streamed_fre_matrix(sets, "gfre", chunk_rows=700, method="gram", progress=False)
+    if cond > 1e10:  # x's smallest singular values are below sqrt(eps): XᵀX has lost them
+        big = ref.values > 1e-10
+        assert np.max(np.abs(gram.values - ref.values)[big] / ref.values[big]) > 1e-8
+
+
+def test_well_conditioned_sets_take_the_gram_route_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = streamed_fre_matrix(_sets(600), "gfre", chunk_rows=100, progress=False)
+    assert got.attrs["engine"] == "streamed statistics, Gram"
+
+
+def test_grouped_folds_keep_groups_whole():
+    groups = np.repeat(np.arange(20), 5)
+    rows1, rows2 = grouped_folds(groups)
+    assert not set(groups[rows1]) & set(groups[rows2])
+    assert len(rows1) + len(rows2) == 100
+    # grouped folds given as groups= or as folds= give the same matrix
+    sets = _sets(400)
+    structure = np.repeat(np.arange(80), 5)
+    train, test = np.arange(0, 200), np.arange(200, 400)
+    by_groups = streamed_fre_matrix(sets, train_idx=train, test_idx=test, groups=structure, progress=False)
+    by_folds = streamed_fre_matrix(sets, train_idx=train, test_idx=test, folds=grouped_folds(structure[train]),
+                                   progress=False)
+    xr.testing.assert_identical(by_groups, by_folds)
+
+
+def test_bad_input_is_named():
+    sets = _sets(200)
+    sets["b"] = sets["b"].copy()
+    sets["b"][7, 2] = np.nan
+    with pytest.raises(FeatureError, match="'b' has NaN"):
+        streamed_fre_matrix(sets, progress=False)
+    with pytest.raises(ValueError, match="distinct samples"):
+        streamed_fre_matrix(_sets(200), train_idx=np.arange(120), test_idx=np.arange(100, 200), progress=False)
+    with pytest.raises(ValueError, match="LFRE at scale"):
+        streamed_fre_matrix(_sets(200), "lfre", progress=False)
+    flat = _sets(200)
+    flat["a"] = np.ones_like(flat["a"])
+    with pytest.raises(FeatureError, match="zero variance"):
+        streamed_fre_matrix(flat, progress=False)
