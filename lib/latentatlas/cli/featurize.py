@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from contextlib import contextmanager
 
 
 def register(subparsers) -> None:
@@ -22,12 +23,20 @@ def register(subparsers) -> None:
     p.add_argument("--small", action="store_true", help="with --builtin: the 52-structure version")
     p.add_argument("--model", "-m", action="append", required=True, metavar="NAME", help="featuriser; repeat for several")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
-    p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
+    p.add_argument("--out", "-o", required=True,
+                   help="output file, written atomically: netCDF, or a zarr store (chunked along atoms) if it ends in .zarr")
     p.add_argument("--batch-size", type=int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
     p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    dist = p.add_argument_group(
+        "on a dask cluster (needs the scale extra; --out must end in .zarr; an interrupted run resumes when rerun)")
+    where = dist.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786")
+    where.add_argument("--workers", type=int, metavar="N", help="start a local cluster of N worker processes")
+    dist.add_argument("--chunk-atoms", type=int, default=4096,
+                      help="atoms per zarr chunk and per task (default 4096); keep it to resume a run")
     p.set_defaults(run=run)
 
 
@@ -64,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         unknown = [layer for layer in args.layers if not any(layer in f.layers for f in featurizers)]
         if unknown:
             raise KeyError(f"no model has layers {unknown}; layers: " + "; ".join(f"{f.name}: {f.layers}" for f in featurizers))
+    if args.scheduler or args.workers:
+        return _run_distributed(args, frames, featurizers)
     ds = None
     for f in featurizers:
         layers = [layer for layer in args.layers if layer in f.layers] if args.layers else None
@@ -84,3 +95,54 @@ def run(args: argparse.Namespace) -> int:
     n_atoms = ds.sizes["atom"]
     print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")
     return 0
+
+
+def _run_distributed(args, frames, featurizers) -> int:
+    """Featurise on a dask cluster into a zarr store (see :mod:`latentatlas.features.distributed`)."""
+    from pathlib import Path
+
+    from ..features import UnsupportedElementError
+    from ..features.distributed import featurize_to_zarr, partial_path
+    from ..io import is_zarr
+
+    if not is_zarr(args.out):
+        raise ValueError(f"--scheduler/--workers write a zarr store: give --out ending in .zarr, not {args.out!r}")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if len(featurizers) == 1 and args.skip_unsupported:
+        keep = [a for a in frames if not featurizers[0].unsupported([a])]
+        if len(keep) < len(frames):
+            print(f"skipping {len(frames) - len(keep)} of {len(frames)} structures not supported by {featurizers[0].name}")
+        frames = keep
+    for f in featurizers:
+        bad = f.unsupported(frames)
+        if bad:
+            raise UnsupportedElementError(
+                f"{f.name} does not support the elements of {len(bad)} of {len(frames)} structures; "
+                "pass --skip-unsupported to drop them, or choose a model that covers these elements"
+            )
+    layers = {f.name: [la for la in args.layers if la in f.layers] if args.layers else list(f.layers) for f in featurizers}
+    try:
+        with _client(args) as client:
+            path = featurize_to_zarr(frames, layers, args.out, client, chunk_atoms=args.chunk_atoms,
+                                     batch_size=args.batch_size, threads=args.threads, progress=not args.quiet)
+    except KeyboardInterrupt:
+        if partial_path(args.out).exists():
+            print(f"the chunks done so far are kept in {partial_path(args.out)}; rerun the same command to resume")
+        raise
+    n_atoms = sum(len(a) for a in frames)
+    print(f"wrote {sum(map(len, layers.values()))} feature sets for {len(frames)} structures ({n_atoms} atoms) to {Path(path)}")
+    return 0
+
+
+@contextmanager
+def _client(args):
+    """A client of the given scheduler, or of a local cluster of ``--workers`` processes (closed with it)."""
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        with Client(args.scheduler) as client:
+            yield client
+        return
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
