@@ -1,4 +1,4 @@
-"""Streamed GFRE/GFRD from chunk statistics equal the in-memory engine, on a real dask cluster."""
+"""FRE at scale equals the in-memory engine, on a real dask cluster: streamed GFRE/GFRD, indexed LFRE."""
 
 import warnings
 
@@ -9,6 +9,7 @@ import xarray as xr
 from latentatlas import io
 from latentatlas.dataset import FeatureError
 from latentatlas.fre import fre_matrix, pointwise_fre_matrix
+from latentatlas.fre.indexed import NeighbourIndex, indexed_lfre_matrix, indexed_pointwise_lfre_matrix
 from latentatlas.fre.streamed import grouped_folds, streamed_fre_matrix, streamed_pointwise_fre_matrix
 
 distributed = pytest.importorskip("distributed")
@@ -129,3 +130,29 @@ def test_bad_input_is_named():
     flat["a"] = np.ones_like(flat["a"])
     with pytest.raises(FeatureError, match="zero variance"):
         streamed_fre_matrix(flat, progress=False)
+
+
+def test_indexed_lfre_equals_in_memory_on_a_cluster(client, tmp_path):
+    sets = {k: v for k, v in _sets(1200, seed=5).items() if k != "d"}
+    ds = xr.Dataset({k: (("atom", f"{k}:feature"), v) for k, v in sets.items()})
+    io.save(ds.chunk({"atom": 300}), tmp_path / "f.zarr")
+    ref = pointwise_fre_matrix(sets, "lfre", n_local_points=30, progress=False)
+    got = indexed_pointwise_lfre_matrix(io.load(tmp_path / "f.zarr"), n_local_points=30, chunk_size=50, progress=False)
+    np.testing.assert_array_equal(got.test_atom.values, ref.test_sample.values)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-8, atol=1e-12)
+    matrix = indexed_lfre_matrix(sets, n_local_points=30, progress=False)
+    np.testing.assert_allclose(matrix.values, fre_matrix(sets, "lfre", n_local_points=30, progress=False).values,
+                               rtol=1e-8, atol=1e-12)
+
+
+def test_exact_index_finds_the_brute_force_neighbours():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((2000, 24))
+    q = rng.standard_normal((50, 24))
+    d2 = np.sum(X**2, axis=1) + np.sum(q**2, axis=1)[:, None] - 2 * q @ X.T
+    expected = np.argsort(d2, axis=1, kind="stable")[:, :40]
+    np.testing.assert_array_equal(NeighbourIndex(X).query(q, 40), expected)
+    # the approximate graph search finds (nearly) the same neighbourhoods here
+    approx = NeighbourIndex(X, approximate=True).query(q, 40)
+    recall = np.mean([len(set(a) & set(b)) / 40 for a, b in zip(approx, expected)])
+    assert recall > 0.9

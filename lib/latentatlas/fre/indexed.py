@@ -1,0 +1,244 @@
+"""LFRE at scale: neighbours from a faiss index, test samples in chunks across dask workers.
+
+The in-memory LFRE (:mod:`latentatlas.fre._local`) finds each test sample's neighbours
+from a dense block of distances to every training sample. Here a faiss index over the
+scaled training features of each source answers the queries instead:
+
+* ``approximate=False`` (default): ``IndexFlatL2``, an exact brute-force search in float32.
+  It returns ``n_candidates`` (default ``n_local_points + 32``) candidates, which are
+  re-ranked by their float64 distances computed exactly as in memory; the ``n_local_points``
+  nearest are kept. A true neighbour can only be lost if more than 32 training samples lie
+  within float32 rounding (~1e-7 relative) of the k-th distance, so the neighbourhoods,
+  and hence the values, are those of the in-memory LFRE (to rounding).
+* ``approximate=True``: ``IndexHNSWFlat`` (32 links per node, ``efSearch`` = 2 ×
+  candidates), a graph search that may miss true neighbours; candidates are re-ranked the
+  same way. Its effect on the values is measured by ``benchmarks/scale.py`` (recall of
+  the exact neighbours and the change of pointwise LFRE).
+
+Everything after the neighbour search is the in-memory code: the chunk's neighbourhoods
+are gathered (``chunk_size × n_local_points`` rows of each set) and fit by
+:class:`~latentatlas.fre._local._LocalChunk`, all targets sharing one source factorisation.
+Chunks run on the active ``dask.distributed`` client if there is one (a bounded number in
+flight, so memory stays O(workers × chunk)), else in a thread pool.
+
+Memory: the training features of every set are held (scaled, float64) by the process that
+drives the search, plus the index (float32 copy of the source); the test samples are read
+set by set. Workers receive only gathered neighbourhoods.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..dataset import FeatureError
+from ._local import _LocalChunk
+from ._parallel import parallel_map
+from ._ridge import DEFAULT_ALPHAS
+from ._scale import fit_scaler, scale_rows
+from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
+
+__all__ = ["NeighbourIndex", "indexed_lfre_matrix", "indexed_pointwise_lfre_matrix"]
+
+_EXTRA_CANDIDATES = 32
+
+
+class NeighbourIndex:
+    """Nearest training samples of query points: a faiss index, re-ranked in float64.
+
+    Parameters
+    ----------
+    X_train : ndarray of shape (n_train, d)
+        Scaled training features of the source.
+    approximate : bool
+        HNSW graph search instead of exact brute force.
+    """
+
+    def __init__(self, X_train, approximate=False):
+        import faiss
+
+        self.X_train = X_train
+        self.sq_train = np.sum(X_train**2, axis=1)
+        self.approximate = approximate
+        data = np.ascontiguousarray(X_train, dtype=np.float32)
+        self.index = faiss.IndexHNSWFlat(data.shape[1], 32) if approximate else faiss.IndexFlatL2(data.shape[1])
+        self.index.add(data)
+
+    def query(self, X, k, n_candidates=None):
+        """Indices (n, k) of the ``k`` nearest training rows of each row of ``X``, nearest first."""
+        n_candidates = min(len(self.X_train), k + _EXTRA_CANDIDATES if n_candidates is None else max(k, n_candidates))
+        if self.approximate:
+            self.index.hnsw.efSearch = 2 * n_candidates
+        _, candidates = self.index.search(np.ascontiguousarray(X, dtype=np.float32), n_candidates)
+        candidates = np.where(candidates < 0, 0, candidates)  # HNSW pads with -1 when it finds too few
+        # the in-memory expansion of the squared distance, so that ranks and ties come out alike
+        d2 = self.sq_train[candidates] + np.sum(X**2, axis=1)[:, None] - 2 * np.einsum("bd,bkd->bk", X, self.X_train[candidates])
+        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(candidates, order, axis=1)
+
+
+def _chunk_errors(Xl, x, targets, alphas, folds):
+    """Pointwise LFRE (n_targets, b) of a chunk from its gathered neighbourhoods.
+
+    ``Xl`` (b, k, d) holds each test sample's neighbours in the source, ``targets`` the
+    pairs (Yl (b, k, d_t), y (b, d_t)) of every target.
+    """
+    b, k, d = Xl.shape
+    neighbours = np.arange(b * k).reshape(b, k)
+    chunk = _LocalChunk(Xl.reshape(b * k, d), x, neighbours, alphas, folds)
+    return np.stack([chunk.errors(Yl.reshape(b * k, -1), y) for Yl, y in targets])
+
+
+def _scaled_sets(features, names, train_idx, test_idx, seed):
+    """Training and test rows of every set, centred and scaled with training statistics."""
+    from ..dataset import validate_features
+
+    if isinstance(features, xr.Dataset):
+        available, getter = list(features.data_vars), lambda k: features[k].data
+    else:
+        available, getter = list(features), lambda k: features[k]
+    names = available if names is None else list(names)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise KeyError(f"feature sets {missing} not found; available: {available}")
+    if not names:
+        raise FeatureError("no feature set given; add at least one feature set")
+    n = {getter(name).shape[0] for name in names}
+    if len(n) != 1:
+        raise FeatureError(f"feature sets have different numbers of samples {sorted(n)}; all must describe the same samples")
+    n = n.pop()
+    train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
+    out = []
+    for name in names:
+        X = getter(name)
+        # dask arrays are read once for the training rows and once for the test rows
+        X_train, X_test = (np.asarray(X[np.sort(idx)], dtype=np.float64)[np.argsort(np.argsort(idx))] for idx in (train_idx, test_idx))
+        validate_features({name: X_train})
+        validate_features({name: X_test})
+        mean, scale = fit_scaler(X_train, name)
+        out.append((scale_rows(X_train, slice(None), mean, scale, out=X_train), scale_rows(X_test, slice(None), mean, scale)))
+    return names, out, train_idx, test_idx
+
+
+def _active_client():
+    from .streamed import _active_client as client
+
+    return client()
+
+
+def _run_chunks(job, starts, desc, progress):
+    """``job(start)`` for every chunk start: on the dask client's workers if there is one, else in threads."""
+    from tqdm.auto import tqdm
+
+    client = _active_client()
+    if client is None:
+        return parallel_map(lambda s: _chunk_errors(*job(s)), starts, -1, desc=desc, unit="chunk", progress=progress)
+    from distributed import as_completed
+
+    limit = 2 * max(1, len(client.scheduler_info()["workers"]))
+    results, pending = {}, as_completed()
+    todo = iter(starts)
+    with tqdm(total=len(starts), desc=desc, unit="chunk", disable=not progress, leave=False) as bar:
+        def submit():
+            start = next(todo, None)
+            if start is not None:
+                future = client.submit(_chunk_errors, *job(start), pure=False)
+                future.start = start
+                pending.add(future)
+
+        for _ in range(limit):
+            submit()
+        for future in pending:
+            results[future.start] = future.result()
+            bar.update()
+            submit()
+    return [results[s] for s in starts]
+
+
+def indexed_pointwise_lfre_matrix(
+    features,
+    *,
+    names=None,
+    train_idx=None,
+    test_idx=None,
+    n_local_points: int = 100,
+    alphas=None,
+    seed: int = DEFAULT_SEED,
+    approximate: bool = False,
+    n_candidates: int | None = None,
+    chunk_size: int = 128,
+    progress: bool = True,
+) -> xr.DataArray:
+    """Pointwise LFRE between every ordered pair of feature sets, neighbours from a faiss index.
+
+    Parameters
+    ----------
+    features : xarray.Dataset or dict of name -> array-like (n_samples, n_features)
+        In memory or dask-backed (e.g. a zarr store).
+    names, train_idx, test_idx, n_local_points, alphas, seed
+        As :func:`latentatlas.fre.pointwise_fre_matrix`.
+    approximate : bool
+        HNSW search instead of exact (see the module docstring for its effect).
+    n_candidates : int, optional
+        Candidates re-ranked in float64; default ``n_local_points + 32``.
+    chunk_size : int
+        Test samples per task.
+    progress : bool
+
+    Returns
+    -------
+    xarray.DataArray of shape (n_sets, n_sets, n_test)
+        As :func:`latentatlas.fre.pointwise_fre_matrix` with ``metric="lfre"``.
+    """
+    from tqdm.auto import tqdm
+
+    alphas_ = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    names, scaled, train_idx, test_idx = _scaled_sets(features, names, train_idx, test_idx, seed)
+    check_local_points(n_local_points, len(train_idx))
+    folds = two_folds(n_local_points, seed)
+    starts = list(range(0, len(test_idx), chunk_size))
+    values = np.empty((len(names), len(names), len(test_idx)))
+    for i, (X_train, X_test) in enumerate(tqdm(scaled, desc="LFRE", unit="source", disable=not progress)):
+        index = NeighbourIndex(X_train, approximate)
+
+        def job(start, X_train=X_train, X_test=X_test, index=index):
+            x = X_test[start : start + chunk_size]
+            nb = index.query(x, n_local_points, n_candidates)
+            return X_train[nb], x, [(Y_train[nb], Y_test[start : start + chunk_size]) for Y_train, Y_test in scaled], alphas_, folds
+
+        values[i] = np.concatenate(_run_chunks(job, starts, "LFRE chunks", progress), axis=1)
+    sample = _sample_dim(features, names)
+    test_dim = f"test_{sample}"
+    attrs = {
+        "metric": "lfre",
+        "scaler": "centred, unit total variance (training statistics)",
+        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
+        "alphas": alphas_,
+        "seed": int(seed),
+        "n_train": int(len(train_idx)),
+        "n_test": int(len(test_idx)),
+        "n_local_points": int(n_local_points),
+        "neighbours": "faiss HNSW (approximate), re-ranked in float64" if approximate else "faiss exact, re-ranked in float64",
+    }
+    return xr.DataArray(
+        values, dims=("source", "target", test_dim), coords={"source": names, "target": names, test_dim: test_idx},
+        name="lfre_pointwise", attrs=attrs,
+    )
+
+
+def _sample_dim(features, names):
+    from ..dataset import common_sample_dim
+
+    return common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
+
+
+def indexed_lfre_matrix(features, **kwargs) -> xr.DataArray:
+    """LFRE matrix (RMS over test samples) from :func:`indexed_pointwise_lfre_matrix`."""
+    from .metrics import rms
+
+    pointwise = indexed_pointwise_lfre_matrix(features, **kwargs)
+    return xr.DataArray(
+        rms(pointwise.values), dims=("source", "target"),
+        coords={"source": pointwise.source.values, "target": pointwise.target.values},
+        name="lfre", attrs=pointwise.attrs,
+    ).assign_attrs(test_samples=pointwise.dims[-1])
