@@ -13,7 +13,7 @@ import xarray as xr
 
 from .dataset import common_sample_dim, feature_arrays
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
-from .fre._scale import fit_scaler
+from .fre._scale import scale_from_variance
 
 __all__ = ["compare", "structure_split"]
 
@@ -40,14 +40,41 @@ def structure_split(features: xr.Dataset, *, seed: int = DEFAULT_SEED, stratify_
 
 
 def _pca(X, n_components=2):
-    """Projection of standardised ``X`` on its first principal components, (n_samples, n_components)."""
-    mean, scale = fit_scaler(X)
-    Z = (X - mean) / scale
-    _, _, Vt = np.linalg.svd(Z[:: max(1, len(Z) // 5000)], full_matrices=False)
-    out = np.zeros((len(Z), n_components))
+    """Projection of standardised ``X`` on its first principal components, (n_samples, n_components).
+
+    ``X`` may be a dask array: the statistics, the subsample and the projection are then
+    computed chunk by chunk, and only the result is held.
+    """
+    X = X.astype(np.float64)
+    mean = np.asarray(X.mean(axis=0))
+    scale = scale_from_variance(float(((X - mean) ** 2).mean(axis=0).sum()))
+    step = max(1, X.shape[0] // 5000)
+    _, _, Vt = np.linalg.svd((np.asarray(X[::step]) - mean) / scale, full_matrices=False)
+    out = np.zeros((X.shape[0], n_components))
     k = min(n_components, Vt.shape[0])
-    out[:, :k] = Z @ Vt[:k].T
+    out[:, :k] = np.asarray(((X - mean) / scale) @ Vt[:k].T)
     return out
+
+
+def _is_lazy(features, names) -> bool:
+    """Whether any of the feature sets is dask-backed (e.g. loaded from a zarr store)."""
+    return any(features[name].chunks is not None for name in names)
+
+
+def _pointwise(features, names, metric, lazy, *, train, test, n_local_points, seed, progress):
+    """Pointwise FRE matrix of one split: in memory, or streamed/indexed for dask-backed features."""
+    kwargs = dict(names=names, train_idx=train, test_idx=test, seed=seed, progress=progress)
+    if not lazy:
+        arrays = feature_arrays(features, names)
+        return pointwise_fre_matrix(arrays, metric, n_local_points=n_local_points, **kwargs)
+    sets = {name: features[name].data for name in names}
+    if metric == "lfre":
+        from .fre.indexed import indexed_pointwise_lfre_matrix
+
+        return indexed_pointwise_lfre_matrix(sets, n_local_points=n_local_points, **kwargs)
+    from .fre.streamed import streamed_pointwise_fre_matrix
+
+    return streamed_pointwise_fre_matrix(sets, metric, **kwargs)
 
 
 def compare(
@@ -65,7 +92,10 @@ def compare(
     Parameters
     ----------
     features : xarray.Dataset
-        A features Dataset (atom- or structure-level).
+        A features Dataset (atom- or structure-level). Dask-backed feature sets (a zarr
+        store from :func:`latentatlas.io.load`) are compared chunk by chunk: GFRE and GFRD
+        from streamed statistics (:mod:`latentatlas.fre.streamed`), LFRE with a neighbour
+        index (:mod:`latentatlas.fre.indexed`); the values are the in-memory ones.
     metrics : sequence of {"gfre", "gfrd", "lfre"}
     names : sequence of str, optional
         Feature sets to compare; default all.
@@ -85,8 +115,11 @@ def compare(
     """
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}")
-    arrays = feature_arrays(features, names)
-    names = list(arrays)
+    names = list(features.data_vars) if names is None else list(names)
+    missing = [n for n in names if n not in features.data_vars]
+    if missing:
+        raise KeyError(f"feature sets {missing} not found; available: {list(features.data_vars)}")
+    lazy = _is_lazy(features, names)
     sample = common_sample_dim(features, names)
     if stratify_by is not None and stratify_by not in features.coords:
         raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
@@ -95,8 +128,8 @@ def compare(
         per_split = []
         for split in range(n_splits):
             train, test = structure_split(features, seed=DEFAULT_SEED + split, stratify_by=stratify_by)
-            pointwise = pointwise_fre_matrix(
-                arrays, metric, train_idx=train, test_idx=test, n_local_points=n_local_points,
+            pointwise = _pointwise(
+                features, names, metric, lazy, train=train, test=test, n_local_points=n_local_points,
                 seed=DEFAULT_SEED + split, progress=progress,
             ).rename({"test_sample": f"test_{sample}"})
             if split == 0:
@@ -110,7 +143,7 @@ def compare(
         out[f"{metric}_std"] = (("source", "target"), per_split.std(axis=0, ddof=1) if n_splits > 1
                                 else np.full(per_split.shape[1:], np.nan), {"description": f"standard deviation of {metric} over splits"})
     out = out.assign_coords(source=names, target=names)
-    out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
+    out["pca"] = (("source", sample, "pc"), np.stack([_pca(features[n].data) for n in names]))
     for name in names:
         out.attrs[f"feature_set:{name}"] = ", ".join(f"{k}={v}" for k, v in features[name].attrs.items())
     out.attrs["metrics"] = list(metrics)
