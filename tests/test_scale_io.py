@@ -82,3 +82,45 @@ def test_unreadable_zarr_is_a_clear_error(tmp_path):
     (tmp_path / "x.zarr").mkdir()
     with pytest.raises(ValueError, match="not a readable zarr store"):
         io.load(tmp_path / "x.zarr")
+
+
+def test_dashboard_and_fre_cli_open_zarr_stores(tmp_path):
+    from ase.build import bulk, molecule
+
+    from latentatlas.cli import main
+    from latentatlas.cli.serve import levels_from_results, split_results
+
+    frames = []
+    for i in range(12):
+        mol = molecule("CH4")
+        mol.info["subset"] = "molecule"
+        mol.rattle(0.05, seed=i)
+        crystal = bulk("Si", "diamond", a=5.43)
+        crystal.info["subset"] = "bulk"
+        crystal.rattle(0.05, seed=i)
+        frames += [mol, crystal]
+    ds = empty_features(frames)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((ds.sizes["atom"], 5))
+    ds = add_feature_set(ds, base, model="a", layer="x")
+    ds = add_feature_set(ds, np.tanh(base @ rng.standard_normal((5, 6))), model="b", layer="y")
+    io.save(ds.chunk({"atom": 16}), tmp_path / "features.zarr")
+
+    assert main(["fre", str(tmp_path / "features.zarr"), "--splits", "2", "--out", str(tmp_path / "cmp.zarr")]) == 0
+    in_memory = tmp_path / "cmp.nc"
+    io.save(ds, tmp_path / "features.nc")
+    assert main(["fre", str(tmp_path / "features.nc"), "--splits", "2", "--out", str(in_memory)]) == 0
+    stored = io.load(tmp_path / "cmp.zarr")
+    np.testing.assert_allclose(stored.gfre.values, io.load(in_memory).gfre.values, rtol=1e-8, atol=1e-12)
+
+    # the dashboard reads a zarr comparison once into memory, and compares a zarr features store on loading
+    comparisons, concepts = split_results([tmp_path / "cmp.zarr", tmp_path / "features.zarr"])
+    assert concepts is None
+    levels = list(levels_from_results(comparisons).values())
+    assert len(levels) == 2
+    for level in levels:
+        assert level["gfre_pointwise"].chunks is None and level["pca"].chunks is None
+    np.testing.assert_allclose(levels[0].gfre.values, stored.gfre.values, rtol=1e-8, atol=1e-12)
+    in_memory_level = next(iter(levels_from_results([("features.nc", ds)]).values()))
+    for metric in ("gfre", "gfrd", "lfre"):
+        np.testing.assert_allclose(levels[1][metric].values, in_memory_level[metric].values, rtol=1e-8, atol=1e-12)

@@ -19,7 +19,8 @@ def register(subparsers):
             "that reconstruction distorts; LFRE: the same, locally around each test sample."
         ),
     )
-    p.add_argument("features", type=Path, help="features netCDF written by 'latentatlas featurize'")
+    p.add_argument("features", type=Path,
+                   help="features file written by 'latentatlas featurize' (netCDF, or a zarr store: compared chunk by chunk)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
     p.add_argument("--splits", type=int, default=5, help="number of random splits for the spread (default: 5)")
@@ -28,7 +29,8 @@ def register(subparsers):
         "--cumulant-order", type=int, metavar="K",
         help="compare structure-level features φ^(K) (progressive cumulants κ1..κK) instead of atom-level ones",
     )
-    p.add_argument("--out", type=Path, help="write the comparison (matrices, spread, pointwise errors) to this netCDF")
+    p.add_argument("--out", type=Path,
+                   help="write the comparison (matrices, spread, pointwise errors) to this netCDF file (or .zarr store)")
     p.set_defaults(run=run)
 
 
