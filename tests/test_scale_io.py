@@ -106,7 +106,8 @@ def test_dashboard_and_fre_cli_open_zarr_stores(tmp_path):
     ds = add_feature_set(ds, np.tanh(base @ rng.standard_normal((5, 6))), model="b", layer="y")
     io.save(ds.chunk({"atom": 16}), tmp_path / "features.zarr")
 
-    assert main(["fre", str(tmp_path / "features.zarr"), "--splits", "2", "--out", str(tmp_path / "cmp.zarr")]) == 0
+    # on a local cluster of one worker process, as on a remote scheduler with --scheduler
+    assert main(["fre", str(tmp_path / "features.zarr"), "--splits", "2", "--out", str(tmp_path / "cmp.zarr"), "--workers", "1"]) == 0
     in_memory = tmp_path / "cmp.nc"
     io.save(ds, tmp_path / "features.nc")
     assert main(["fre", str(tmp_path / "features.nc"), "--splits", "2", "--out", str(in_memory)]) == 0

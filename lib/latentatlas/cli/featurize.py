@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
+
+from ._cluster import add_cluster_arguments, cluster_client, wants_cluster
 
 
 def register(subparsers) -> None:
@@ -30,11 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    dist = p.add_argument_group(
-        "on a dask cluster (needs the scale extra; --out must end in .zarr; an interrupted run resumes when rerun)")
-    where = dist.add_mutually_exclusive_group()
-    where.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786")
-    where.add_argument("--workers", type=int, metavar="N", help="start a local cluster of N worker processes")
+    dist = add_cluster_arguments(
+        p, "on a dask cluster (needs the scale extra; --out must end in .zarr; an interrupted run resumes when rerun)")
     dist.add_argument("--chunk-atoms", type=int, default=4096,
                       help="atoms per zarr chunk and per task (default 4096); keep it to resume a run")
     p.set_defaults(run=run)
@@ -73,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         unknown = [layer for layer in args.layers if not any(layer in f.layers for f in featurizers)]
         if unknown:
             raise KeyError(f"no model has layers {unknown}; layers: " + "; ".join(f"{f.name}: {f.layers}" for f in featurizers))
-    if args.scheduler or args.workers:
+    if wants_cluster(args):
         return _run_distributed(args, frames, featurizers)
     ds = None
     for f in featurizers:
@@ -107,8 +105,6 @@ def _run_distributed(args, frames, featurizers) -> int:
 
     if not is_zarr(args.out):
         raise ValueError(f"--scheduler/--workers write a zarr store: give --out ending in .zarr, not {args.out!r}")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
     if len(featurizers) == 1 and args.skip_unsupported:
         keep = [a for a in frames if not featurizers[0].unsupported([a])]
         if len(keep) < len(frames):
@@ -123,7 +119,7 @@ def _run_distributed(args, frames, featurizers) -> int:
             )
     layers = {f.name: [la for la in args.layers if la in f.layers] if args.layers else list(f.layers) for f in featurizers}
     try:
-        with _client(args) as client:
+        with cluster_client(args) as client:
             path = featurize_to_zarr(frames, layers, args.out, client, chunk_atoms=args.chunk_atoms,
                                      batch_size=args.batch_size, threads=args.threads, progress=not args.quiet)
     except KeyboardInterrupt:
@@ -133,16 +129,3 @@ def _run_distributed(args, frames, featurizers) -> int:
     n_atoms = sum(len(a) for a in frames)
     print(f"wrote {sum(map(len, layers.values()))} feature sets for {len(frames)} structures ({n_atoms} atoms) to {Path(path)}")
     return 0
-
-
-@contextmanager
-def _client(args):
-    """A client of the given scheduler, or of a local cluster of ``--workers`` processes (closed with it)."""
-    from distributed import Client, LocalCluster
-
-    if args.scheduler:
-        with Client(args.scheduler) as client:
-            yield client
-        return
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fre.matrix import METRICS
+from ._cluster import add_cluster_arguments, cluster_client
 
 
 def register(subparsers):
@@ -31,6 +32,7 @@ def register(subparsers):
     )
     p.add_argument("--out", type=Path,
                    help="write the comparison (matrices, spread, pointwise errors) to this netCDF file (or .zarr store)")
+    add_cluster_arguments(p, "on a dask cluster (needs the scale extra; for features in a .zarr store)")
     p.set_defaults(run=run)
 
 
@@ -55,14 +57,15 @@ def run(args):
     from ..compare import compare
 
     features = io.load(args.features)
-    if args.cumulant_order:
-        from ..cumulants import structure_features
+    with cluster_client(args):  # dask-backed (zarr) features are then compared on the cluster
+        if args.cumulant_order:
+            from ..cumulants import structure_features
 
-        features = structure_features(features, args.cumulant_order, names=args.names)
-        args.names = None
-    result = compare(
-        features, metrics=args.metrics, names=args.names, n_splits=args.splits, n_local_points=args.n_local_points
-    )
+            features = structure_features(features, args.cumulant_order, names=args.names)
+            args.names = None
+        result = compare(
+            features, metrics=args.metrics, names=args.names, n_splits=args.splits, n_local_points=args.n_local_points
+        )
     for metric in args.metrics:
         print(format_matrix(result[metric], result[f"{metric}_std"] if args.splits > 1 else None))
         print()
