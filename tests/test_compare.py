@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
-from ase.build import bulk, molecule
+from _frames import molecules_and_crystals
 
 from latentatlas import fre, io
 from latentatlas.cli import main
@@ -13,16 +13,7 @@ from latentatlas.dataset import add_feature_set, empty_features
 
 @pytest.fixture(scope="module")
 def features():
-    frames = []
-    for i in range(24):
-        mol = molecule("CH3CH2OH")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    ds = empty_features(frames)
+    ds = empty_features(molecules_and_crystals(24))
     rng = np.random.default_rng(0)
     base = rng.standard_normal((ds.sizes["atom"], 6))
     ds = add_feature_set(ds, base, model="a", layer="x")

@@ -159,22 +159,13 @@ def test_exact_index_finds_the_brute_force_neighbours():
 
 
 def test_compare_and_cumulants_work_on_a_zarr_store(client, tmp_path):
-    from ase.build import bulk, molecule
+    from _frames import molecules_and_crystals
 
     from latentatlas.compare import compare
     from latentatlas.cumulants import structure_features
     from latentatlas.dataset import add_feature_set, empty_features
 
-    frames = []
-    for i in range(30):
-        mol = molecule("CH3CH2OH")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    ds = empty_features(frames)
+    ds = empty_features(molecules_and_crystals(30))
     rng = np.random.default_rng(0)
     base = rng.standard_normal((ds.sizes["atom"], 6))
     ds = add_feature_set(ds, base, model="a", layer="x")

@@ -85,21 +85,12 @@ def test_unreadable_zarr_is_a_clear_error(tmp_path):
 
 
 def test_dashboard_and_fre_cli_open_zarr_stores(tmp_path):
-    from ase.build import bulk, molecule
+    from _frames import molecules_and_crystals
 
     from latentatlas.cli import main
     from latentatlas.cli.serve import levels_from_results, split_results
 
-    frames = []
-    for i in range(12):
-        mol = molecule("CH4")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    ds = empty_features(frames)
+    ds = empty_features(molecules_and_crystals(12, "CH4", (1, 1, 1)))
     rng = np.random.default_rng(0)
     base = rng.standard_normal((ds.sizes["atom"], 5))
     ds = add_feature_set(ds, base, model="a", layer="x")

@@ -35,6 +35,7 @@ from ..dataset import FeatureError
 from ._local import _LocalChunk
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS
+from .matrix import result_attrs, test_dim_name
 from ._scale import fit_scaler, scale_rows
 from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
 
@@ -91,18 +92,9 @@ def _chunk_errors(Xl, x, targets, alphas, folds):
 
 def _scaled_sets(features, names, train_idx, test_idx, seed):
     """Training and test rows of every set, centred and scaled with training statistics."""
-    from ..dataset import validate_features
+    from ..dataset import select_feature_sets, validate_features
 
-    if isinstance(features, xr.Dataset):
-        available, getter = list(features.data_vars), lambda k: features[k].data
-    else:
-        available, getter = list(features), lambda k: features[k]
-    names = available if names is None else list(names)
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise KeyError(f"feature sets {missing} not found; available: {available}")
-    if not names:
-        raise FeatureError("no feature set given; add at least one feature set")
+    names, getter = select_feature_sets(features, names)
     n = {getter(name).shape[0] for name in names}
     if len(n) != 1:
         raise FeatureError(f"feature sets have different numbers of samples {sorted(n)}; all must describe the same samples")
@@ -207,29 +199,14 @@ def indexed_pointwise_lfre_matrix(
             return X_train[nb], x, [(Y_train[nb], Y_test[start : start + chunk_size]) for Y_train, Y_test in scaled], alphas_, folds
 
         values[i] = np.concatenate(_run_chunks(job, starts, "LFRE chunks", progress), axis=1)
-    sample = _sample_dim(features, names)
-    test_dim = f"test_{sample}"
-    attrs = {
-        "metric": "lfre",
-        "scaler": "centred, unit total variance (training statistics)",
-        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
-        "alphas": alphas_,
-        "seed": int(seed),
-        "n_train": int(len(train_idx)),
-        "n_test": int(len(test_idx)),
-        "n_local_points": int(n_local_points),
-        "neighbours": "faiss HNSW (approximate), re-ranked in float64" if approximate else "faiss exact, re-ranked in float64",
-    }
+    test_dim = test_dim_name(features, names)
+    neighbours = "faiss HNSW (approximate)" if approximate else "faiss exact"
+    attrs = result_attrs("lfre", alphas, seed, train_idx, test_idx, n_local_points=int(n_local_points),
+                         neighbours=neighbours + ", re-ranked in float64")
     return xr.DataArray(
         values, dims=("source", "target", test_dim), coords={"source": names, "target": names, test_dim: test_idx},
         name="lfre_pointwise", attrs=attrs,
     )
-
-
-def _sample_dim(features, names):
-    from ..dataset import common_sample_dim
-
-    return common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
 
 
 def indexed_lfre_matrix(features, **kwargs) -> xr.DataArray:

@@ -50,10 +50,11 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-from ..dataset import FeatureError, common_sample_dim, feature_arrays
-from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
+from ..dataset import FeatureError, select_feature_sets
+from ._ridge import FoldTargets, SharedRidge
 from ._scale import scale_from_variance
 from ._split import DEFAULT_SEED, resolve_split, two_folds
+from .matrix import result_attrs, test_dim_name
 from .metrics import orthogonal_map
 
 __all__ = ["GRAM_RESOLVED", "fold_labels", "grouped_folds", "streamed_fre_matrix", "streamed_pointwise_fre_matrix"]
@@ -260,18 +261,7 @@ def _as_dask(features, names, chunk_rows):
     """Feature sets as dask arrays with the same row chunks and one column chunk."""
     import dask.array as da
 
-    if isinstance(features, xr.Dataset):
-        available = list(features.data_vars)
-        getter = lambda k: features[k].data  # noqa: E731
-    else:
-        available = list(features)
-        getter = lambda k: features[k]  # noqa: E731
-    names = available if names is None else list(names)
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise KeyError(f"feature sets {missing} not found; available: {available}")
-    if not names:
-        raise FeatureError("no feature set given; add at least one feature set")
+    names, getter = select_feature_sets(features, names)
     arrays = [getter(n) for n in names]
     for name, X in zip(names, arrays):
         if X.ndim != 2 or 0 in X.shape:
@@ -393,20 +383,7 @@ def _fit_checked(names, arrays, labels, metric, alphas, method, progress):
 
 
 def _attrs(metric, alphas, seed, train_idx, test_idx, fit):
-    return {
-        "metric": metric,
-        "scaler": "centred, unit total variance (training statistics)",
-        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
-        "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
-        "seed": int(seed),
-        "n_train": int(len(train_idx)),
-        "n_test": int(len(test_idx)),
-        "engine": "streamed statistics, " + ("QR" if fit.qr else "Gram"),
-    }
-
-
-def _sample_dim(features, names):
-    return common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
+    return result_attrs(metric, alphas, seed, train_idx, test_idx, engine="streamed statistics, " + ("QR" if fit.qr else "Gram"))
 
 
 def streamed_fre_matrix(
@@ -470,7 +447,7 @@ def streamed_fre_matrix(
     attrs = _attrs(metric, alphas, seed, train_idx, test_idx, fit)
     return xr.DataArray(
         values, dims=("source", "target"), coords={"source": names, "target": names}, name=metric, attrs=attrs
-    ).assign_attrs(test_samples=f"test_{_sample_dim(features, names)}")
+    ).assign_attrs(test_samples=test_dim_name(features, names))
 
 
 def _chunk_pointwise(labels, *blocks, maps, mean, scale_cols, widths, metric):
@@ -519,7 +496,7 @@ def streamed_pointwise_fre_matrix(features, metric: str = "gfre", **kwargs) -> x
         for lab, blocks in _chunk_blocks(labels, arrays)
     ]
     values = np.concatenate(_compute_chunks(parts, "pointwise " + metric.upper(), progress), axis=2)
-    test_dim = f"test_{_sample_dim(features, names)}"
+    test_dim = test_dim_name(features, names)
     return xr.DataArray(
         values, dims=("source", "target", test_dim),
         coords={"source": names, "target": names, test_dim: np.flatnonzero(labels == 3)},
