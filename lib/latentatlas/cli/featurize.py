@@ -14,8 +14,10 @@ def register(subparsers) -> None:
         description=(
             "Compute per-atom features, every layer, of pretrained interatomic potentials (weights shipped "
             "with the packages, no network) for structures in any format ase.io.read understands, and "
-            "write them as one netCDF features file. Results are cached on disk "
-            "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant."
+            "write them as one netCDF features file (or a zarr store for --out *.zarr). Results are cached on disk "
+            "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant. With --scheduler or "
+            "--workers the chunks run on a dask cluster and go straight into the zarr store, whose unfinished "
+            "form is the resume point instead of the cache."
         ),
         epilog="Models: " + ", ".join(_names()) + ". Example: latentatlas featurize --builtin --model chgnet-0.3.0 --out f.nc",
     )
