@@ -95,14 +95,14 @@ def _scaled_sets(features, names, train_idx, test_idx, seed):
     from ..dataset import select_feature_sets, validate_features
 
     names, getter = select_feature_sets(features, names)
-    n = {getter(name).shape[0] for name in names}
+    arrays = {name: X if hasattr(X, "dask") else np.asarray(X) for name, X in zip(names, map(getter, names))}
+    n = {X.shape[0] for X in arrays.values()}
     if len(n) != 1:
         raise FeatureError(f"feature sets have different numbers of samples {sorted(n)}; all must describe the same samples")
     n = n.pop()
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
     out = []
-    for name in names:
-        X = getter(name)
+    for name, X in arrays.items():
         # dask arrays are read once for the training rows and once for the test rows
         X_train, X_test = (np.asarray(X[np.sort(idx)], dtype=np.float64)[np.argsort(np.argsort(idx))] for idx in (train_idx, test_idx))
         validate_features({name: X_train})

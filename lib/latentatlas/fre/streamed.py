@@ -262,7 +262,7 @@ def _as_dask(features, names, chunk_rows):
     import dask.array as da
 
     names, getter = select_feature_sets(features, names)
-    arrays = [getter(n) for n in names]
+    arrays = [X if isinstance(X, da.Array) else np.asarray(X) for X in map(getter, names)]
     for name, X in zip(names, arrays):
         if X.ndim != 2 or 0 in X.shape:
             raise FeatureError(f"feature set {name!r} must be a non-empty 2-D (samples, features) array, got shape {X.shape}")
@@ -272,7 +272,7 @@ def _as_dask(features, names, chunk_rows):
     first = next((X for X in arrays if isinstance(X, da.Array)), None)
     row_chunks = first.chunks[0] if first is not None else chunk_rows
     arrays = [
-        (X if isinstance(X, da.Array) else da.from_array(np.asarray(X), chunks=(row_chunks, -1))).rechunk((row_chunks, -1))
+        (X if isinstance(X, da.Array) else da.from_array(X, chunks=(row_chunks, -1))).rechunk((row_chunks, -1))
         for X in arrays
     ]
     return names, arrays
