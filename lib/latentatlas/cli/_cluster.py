@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 
+from ._checks import positive_int
+
 
 def add_cluster_arguments(parser, title: str):
     """Add the mutually exclusive ``--scheduler ADDRESS`` and ``--workers N`` to ``parser``; returns the group."""
     group = parser.add_argument_group(title)
     where = group.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="ADDRESS", help="dask.distributed scheduler to run on, e.g. tcp://10.0.0.5:8786")
-    where.add_argument("--workers", type=int, metavar="N", help="start a local dask cluster of N worker processes")
+    where.add_argument("--workers", type=positive_int, metavar="N", help="start a local dask cluster of N worker processes")
     return group
 
 
@@ -34,12 +36,4 @@ def _client(scheduler, workers):
 def cluster_client(args):
     """Context manager: a client of ``--scheduler``, or of a local cluster of ``--workers`` processes
     (closed on exit), or None when neither is given (dask then runs in this process)."""
-    if not wants_cluster(args):
-        return nullcontext(None)
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    try:
-        import distributed  # noqa: F401
-    except ImportError as err:
-        raise ValueError("--scheduler/--workers need dask.distributed: pip install 'latentatlas[scale]'") from err
-    return _client(args.scheduler, args.workers)
+    return _client(args.scheduler, args.workers) if wants_cluster(args) else nullcontext(None)

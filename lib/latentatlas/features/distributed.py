@@ -64,19 +64,24 @@ def chunk_frames(n_atoms: Sequence[int], chunk_atoms: int) -> list[tuple[slice, 
 
 
 class FeaturizerCache(WorkerPlugin):
-    """Worker plugin: each featuriser is built once per worker and kept.
+    """Worker plugin: the featurisers are built once per worker, on first use, and kept.
 
     Parameters
     ----------
+    models : sequence of str
+        Registry names or model files, as given to :func:`latentatlas.features.get_featurizers`
+        (a model file must be readable at the same path on every worker).
+    extensions_dir : path, optional
+        TorchScript extensions of the model files.
     threads : int, optional
         torch CPU threads per worker.
     """
 
     name = _PLUGIN
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
-        self.featurizers = {}
+    def __init__(self, models, extensions_dir=None, threads: int | None = None):
+        self.models, self.extensions_dir, self.threads = list(models), extensions_dir, threads
+        self.featurizers = None
 
     def setup(self, worker):
         if self.threads is not None:
@@ -85,10 +90,11 @@ class FeaturizerCache(WorkerPlugin):
             torch.set_num_threads(self.threads)
 
     def get(self, name):
-        from . import get_featurizer
+        """The featuriser called ``name`` (its ``.name``, as on the client)."""
+        from . import get_featurizers
 
-        if name not in self.featurizers:
-            self.featurizers[name] = get_featurizer(name)
+        if self.featurizers is None:
+            self.featurizers = {f.name: f for f in get_featurizers(self.models, extensions_dir=self.extensions_dir)}
         return self.featurizers[name]
 
 
@@ -168,6 +174,8 @@ def featurize_to_zarr(
     path: str | Path,
     client,
     *,
+    models: Sequence[str] | None = None,
+    extensions_dir: str | Path | None = None,
     chunk_atoms: int = 4096,
     batch_size: int | None = None,
     threads: int | None = None,
@@ -180,10 +188,15 @@ def featurize_to_zarr(
     frames : sequence of ase.Atoms
         Checked here (see :func:`latentatlas.features.base.check_frames`); every model must
         support their elements.
-    layers : dict of model name -> list of layer names
+    layers : dict of featuriser name -> list of layer names
     path : str or Path
         Output store (``.zarr``); replaced atomically when complete.
     client : distributed.Client
+    models : sequence of str, optional
+        What builds the featurisers on the workers: registry names or model files, as given
+        to :func:`latentatlas.features.get_featurizers`; default the keys of ``layers``.
+    extensions_dir : path, optional
+        TorchScript extensions of model files.
     chunk_atoms : int
         Atoms per zarr chunk and per task. A rerun resumes only with the same value.
     batch_size : int, optional
@@ -212,7 +225,7 @@ def featurize_to_zarr(
     plan = chunk_frames([len(a) for a in frames], chunk_atoms)
     names = [feature_name(m, layer) for m, ls in layers.items() for layer in ls]
     store = partial_path(path)
-    client.register_plugin(FeaturizerCache(threads), name=_PLUGIN)
+    client.register_plugin(FeaturizerCache(list(layers) if models is None else models, extensions_dir, threads), name=_PLUGIN)
     done = _resume(store, features, chunk_atoms, names) if store.exists() else None
     resuming = done is not None
     if not resuming:
