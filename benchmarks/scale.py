@@ -193,7 +193,7 @@ def _lfre_tables(args):
     a = _run("lfre_approx", a_train, a_test, args.lfre_dims)
     print(f"\napproximate (HNSW) vs exact neighbours, {a_test} test atoms, {a_train} training atoms")
     print(f"recall of the exact 100 neighbours {a['recall']:.4f}; pointwise LFRE (off-diagonal pairs) changed by more than "
-          f"1e-8 at {100 * a['changed_fraction']:.1f}% of test atoms, median change {a['median_rel_change']:.1e}, "
+          f"1e-8 for {100 * a['changed_fraction']:.1f}% of (pair, test atom) values, median change {a['median_rel_change']:.1e}, "
           f"max {a['max_rel_change']:.1e} (relative); LFRE matrix change {a['matrix_rel_change']:.1e}")
 
 
