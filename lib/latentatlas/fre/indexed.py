@@ -12,8 +12,11 @@ scaled training features of each source answers the queries instead:
   and hence the values, are those of the in-memory LFRE (to rounding).
 * ``approximate=True``: ``IndexHNSWFlat`` (32 links per node, ``efSearch`` = 2 ×
   candidates), a graph search that may miss true neighbours; candidates are re-ranked the
-  same way. Its effect on the values is measured by ``benchmarks/scale.py`` (recall of
-  the exact neighbours and the change of pointwise LFRE).
+  same way. Its effect on the values, measured by ``benchmarks/scale.py`` (2 synthetic
+  sets of 64 columns, 1e5 training and 2,000 test samples, k = 100): 99.97 % of the exact
+  neighbours found; 2.8 % of the pointwise LFRE values of the off-diagonal pairs change
+  (median change 0, largest 20 % relative, where a neighbour was missed); the LFRE matrix
+  changes by 6.5e-5 relative. Use it for overviews, exact search for reported numbers.
 
 Everything after the neighbour search is the in-memory code: the chunk's neighbourhoods
 are gathered (``chunk_size × n_local_points`` rows of each set) and fit by
