@@ -10,7 +10,8 @@ from latentatlas import io
 from latentatlas.dataset import FeatureError
 from latentatlas.fre import fre_matrix, pointwise_fre_matrix
 from latentatlas.fre.indexed import NeighbourIndex, indexed_lfre_matrix, indexed_pointwise_lfre_matrix
-from latentatlas.fre.streamed import grouped_folds, streamed_fre_matrix, streamed_pointwise_fre_matrix
+from latentatlas.fre._split import inner_folds
+from latentatlas.fre.streamed import streamed_fre_matrix, streamed_pointwise_fre_matrix
 
 distributed = pytest.importorskip("distributed")
 
@@ -101,19 +102,21 @@ def test_well_conditioned_sets_take_the_gram_route_silently():
     assert got.attrs["engine"] == "streamed statistics, Gram"
 
 
-def test_grouped_folds_keep_groups_whole():
-    groups = np.repeat(np.arange(20), 5)
-    rows1, rows2 = grouped_folds(groups)
-    assert not set(groups[rows1]) & set(groups[rows2])
-    assert len(rows1) + len(rows2) == 100
-    # grouped folds given as groups= or as folds= give the same matrix
+def test_grouped_inner_cv_equals_in_memory():
     sets = _sets(400)
     structure = np.repeat(np.arange(80), 5)
     train, test = np.arange(0, 200), np.arange(200, 400)
-    by_groups = streamed_fre_matrix(sets, train_idx=train, test_idx=test, groups=structure, progress=False)
-    by_folds = streamed_fre_matrix(sets, train_idx=train, test_idx=test, folds=grouped_folds(structure[train]),
-                                   progress=False)
-    xr.testing.assert_identical(by_groups, by_folds)
+    kwargs = dict(train_idx=train, test_idx=test, cv="grouped", groups=structure, progress=False)
+    got = streamed_pointwise_fre_matrix(sets, "gfre", chunk_rows=64, **kwargs)
+    ref = pointwise_fre_matrix(sets, "gfre", **kwargs)
+    np.testing.assert_allclose(got.values, ref.values, rtol=1e-8, atol=1e-12)
+    np.testing.assert_array_equal(got.alpha_index.values, ref.alpha_index.values)
+    np.testing.assert_array_equal(got.cutoff_at_edge.values, ref.cutoff_at_edge.values)
+    assert got.attrs["cv"] == "grouped"
+    # the same folds given explicitly
+    folds = inner_folds(200, "grouped", structure[train])
+    by_folds = streamed_fre_matrix(sets, train_idx=train, test_idx=test, folds=folds, progress=False)
+    np.testing.assert_allclose(by_folds.values, fre_matrix(sets, **kwargs).values, rtol=1e-8, atol=1e-12)
 
 
 def test_bad_input_is_named():
@@ -159,18 +162,14 @@ def test_exact_index_finds_the_brute_force_neighbours():
 
 
 def test_compare_and_cumulants_work_on_a_zarr_store(client, tmp_path):
-    from _frames import molecules_and_crystals
+    from _toy import toy_features, toy_frames
 
     from latentatlas.compare import compare
     from latentatlas.cumulants import structure_features
-    from latentatlas.dataset import add_feature_set, empty_features
+    from latentatlas.dataset import add_feature_set
 
-    ds = empty_features(molecules_and_crystals(30))
-    rng = np.random.default_rng(0)
-    base = rng.standard_normal((ds.sizes["atom"], 6))
-    ds = add_feature_set(ds, base, model="a", layer="x")
-    ds = add_feature_set(ds, np.tanh(base @ rng.standard_normal((6, 9))), model="b", layer="y")
-    ds = add_feature_set(ds, (base[:, :3] ** 2).astype(np.float32), model="c", layer="z")
+    ds = toy_features(toy_frames())
+    ds = add_feature_set(ds, (ds["a:x"].values[:, :3] ** 2).astype(np.float32), model="c", layer="z")
     io.save(ds.chunk({"atom": 50}), tmp_path / "f.zarr")  # chunks cut through structures
     lazy = io.load(tmp_path / "f.zarr")
 
@@ -180,12 +179,22 @@ def test_compare_and_cumulants_work_on_a_zarr_store(client, tmp_path):
     xr.testing.assert_allclose(phi.compute(), structure_features(ds, 3), rtol=1e-12, atol=1e-12)
 
     # compare: streamed GFRE/GFRD and indexed LFRE give the in-memory comparison
-    kwargs = dict(metrics=("gfre", "lfre"), n_splits=2, n_local_points=20, progress=False)
-    got, ref = compare(lazy, **kwargs), compare(ds, **kwargs)
-    for var in ("gfre", "gfre_std", "gfre_pointwise", "lfre", "lfre_pointwise", "pca"):
-        np.testing.assert_allclose(got[var].values, ref[var].values, rtol=1e-8, atol=1e-10, err_msg=var)
-    assert got.gfre_pointwise.dims == ref.gfre_pointwise.dims
+    for cv in ("grouped", "skmatter"):
+        kwargs = dict(metrics=("gfre", "lfre"), n_splits=2, n_local_points=20, progress=False, cv=cv)
+        got, ref = compare(lazy, **kwargs), compare(ds, **kwargs)
+        assert sorted(got.data_vars) == sorted(ref.data_vars)
+        for var in ref.data_vars:
+            if ref[var].dtype.kind == "f":
+                np.testing.assert_allclose(got[var].values, ref[var].values, rtol=1e-8, atol=1e-10, err_msg=f"{cv} {var}")
+            else:
+                np.testing.assert_array_equal(got[var].values, ref[var].values, err_msg=f"{cv} {var}")
+        assert got.gfre_pointwise.dims == ref.gfre_pointwise.dims
     structure_level = compare(phi, metrics=("gfre",), n_splits=2, progress=False)
     np.testing.assert_allclose(structure_level.gfre.values,
                                compare(phi.compute(), metrics=("gfre",), n_splits=2, progress=False).gfre.values,
                                rtol=1e-8, atol=1e-12)
+    # the coordinates describing each split's fits come along
+    pointwise = indexed_pointwise_lfre_matrix(lazy, n_local_points=20, progress=False, cv="grouped")
+    ref = pointwise_fre_matrix(ds, "lfre", n_local_points=20, progress=False, cv="grouped")
+    np.testing.assert_array_equal(pointwise.alpha_index.values, ref.alpha_index.values)
+    np.testing.assert_array_equal(pointwise.cutoff_at_edge.values, ref.cutoff_at_edge.values)

@@ -85,16 +85,12 @@ def test_unreadable_zarr_is_a_clear_error(tmp_path):
 
 
 def test_dashboard_and_fre_cli_open_zarr_stores(tmp_path):
-    from _frames import molecules_and_crystals
+    from _toy import toy_features, toy_frames
 
     from latentatlas.cli import main
     from latentatlas.cli.serve import levels_from_results, split_results
 
-    ds = empty_features(molecules_and_crystals(12, "CH4", (1, 1, 1)))
-    rng = np.random.default_rng(0)
-    base = rng.standard_normal((ds.sizes["atom"], 5))
-    ds = add_feature_set(ds, base, model="a", layer="x")
-    ds = add_feature_set(ds, np.tanh(base @ rng.standard_normal((5, 6))), model="b", layer="y")
+    ds = toy_features(toy_frames())
     io.save(ds.chunk({"atom": 16}), tmp_path / "features.zarr")
 
     # on a local cluster of one worker process, as on a remote scheduler with --scheduler

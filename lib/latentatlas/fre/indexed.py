@@ -35,12 +35,12 @@ import numpy as np
 import xarray as xr
 
 from ..dataset import FeatureError
-from ._local import _LocalChunk
+from ._local import _FixedFolds, _LocalChunk
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS
 from .matrix import result_attrs, test_dim_name
 from ._scale import fit_scaler, scale_rows
-from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
+from ._split import DEFAULT_SEED, check_cv, check_local_points, resolve_split, two_folds
 
 __all__ = ["NeighbourIndex", "indexed_lfre_matrix", "indexed_pointwise_lfre_matrix"]
 
@@ -81,16 +81,16 @@ class NeighbourIndex:
         return np.take_along_axis(candidates, order, axis=1)
 
 
-def _chunk_errors(Xl, x, targets, alphas, folds):
-    """Pointwise LFRE (n_targets, b) of a chunk from its gathered neighbourhoods.
+def _chunk_errors(Xl, x, targets, alphas, folds, seed):
+    """Pointwise LFRE, chosen alpha indices and edge flags, each (n_targets, b), of a chunk.
 
-    ``Xl`` (b, k, d) holds each test sample's neighbours in the source, ``targets`` the
-    pairs (Yl (b, k, d_t), y (b, d_t)) of every target.
+    ``Xl`` (b, k, d) holds each test sample's neighbours in the source (gathered from the
+    training set), ``targets`` the pairs (Yl (b, k, d_t), y (b, d_t)) of every target.
     """
     b, k, d = Xl.shape
     neighbours = np.arange(b * k).reshape(b, k)
-    chunk = _LocalChunk(Xl.reshape(b * k, d), x, neighbours, alphas, folds)
-    return np.stack([chunk.errors(Yl.reshape(b * k, -1), y) for Yl, y in targets])
+    chunk = _LocalChunk(Xl.reshape(b * k, d), x, neighbours, alphas, folds, seed)
+    return tuple(map(np.stack, zip(*(chunk.errors(Yl.reshape(b * k, -1), y) for Yl, y in targets))))
 
 
 def _scaled_sets(features, names, train_idx, test_idx, seed):
@@ -127,7 +127,7 @@ def _run_chunks(job, starts, desc, progress):
 
     client = _active_client()
     if client is None:
-        return parallel_map(lambda s: _chunk_errors(*job(s)), starts, -1, desc=desc, unit="chunk", progress=progress)
+        return parallel_map(lambda start: _chunk_errors(*job(start)), starts, -1, desc=desc, unit="chunk", progress=progress)
     from distributed import as_completed
 
     limit = 2 * max(1, len(client.scheduler_info()["workers"]))
@@ -163,6 +163,7 @@ def indexed_pointwise_lfre_matrix(
     n_candidates: int | None = None,
     chunk_size: int = 128,
     progress: bool = True,
+    cv: str = "skmatter",
 ) -> xr.DataArray:
     """Pointwise LFRE between every ordered pair of feature sets, neighbours from a faiss index.
 
@@ -179,35 +180,44 @@ def indexed_pointwise_lfre_matrix(
     chunk_size : int
         Test samples per task.
     progress : bool
+    cv : {"skmatter", "grouped"}
+        Inner folds of each local fit, as in memory: random, or identical source vectors
+        of a neighbourhood in one fold.
 
     Returns
     -------
     xarray.DataArray of shape (n_sets, n_sets, n_test)
-        As :func:`latentatlas.fre.pointwise_fre_matrix` with ``metric="lfre"``.
+        As :func:`latentatlas.fre.pointwise_fre_matrix` with ``metric="lfre"`` (with the
+        coordinates ``alpha_index`` and ``cutoff_at_edge`` of every local fit).
     """
     from tqdm.auto import tqdm
 
     alphas_ = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     names, scaled, train_idx, test_idx = _scaled_sets(features, names, train_idx, test_idx, seed)
     check_local_points(n_local_points, len(train_idx))
-    folds = two_folds(n_local_points, seed)
+    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
     starts = list(range(0, len(test_idx), chunk_size))
     values = np.empty((len(names), len(names), len(test_idx)))
+    best = np.empty(values.shape, dtype=np.int16)
+    at_edge = np.empty(values.shape, dtype=bool)
     for i, (X_train, X_test) in enumerate(tqdm(scaled, desc="LFRE", unit="source", disable=not progress)):
         index = NeighbourIndex(X_train, approximate)
 
         def job(start, X_train=X_train, X_test=X_test, index=index):
             x = X_test[start : start + chunk_size]
             nb = index.query(x, n_local_points, n_candidates)
-            return X_train[nb], x, [(Y_train[nb], Y_test[start : start + chunk_size]) for Y_train, Y_test in scaled], alphas_, folds
+            targets = [(Y_train[nb], Y_test[start : start + chunk_size]) for Y_train, Y_test in scaled]
+            return X_train[nb], x, targets, alphas_, folds, seed
 
-        values[i] = np.concatenate(_run_chunks(job, starts, "LFRE chunks", progress), axis=1)
+        values[i], best[i], at_edge[i] = (np.concatenate(part, axis=1) for part in zip(*_run_chunks(job, starts, "LFRE chunks", progress)))
     test_dim = test_dim_name(features, names)
     neighbours = "faiss HNSW (approximate)" if approximate else "faiss exact"
-    attrs = result_attrs("lfre", alphas, seed, train_idx, test_idx, n_local_points=int(n_local_points),
+    attrs = result_attrs("lfre", alphas, seed, train_idx, test_idx, cv=cv, n_local_points=int(n_local_points),
                          neighbours=neighbours + ", re-ranked in float64")
     return xr.DataArray(
-        values, dims=("source", "target", test_dim), coords={"source": names, "target": names, test_dim: test_idx},
+        values, dims=("source", "target", test_dim),
+        coords={"source": names, "target": names, test_dim: test_idx, "alpha_index": (("source", "target", test_dim), best),
+                "cutoff_at_edge": (("source", "target", test_dim), at_edge)},
         name="lfre_pointwise", attrs=attrs,
     )
 

@@ -53,11 +53,11 @@ import xarray as xr
 from ..dataset import FeatureError, select_feature_sets
 from ._ridge import FoldTargets, SharedRidge
 from ._scale import scale_from_variance
-from ._split import DEFAULT_SEED, resolve_split, two_folds
+from ._split import DEFAULT_SEED, check_cv, inner_folds, resolve_split
 from .matrix import result_attrs, test_dim_name
 from .metrics import orthogonal_map
 
-__all__ = ["GRAM_RESOLVED", "fold_labels", "grouped_folds", "streamed_fre_matrix", "streamed_pointwise_fre_matrix"]
+__all__ = ["GRAM_RESOLVED", "fold_labels", "streamed_fre_matrix", "streamed_pointwise_fre_matrix"]
 
 #: Smallest ratio σ_k / σ_max the Gram route resolves to 1e-8 relative (ε / (2 r²) ≈ 1e-8).
 GRAM_RESOLVED = 1e-4
@@ -67,30 +67,6 @@ _GROUPS = ("fold1", "fold2", "test")  # label 0 marks rows in none of them
 
 
 # -- split ------------------------------------------------------------------------------------
-
-
-def grouped_folds(groups_of_train, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
-    """Two CV folds of the training rows that keep every group (e.g. structure) whole.
-
-    The distinct groups are split by :func:`~latentatlas.fre._split.two_folds`; rows follow
-    their group.
-
-    Parameters
-    ----------
-    groups_of_train : array-like of shape (n_train,)
-        Group label of each training row.
-
-    Returns
-    -------
-    rows1, rows2 : ndarray of int
-        Positions within the training rows.
-    """
-    groups = np.asarray(groups_of_train)
-    unique, owner = np.unique(groups, return_inverse=True)
-    if len(unique) < 2:
-        raise ValueError(f"need at least 2 groups among the training samples for 2-fold CV, got {len(unique)}")
-    g1, g2 = two_folds(len(unique), seed)
-    return np.flatnonzero(np.isin(owner, g1)), np.flatnonzero(np.isin(owner, g2))
 
 
 def fold_labels(n_samples: int, train_idx, test_idx, folds) -> np.ndarray:
@@ -206,6 +182,8 @@ class _Fit(NamedTuple):
     scale_cols: np.ndarray  # (D,) each column's set scale
     unresolved: bool  # Gram route and some source fold below GRAM_RESOLVED (see module doc)
     qr: bool
+    best: np.ndarray  # (n_sets, n_sets) index into alphas of each chosen cut-off
+    at_edge: np.ndarray  # (n_sets, n_sets) whether it lies at an edge of the grid that matters
 
 
 def _unresolved(ridge, alphas):
@@ -235,10 +213,13 @@ def _fit(stats: _Statistics, metric, alphas, progress):
     Y_train = np.vstack([A1, A2])
     targets = FoldTargets(Y_train, stats.widths, folds=folds)
     maps, sq_errors, unresolved = [], np.empty((len(blocks), len(blocks))), False
+    best = np.empty((len(blocks), len(blocks)), dtype=np.int16)
+    at_edge = np.empty((len(blocks), len(blocks)), dtype=bool)
     for i, b in enumerate(tqdm(blocks, desc=metric.upper(), unit="source", disable=not progress, leave=False)):
         ridge = SharedRidge(Y_train[:, b], alphas, folds=folds, fold_sizes=(f1.n, f2.n))
         unresolved |= not stats.qr and _unresolved(ridge, ridge.alphas)
-        W, _, _ = ridge.fit(targets)
+        W, _, best[i] = ridge.fit(targets)
+        at_edge[i] = ridge.at_grid_edge(best[i])
         if metric == "gfrd":
             W = W - np.hstack([orthogonal_map(ridge.gram_times(W[:, c])) for c in blocks])
         residual = At[:, b] @ W
@@ -246,7 +227,7 @@ def _fit(stats: _Statistics, metric, alphas, progress):
             residual -= At
         sq_errors[i] = [np.einsum("ij,ij->", residual[:, c], residual[:, c]) for c in blocks]
         maps.append(W)
-    return _Fit(maps, sq_errors, train.mean, scale_cols, unresolved, stats.qr)
+    return _Fit(maps, sq_errors, train.mean, scale_cols, unresolved, stats.qr, best, at_edge)
 
 
 def _blocks(widths):
@@ -352,16 +333,14 @@ def _statistics(names, arrays, labels, qr, progress):
 # -- public API -------------------------------------------------------------------------------
 
 
-def _prepare(features, names, train_idx, test_idx, folds, groups, seed, chunk_rows):
+def _prepare(features, names, train_idx, test_idx, folds, cv, groups, seed, chunk_rows):
     names, arrays = _as_dask(features, names, chunk_rows)
     n = arrays[0].shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
-    if folds is None:
-        folds = two_folds(len(train_idx), seed) if groups is None else grouped_folds(np.asarray(groups)[train_idx], seed)
-    elif groups is not None:
-        raise ValueError("give folds or groups, not both")
     if len(train_idx) < 4:
         raise ValueError(f"need at least 4 training samples for 2-fold cross-validation, got {len(train_idx)}")
+    if folds is None:
+        folds = inner_folds(len(train_idx), cv, None if groups is None else np.asarray(groups)[train_idx], seed)
     return names, arrays, train_idx, test_idx, fold_labels(n, train_idx, test_idx, folds)
 
 
@@ -382,8 +361,9 @@ def _fit_checked(names, arrays, labels, metric, alphas, method, progress):
     return fit
 
 
-def _attrs(metric, alphas, seed, train_idx, test_idx, fit):
-    return result_attrs(metric, alphas, seed, train_idx, test_idx, engine="streamed statistics, " + ("QR" if fit.qr else "Gram"))
+def _attrs(metric, alphas, seed, train_idx, test_idx, cv, fit):
+    return result_attrs(metric, alphas, seed, train_idx, test_idx, cv=cv,
+                        engine="streamed statistics, " + ("QR" if fit.qr else "Gram"))
 
 
 def streamed_fre_matrix(
@@ -394,6 +374,7 @@ def streamed_fre_matrix(
     train_idx=None,
     test_idx=None,
     folds=None,
+    cv: str = "skmatter",
     groups=None,
     alphas=None,
     seed: int = DEFAULT_SEED,
@@ -418,11 +399,11 @@ def streamed_fre_matrix(
     train_idx, test_idx : array-like of int, optional
         Distinct samples; default scikit-matter's 50/50 split.
     folds : pair of array-like of int, optional
-        Positions within ``train_idx`` of the two inner CV folds; default
-        ``two_folds(len(train_idx), seed)``, as in memory.
+        Positions within ``train_idx`` of the two inner CV folds; default from ``cv``.
+    cv : {"skmatter", "grouped"}, default "skmatter"
+        Inner CV folds, as in memory: random (scikit-matter's), or whole ``groups`` per fold.
     groups : array-like of shape (n_samples,), optional
-        Instead of ``folds``: a group label per sample (e.g. ``atom_structure``); whole
-        groups go to one fold (:func:`grouped_folds`).
+        Group (e.g. structure) of every sample, for ``cv="grouped"``.
     alphas : array-like, optional
         Relative ridge cut-offs; default ``geomspace(1e-9, 0.9, 20)``.
     seed : int
@@ -441,10 +422,12 @@ def streamed_fre_matrix(
     """
     if metric not in ("gfre", "gfrd"):
         raise ValueError(f"streamed metrics are 'gfre' and 'gfrd', got {metric!r}; LFRE at scale: latentatlas.fre.indexed")
-    names, arrays, train_idx, test_idx, labels = _prepare(features, names, train_idx, test_idx, folds, groups, seed, chunk_rows)
+    check_cv(cv)
+    names, arrays, train_idx, test_idx, labels = _prepare(features, names, train_idx, test_idx, folds, cv, groups, seed,
+                                                          chunk_rows)
     fit = _fit_checked(names, arrays, labels, metric, alphas, method, progress)
     values = np.sqrt(fit.sq_errors / len(test_idx))
-    attrs = _attrs(metric, alphas, seed, train_idx, test_idx, fit)
+    attrs = _attrs(metric, alphas, seed, train_idx, test_idx, cv, fit)
     return xr.DataArray(
         values, dims=("source", "target"), coords={"source": names, "target": names}, name=metric, attrs=attrs
     ).assign_attrs(test_samples=test_dim_name(features, names))
@@ -472,17 +455,18 @@ def streamed_pointwise_fre_matrix(features, metric: str = "gfre", **kwargs) -> x
     Returns
     -------
     xarray.DataArray of shape (n_sets, n_sets, n_test)
-        As :func:`latentatlas.fre.pointwise_fre_matrix`, with the test samples in
-        increasing order (coordinate ``test_<sample>``).
+        As :func:`latentatlas.fre.pointwise_fre_matrix` (with the coordinates
+        ``alpha_index`` and ``cutoff_at_edge``), the test samples in increasing order
+        (coordinate ``test_<sample>``).
     """
     from dask import delayed
 
     if metric not in ("gfre", "gfrd"):
         raise ValueError(f"streamed metrics are 'gfre' and 'gfrd', got {metric!r}")
-    progress = kwargs.pop("progress", True)
+    progress, cv = kwargs.pop("progress", True), check_cv(kwargs.pop("cv", "skmatter"))
     names, arrays, train_idx, test_idx, labels = _prepare(
         features, kwargs.pop("names", None), kwargs.pop("train_idx", None), kwargs.pop("test_idx", None),
-        kwargs.pop("folds", None), kwargs.pop("groups", None), kwargs.get("seed", DEFAULT_SEED),
+        kwargs.pop("folds", None), cv, kwargs.pop("groups", None), kwargs.get("seed", DEFAULT_SEED),
         kwargs.pop("chunk_rows", CHUNK_ROWS),
     )
     alphas, seed, method = kwargs.pop("alphas", None), kwargs.pop("seed", DEFAULT_SEED), kwargs.pop("method", "auto")
@@ -499,6 +483,7 @@ def streamed_pointwise_fre_matrix(features, metric: str = "gfre", **kwargs) -> x
     test_dim = test_dim_name(features, names)
     return xr.DataArray(
         values, dims=("source", "target", test_dim),
-        coords={"source": names, "target": names, test_dim: np.flatnonzero(labels == 3)},
-        name=f"{metric}_pointwise", attrs=_attrs(metric, alphas, seed, train_idx, test_idx, fit),
+        coords={"source": names, "target": names, test_dim: np.flatnonzero(labels == 3),
+                "alpha_index": (("source", "target"), fit.best), "cutoff_at_edge": (("source", "target"), fit.at_edge)},
+        name=f"{metric}_pointwise", attrs=_attrs(metric, alphas, seed, train_idx, test_idx, cv, fit),
     )

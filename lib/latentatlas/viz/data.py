@@ -6,7 +6,9 @@ A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per 
 the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
 ``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
 structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``).
+``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
+friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "check_comparison",
     "default_pair",
     "demo_comparison_paths",
+    "learning_curve_of",
     "load_levels",
     "metrics_of",
     "pair_key",
@@ -155,6 +158,16 @@ def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
         "formula": ds["formula"].values[structure].astype(str) if "formula" in ds.variables else structure.astype(str),
         "element": element.astype(str),
     }
+
+
+def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
+    """``(n_train_structures, value, spread)`` of one pair's learning curve, or None if ``ds`` has none."""
+    name = f"learning_{metric}"
+    if name not in ds or source not in ds[name].source or target not in ds[name].target:
+        return None
+    cell = dict(source=source, target=target)
+    return (ds["learning_n_train_structures"].values, ds[name].sel(**cell).values,
+            np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
 
 
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
