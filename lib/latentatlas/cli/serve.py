@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ._checks import port_number
 
@@ -25,6 +26,9 @@ def register(subparsers) -> None:
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: only this machine can connect)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument("--num-threads", type=int, default=None, metavar="N",
+                        help="threads that handle the sessions' events (Panel's --num-threads; default: none, "
+                             "chosen by benchmarks/ui_latency.py --sessions)")
     parser.set_defaults(run=run)
 
 
@@ -33,8 +37,6 @@ def levels_from_results(comparisons) -> dict:
 
     Levels are labelled by file name when there are several files.
     """
-    from pathlib import Path
-
     from ..viz.atlas import comparison_levels
     from ..viz.data import demo_comparison_paths, load_levels
 
@@ -68,6 +70,18 @@ def split_results(paths) -> tuple[list, object]:
     if len(concepts) > 1:
         raise ValueError(f"give at most one concept result, got {[str(p) for p, _ in concepts]}")
     return comparisons, concepts[0][1] if concepts else None
+
+
+def shared(path, loader):
+    """``loader(path)``, read once per server process and shared read-only by every session.
+
+    Keyed by the file's path, size and modification time, so a rewritten file is read again.
+    """
+    import panel as pn
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    return pn.state.as_cached(f"latentatlas:{path}:{stat.st_size}:{stat.st_mtime_ns}", lambda: loader(path))
 
 
 def check_port(address: str, port: int) -> None:
@@ -108,11 +122,13 @@ def run(args: argparse.Namespace) -> int:
     comparisons, concepts = split_results(args.results)
     levels = levels_from_results(comparisons)
     pn.extension()
+    pn.config.nthreads = args.num_threads  # what `panel serve --num-threads` sets; 0: as many as the executor picks
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"] if args.port else None
 
     def concept_app():
-        # the built-in concept demo is read when /concepts is opened, so /atlas never depends on it
-        return ConceptAtlas(concepts if concepts is not None else load_concepts(builtin_concepts_path())).__panel__()
+        # the built-in concept demo is read when /concepts is first opened, so /atlas never depends on it
+        result = concepts if concepts is not None else shared(builtin_concepts_path(), lambda p: load_concepts(p).load())
+        return ConceptAtlas(result).__panel__()
 
     pn.serve(
         {"atlas": lambda: Atlas(levels).__panel__(), "concepts": concept_app},

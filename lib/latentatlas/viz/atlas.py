@@ -9,7 +9,7 @@ import panel as pn
 import param
 import xarray as xr
 
-from .data import METRICS, as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors
+from .data import METRICS, as_levels, demo_comparison_paths, load_levels, metric_unit, metrics_of, per_atom_errors
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
 from .structure import StructureViewer
@@ -21,9 +21,10 @@ INTRO = (
     "Each feature set is one layer of one model (or a hand-made descriptor such as SOAP), evaluated on the "
     "same atoms. A **feature reconstruction error** asks how well the features of a *source* predict those "
     "of a *target* on held-out samples: small values mean the target's information is contained in the "
-    "source. Click a cell of the matrix to see that pair's error on every test sample, select samples to "
-    "open their structure in 3D."
+    "source. Click a cell of the matrix to see that pair's error on every test sample"
 )
+#: how the served dashboard continues :data:`INTRO` (the static report cannot open structures on selection)
+SERVED_INTRO = ", select samples to open their structure in 3D."
 
 
 def app_link(app: str, text: str) -> list:
@@ -37,8 +38,9 @@ def app_link(app: str, text: str) -> list:
 
 
 def metric_help(metrics) -> str:
-    """Markdown list explaining each metric."""
-    return "\n".join(f"- **{METRICS[m][0]}**: {METRICS[m][1]}" for m in metrics if m in METRICS)
+    """Markdown list explaining each metric, with the unit its plots are labelled in."""
+    return "\n".join(f"- **{METRICS[m][0]}**: {METRICS[m][1]} Plotted in {metric_unit(m)}."
+                     for m in metrics if m in METRICS)
 
 
 def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
@@ -62,6 +64,11 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
 
     ``name`` (the file's) is what error messages call the Dataset.
     """
+    from .concept_data import is_concept_result
+
+    if is_concept_result(ds):
+        raise ValueError(f"{name} is a concept result ('latentatlas concepts --out'), not a comparison or features "
+                         "file: open it in the concept app (/concepts, or 'latentatlas serve RESULT.nc')")
     if metrics_of(ds):
         return as_levels(ds.load())  # results are small: read a lazily opened (zarr) comparison once
     from ..compare import compare
@@ -101,7 +108,7 @@ class Atlas(pn.viewable.Viewer):
             self.levels = as_levels(comparison)
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
-        self._upload.param.watch(self._on_upload, "value")
+        self._upload.param.watch(self._on_upload, ["value", "filename"])
         self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._views = pn.Column(sizing_mode="stretch_width")
         self._level_widget = pn.widgets.Select.from_param(self.param.level, name="Level", width=220)
@@ -170,12 +177,12 @@ class Atlas(pn.viewable.Viewer):
             self.drill.structure = int(self.drill.points.data["structure"][int(np.nanargmax(errors))])
         self.viewer.structure = self.drill.structure
 
-    def _on_upload(self, event):
+    def _on_upload(self, *_):
         def open_file(path, name):
             levels = comparison_from_file(path)
             self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
 
-        open_upload(event.new, self._upload.filename, open_file, message=self._message, busy=self._views)
+        open_upload(self._upload.value, self._upload.filename, open_file, message=self._message, busy=self._views)
 
     def __panel__(self):
         controls = pn.Row(
@@ -187,7 +194,7 @@ class Atlas(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         return pn.Column(
-            pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
+            pn.pane.Markdown(f"# {TITLE}\n{INTRO}{SERVED_INTRO}", sizing_mode="stretch_width"),
             *app_link("concepts", "→ Concept knowledge graphs: which concepts each layer of a model encodes"),
             self._help,
             controls,

@@ -57,7 +57,7 @@ class ConceptAtlas(pn.viewable.Viewer):
         self._frames = frames
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
-        self._upload.param.watch(self._on_upload, "value")
+        self._upload.param.watch(self._on_upload, ["value", "filename"])
         self._views = pn.Column(sizing_mode="stretch_width")
         self._set_result(_as_result(result))
 
@@ -108,8 +108,8 @@ class ConceptAtlas(pn.viewable.Viewer):
     def _on_cell(self, event):
         self.graph.node = f"concept:{event.new}"
 
-    def _on_upload(self, event):
-        open_upload(event.new, self._upload.filename, lambda path, _: self._set_result(load_concepts(path)),
+    def _on_upload(self, *_):
+        open_upload(self._upload.value, self._upload.filename, lambda path, _: self._set_result(load_concepts(path)),
                     message=self._message, busy=self._views)
 
     def __panel__(self):

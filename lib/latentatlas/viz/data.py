@@ -27,6 +27,7 @@ __all__ = [
     "demo_comparison_paths",
     "learning_curve_of",
     "load_levels",
+    "metric_unit",
     "metrics_of",
     "pair_key",
     "pair_table",
@@ -62,6 +63,15 @@ def metrics_of(ds: xr.Dataset) -> list[str]:
     """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
     found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
     return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
+
+
+def metric_unit(metric: str) -> str:
+    """Unit of ``metric``'s values, in the words every plot and the help use for it.
+
+    Reconstruction errors are in units of the target's standard deviation (its features are scaled
+    to unit total variance); everything else is dimensionless.
+    """
+    return "target σ" if metric in ("gfre", "lfre") else "dimensionless"
 
 
 def sample_dim(ds: xr.Dataset, metric: str) -> str:

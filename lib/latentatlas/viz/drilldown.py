@@ -17,7 +17,7 @@ from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
-from .data import METRICS, check_comparison, default_pair, metrics_of, pair_key, pair_table, sample_dim
+from .data import METRICS, check_comparison, default_pair, metric_unit, metrics_of, pair_key, pair_table, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
 # Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
@@ -95,8 +95,8 @@ class DrillDown(pn.viewable.Viewer):
     @property
     def suffix(self) -> str:
         """Title after 'source → target' (shared with the browser-side update)."""
-        unit = "target σ" if self.metric != "gfrd" else "dimensionless"
-        return f": pointwise {self.label} per test {sample_dim(self.comparison, self.metric)} ({unit})"
+        return (f": pointwise {self.label} per test {sample_dim(self.comparison, self.metric)} "
+                f"({metric_unit(self.metric)})")
 
     def _fill(self):
         """(Re)compute the precomputed stores for the current metric."""

@@ -66,7 +66,7 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
     structures = pn.pane.Bokeh(structure_gallery([frames[k] for k in chosen], labels, "structure "),
                                sizing_mode="stretch_width")
     return pn.Column(
-        pn.pane.Markdown(f"# {TITLE}\n{INTRO}\n\n*Static report: click a matrix cell to drill down; "
+        pn.pane.Markdown(f"# {TITLE}\n{INTRO}.\n\n*Static report: click a matrix cell to drill down; "
                          "box-select in one drill-down plot highlights the same samples in the other.*",
                          sizing_mode="stretch_width"),
         pn.pane.Markdown(metric_help(sorted(seen, key=list(METRICS).index)), sizing_mode="stretch_width"),

@@ -11,7 +11,7 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from ..diagnostics import cell_marks, cell_notes
-from .data import METRICS, check_comparison, default_pair, learning_curve_of, metrics_of, pair_key
+from .data import METRICS, check_comparison, default_pair, learning_curve_of, metric_unit, metrics_of, pair_key
 
 
 class FREMatrix(pn.viewable.Viewer):
@@ -113,7 +113,7 @@ class FREMatrix(pn.viewable.Viewer):
         label = METRICS.get(self.metric, (self.metric.upper(), ""))[0]
         values = self.source.data["value"]
         self.mapper.high = float(max(np.nanmax(values), 1e-12)) if values.size else 1.0
-        self.colorbar.title = f"{label} (dimensionless, mean over splits)"
+        self.colorbar.title = f"{label} ({metric_unit(self.metric)}, mean over splits)"
         self.figure.title.text = f"{label}: reconstructing each target (column) from each source (row) — click a cell"
         keys = list(self.source.data["key"])
         want = self.key(*self.pair) if set(self.pair) <= set(self.param.sources.objects) else None
@@ -127,6 +127,9 @@ class FREMatrix(pn.viewable.Viewer):
         names = list(self.sources)
         self.figure.x_range.factors = names
         self.figure.y_range.factors = list(reversed(names))
+        if names and not set(self.pair) <= set(names):
+            # the selected pair lost a feature set: move the selection (and what follows it) to one still shown
+            self.pair = default_pair(self.comparison.sel(source=names, target=names), self.metric)
         self._restyle()
 
     @param.depends("pair", watch=True)

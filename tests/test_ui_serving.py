@@ -1,0 +1,160 @@
+"""``latentatlas serve`` shared by a group: many sessions at once, with the outside network blocked, in headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("playwright")
+
+from _ui import (  # noqa: E402
+    DEEP_ALL,
+    ROOT,
+    UI_MARKS,
+    Watch,
+    browser_context_args,  # noqa: F401  (fixture)
+    browser_type_launch_args,  # noqa: F401  (fixture)
+    free_port,
+    wait_http,
+)
+from test_ui_atlas import DRILL_STATE, STRUCTURE_STATE, STRUCTURE_DRAWN, open_dashboard  # noqa: E402
+from test_ui_atlas import demo, report  # noqa: E402, F401  (fixtures)
+from test_ui_concepts import STATE as CONCEPT_STATE, TEXT  # noqa: E402
+
+pytestmark = UI_MARKS
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@contextlib.contextmanager
+def cli_serve(*args):
+    """``latentatlas serve`` on a free loopback port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([Path(sys.executable).parent / "latentatlas", "serve", "--port", str(port), *args],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/atlas", proc, timeout=180)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def served():
+    with cli_serve() as url:
+        yield url
+
+
+def block_outside(context) -> list[str]:
+    """Abort every request of ``context`` to a host other than this machine's loopback; returns the list of them."""
+    outside = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    return outside
+
+
+def test_ten_sessions_at_once_request_nothing_outside(browser, served):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside = block_outside(context)
+    apps = ["atlas"] * 7 + ["concepts"] * 3
+    pages = [context.new_page() for _ in apps]
+    watches = [Watch(p) for p in pages]
+    try:
+        for page, app in zip(pages, apps):
+            page.goto(f"{served}/{app}", wait_until="commit")
+        for page, app in zip(pages, apps):
+            page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
+                                   timeout=240_000)
+            if app == "atlas":
+                page.wait_for_function(STRUCTURE_DRAWN, timeout=240_000)
+            else:
+                page.wait_for_function(
+                    f"() => {{ try {{ return ({CONCEPT_STATE})().id.length > 0; }} catch (e) {{ return false; }} }}",
+                    timeout=240_000)
+        assert outside == []
+        assert [w.outside(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) for w in watches] == [[]] * len(pages)
+        assert [w.errors for w in watches] == [[]] * len(pages)
+    finally:
+        context.close()
+
+
+def upload(page, name, data):
+    page.locator("input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": "application/x-netcdf", "buffer": data}])
+
+
+def test_empty_upload_says_so_and_a_new_file_clears_the_old_error(page, served):
+    watch = Watch(page)
+    open_dashboard(page, f"{served}/atlas")
+    upload(page, "broken.nc", b"definitely not netCDF")
+    page.get_by_text("is not a readable netCDF file").wait_for(timeout=30_000)
+    upload(page, "empty.nc", b"")
+    page.get_by_text("Could not open empty.nc").wait_for(timeout=30_000)
+    page.get_by_text("the file is empty").wait_for(timeout=1_000)
+    assert page.get_by_text("broken.nc").count() == 0  # the old error is gone
+    assert watch.errors == []
+
+
+def test_concept_result_in_the_fre_app_points_to_the_concept_app(page, served):
+    from latentatlas import data as shipped
+
+    open_dashboard(page, f"{served}/atlas")
+    upload(page, "shapes.nc", (shipped.folder() / "demo_concepts_shapes.nc").read_bytes())
+    page.get_by_text("Could not open shapes.nc").wait_for(timeout=60_000)
+    page.get_by_text("is a concept result").wait_for(timeout=1_000)
+    page.get_by_text("open it in the concept app").wait_for(timeout=1_000)
+
+
+def test_removing_a_feature_set_moves_drilldown_and_3d_off_it(page, served, demo):
+    open_dashboard(page, f"{served}/atlas")
+    source = page.evaluate(DRILL_STATE)["title"].split(" → ")[0]
+    assert source in [str(s) for s in demo["source"].values]
+    # the chooser's remove button of that feature set (Choices.js inside the MultiChoice's shadow root)
+    button = page.evaluate_handle(f"""() => ({DEEP_ALL})('.choices__item[data-value]')
+        .find((e) => e.dataset.value == {source!r}).querySelector('.choices__button')""")
+    button.as_element().click()
+    page.wait_for_function(f"() => !({DRILL_STATE})().title.startsWith({source + ' → '!r})", timeout=30_000)
+    page.wait_for_function(f"() => !({STRUCTURE_STATE})().group.join().includes({source + ' → '!r})", timeout=30_000)
+    drill = page.evaluate(DRILL_STATE)["title"]
+    assert source not in drill.split(":")[0].split(" → ")
+
+
+SERVED_ONLY = "select samples to open their structure"
+
+
+def test_intro_promises_structure_selection_only_when_served(page, served, report):
+    open_dashboard(page, f"{served}/atlas")
+    assert SERVED_ONLY in page.evaluate(TEXT)
+    page.goto(report.as_uri())
+    page.wait_for_function(f"() => window.Bokeh && ({STRUCTURE_DRAWN})()", timeout=60_000)
+    text = page.evaluate(TEXT)
+    assert "feature reconstruction error" in text and SERVED_ONLY not in text
+
+
+COLOUR_BAR = """() => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('GFRE:') && v.frame != null)
+    .model.right.find((r) => r.color_mapper != null).title"""
+
+
+def test_gfre_colour_bar_and_help_name_the_same_unit(page, served):
+    open_dashboard(page, f"{served}/atlas")
+    bar = page.evaluate(COLOUR_BAR)
+    drill = page.evaluate(DRILL_STATE)["title"]
+    help_line = next(t for t in page.evaluate(f"() => ({DEEP_ALL})('li').map((e) => e.textContent)")
+                     if t.startswith("GFRE:"))
+    assert "dimensionless" not in bar
+    unit = drill.rsplit("(", 1)[1].rstrip(")")  # the drill-down's unit, e.g. "target σ"
+    assert unit in bar and unit in help_line
