@@ -4,8 +4,10 @@ import panel as pn
 
 from latentatlas.viz import Atlas
 from latentatlas.viz.data import demo_comparison_paths, load_levels
+from latentatlas.viz.serving import local_resources
 
 pn.extension()
+local_resources()
 # read the shipped results once per server process, not once per browser session
 levels = pn.state.as_cached("latentatlas-demo-levels", lambda: load_levels(demo_comparison_paths()))
 Atlas(levels).servable(title="latentatlas")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -65,6 +66,41 @@ def block_outside(context) -> list[str]:
 
     context.route("**/*", route)
     return outside
+
+
+def test_session_rebuilt_after_a_slow_page_load_requests_nothing_outside(browser):
+    """A page slower than the server's unused-session lifetime gets a new session from its websocket.
+
+    On a busy server (10 sessions at once) the lifetime, 15 s by default, passes while the page loads;
+    here it is 1 s and Bokeh's script is held back 4 s. That second session must not point at the CDN.
+    """
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panel", "serve", "app/atlas.py", "app/concepts.py", "--port", str(port),
+         "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
+         "--unused-session-lifetime", "1000", "--check-unused-sessions", "500"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    context = browser.new_context()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/atlas", proc)
+        outside = block_outside(context)
+
+        def slow_bokeh(r):
+            time.sleep(4)
+            r.fallback()
+
+        context.route("**/bokeh.min.js*", slow_bokeh)
+        page = context.new_page()
+        for app in ("atlas", "concepts"):
+            page.goto(f"http://127.0.0.1:{port}/{app}")
+            page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
+                                   timeout=120_000)
+            page.wait_for_load_state("networkidle")
+        assert outside == []
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_ten_sessions_at_once_request_nothing_outside(browser, served):

@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..viz import Atlas, ConceptAtlas
     from ..viz.concept_data import builtin_concepts_path, load_concepts
+    from ..viz.serving import local_resources
 
     check_port(args.address, args.port)
     comparisons, concepts = split_results(args.results)
@@ -125,13 +126,18 @@ def run(args: argparse.Namespace) -> int:
     pn.config.nthreads = args.num_threads  # what `panel serve --num-threads` sets; 0: as many as the executor picks
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"] if args.port else None
 
+    def atlas_app():
+        local_resources()
+        return Atlas(levels).__panel__()
+
     def concept_app():
+        local_resources()
         # the built-in concept demo is read when /concepts is first opened, so /atlas never depends on it
         result = concepts if concepts is not None else shared(builtin_concepts_path(), lambda p: load_concepts(p).load())
         return ConceptAtlas(result).__panel__()
 
     pn.serve(
-        {"atlas": lambda: Atlas(levels).__panel__(), "concepts": concept_app},
+        {"atlas": atlas_app, "concepts": concept_app},
         port=args.port, address=args.address, websocket_origin=origin, show=args.show,
         title="latentatlas", print_url=True,
     )
