@@ -11,11 +11,11 @@ system Chromium (``make browser``). Prints medians over repeated page loads and 
 
 With ``--sessions N`` it measures instead a group sharing one ``latentatlas serve``: N sessions of
 /atlas opened at once (time until every page shows its heatmap) while an already open page clicks a cell
-(drill-down and 3D recolour latency during the load), for each ``--threads`` setting side by side in one
+(drill-down and 3D recolour latency during the load), for each ``--variants`` (serve options) side by side in one
 run (interleaved repeats), with the machine's load average and the server's CPU time.
 
 Usage: ``python benchmarks/ui_latency.py [--repeats 5] [--app app/atlas.py]``
-or ``python benchmarks/ui_latency.py --sessions 10 --threads none 4 [--repeats 2]``
+or ``python benchmarks/ui_latency.py --sessions 10 --variants "" "--num-threads 4" [--repeats 2]``
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one_group(browser, threads: str, n_sessions: int, names: list[str]) -> dict:
-    """Serve with ``threads``, open ``n_sessions`` pages at once, click a cell on another page meanwhile."""
+def one_group(browser, variant: str, n_sessions: int, names: list[str]) -> dict:
+    """Serve with options ``variant``, open ``n_sessions`` pages at once, click a cell on another page meanwhile."""
     port = free_port()
-    extra = [] if threads == "none" else ["--num-threads", threads]
+    extra = variant.split()
     server = subprocess.Popen([Path(sys.executable).parent / "latentatlas", "serve", "--port", str(port), *extra],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/atlas"
@@ -88,20 +88,20 @@ def one_group(browser, threads: str, n_sessions: int, names: list[str]) -> dict:
 def sessions_case(args, names) -> None:
     from playwright.sync_api import sync_playwright
 
-    results = {threads: [] for threads in args.threads}
+    results = {variant: [] for variant in args.variants}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for _ in range(args.repeats):
-            for threads in args.threads:  # interleaved: a busy spell of the machine hits every setting alike
-                results[threads].append(one_group(browser, threads, args.sessions, names))
+            for variant in args.variants:  # interleaved: a busy spell of the machine hits every setting alike
+                results[variant].append(one_group(browser, variant, args.sessions, names))
         browser.close()
     print(f"latentatlas serve, /atlas; {args.sessions} sessions opened at once; {args.repeats} repeats interleaved; "
           f"{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}")
-    base = args.threads[0]
-    for threads, rows in results.items():
+    base = args.variants[0]
+    for variant, rows in results.items():
         medians = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         ratio = medians["all shown"] / statistics.median(r["all shown"] for r in results[base])
-        print(f"--num-threads {threads:4s}: all heatmaps {medians['all shown']:6.1f} s ({ratio:.2f}x of {base}; "
+        print(f"{variant or '(defaults)':24s}: all heatmaps {medians['all shown']:6.1f} s ({ratio:.2f}x of {base or '(defaults)'}; "
               f"target < 10 s), click -> drill-down {medians['click -> drill-down']:.2f} s, -> 3D "
               f"{medians['click -> 3D']:.2f} s (target < 0.5 s); server CPU {medians['server CPU']:.1f} s; "
               f"load average before {medians['load before']:.1f}; runs: "
@@ -113,8 +113,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--app", default="app/atlas.py", help="Panel app serving the dashboard (a variant to compare)")
     parser.add_argument("--sessions", type=int, default=0, help="measure N sessions opened at once instead")
-    parser.add_argument("--threads", nargs="+", default=["none", "4"],
-                        help="`latentatlas serve --num-threads` settings compared by --sessions ('none': no threads)")
+    parser.add_argument("--variants", nargs="+", default=["", "--num-threads 4"],
+                        help="`latentatlas serve` options compared by --sessions, one string each ('': the defaults)")
     args = parser.parse_args(argv)
 
     from playwright.sync_api import sync_playwright
