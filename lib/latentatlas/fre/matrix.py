@@ -32,6 +32,7 @@ def pointwise_fre_matrix(
     seed: int = DEFAULT_SEED,
     n_jobs: int = -1,
     progress: bool = True,
+    strict_local_points: bool = False,
 ) -> xr.DataArray:
     """Pointwise reconstruction errors between every ordered pair of feature sets.
 
@@ -49,7 +50,8 @@ def pointwise_fre_matrix(
     train_idx, test_idx : array-like of int, optional
         Default: scikit-matter's 50/50 split (see :func:`default_split`).
     n_local_points : int, default 100
-        Neighbourhood size for LFRE.
+        Neighbourhood size for LFRE; above the number of training samples, all of them are
+        used with a warning (scikit-matter's behaviour), or an error if ``strict_local_points``.
     alphas : array-like, optional
         Relative ridge cut-offs; default ``geomspace(1e-9, 0.9, 20)``.
     seed : int
@@ -71,7 +73,7 @@ def pointwise_fre_matrix(
     n = next(iter(arrays.values())).shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
     if metric == "lfre":
-        check_local_points(n_local_points, len(train_idx))
+        n_local_points = check_local_points(n_local_points, len(train_idx), strict_local_points)
     names = list(arrays)
     if metric == "lfre":
         scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]

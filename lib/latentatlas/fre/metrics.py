@@ -111,7 +111,8 @@ def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED)
 
 
 def pointwise_lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
+    strict_local_points=False,
 ):
     """Local feature reconstruction error of each test sample.
 
@@ -119,19 +120,22 @@ def pointwise_lfre(
     are centred locally and a cross-validated ridge X → Y is fit on them; the error is the
     distance of the sample's Y from that local reconstruction. Neighbours are searched in
     chunks of ``chunk_size`` test samples, so memory stays bounded; ``n_jobs`` threads
-    (default: all cores) process chunks in parallel.
+    (default: all cores) process chunks in parallel. A ``n_local_points`` above the number
+    of training samples uses them all, with a warning, as scikit-matter does
+    (``strict_local_points=True``: an error instead).
 
     Returns
     -------
     ndarray of shape (n_test,)
     """
     X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
-    check_local_points(n_local_points, len(X_train))
+    n_local_points = check_local_points(n_local_points, len(X_train), strict_local_points)
     return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs)[0]
 
 
 def lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
+    strict_local_points=False,
 ) -> float:
     """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
     return float(
@@ -139,6 +143,7 @@ def lfre(
             pointwise_lfre(
                 X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
                 alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs,
+                strict_local_points=strict_local_points,
             )
         )
     )
