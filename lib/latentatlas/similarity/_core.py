@@ -102,12 +102,17 @@ def rbf_cka_values(arrays, *, sigma=1.0, n_jobs=-1, progress=False):
 # --- CCA and SVCCA -----------------------------------------------------------------------
 
 
-def _basis(X, variance=None):
-    """Orthonormal basis (n, r) of the centred column space, cut at numerical rank or at ``variance``."""
+def _basis(X, variance=None, criterion="variance"):
+    """Orthonormal basis (n, r) of the centred column space, cut at numerical rank or at ``variance``.
+
+    ``criterion="variance"`` keeps the leading directions holding that fraction of the sum
+    of squared singular values; ``"singular_values"`` of their plain sum (anatome, repsim).
+    """
     U, s, _ = np.linalg.svd(centred(X), full_matrices=False)
     r = _rank(s, X.shape)
     if variance is not None and r:
-        explained = np.cumsum(s[:r] ** 2) / np.sum(s[:r] ** 2)
+        weight = s[:r] ** 2 if criterion == "variance" else s[:r]
+        explained = np.cumsum(weight) / np.sum(weight)
         r = int(np.searchsorted(explained, variance - 1e-12) + 1)
     return U[:, :r]
 
@@ -117,9 +122,11 @@ def canonical_correlations(Ux, Uy) -> np.ndarray:
     return np.minimum(np.linalg.svd(Ux.T @ Uy, compute_uv=False), 1.0)
 
 
-def cca_values(arrays, *, variance=None, n_jobs=-1, progress=False):
+def cca_values(arrays, *, variance=None, criterion="variance", n_jobs=-1, progress=False):
     """Mean canonical correlation (SVCCA when ``variance`` is given) between every pair of sets."""
-    bases = parallel_map(lambda X: _basis(X, variance), arrays, n_jobs, progress=False)
+    if criterion not in ("variance", "singular_values"):
+        raise ValueError(f"criterion must be 'variance' or 'singular_values', got {criterion!r}")
+    bases = parallel_map(lambda X: _basis(X, variance, criterion), arrays, n_jobs, progress=False)
     for X, U in zip(arrays, bases):
         if U.shape[1] == 0:
             raise ValueError(f"a feature set of shape {X.shape} is constant over the samples; CCA is undefined")
@@ -183,7 +190,12 @@ def procrustes_values(arrays, train_idx, test_idx, *, alpha=1.0, pointwise=False
 
     def pair(p):
         a, b = sets[p[0]], sets[p[1]]
-        U, _, Vt = np.linalg.svd(a.train.T @ b.train, full_matrices=False)
+        cross = a.train.T @ b.train
+        U, s, Vt = np.linalg.svd(cross, full_matrices=False)
+        # Directions the training rows do not determine (zero singular values: fewer training
+        # samples than features) would be paired arbitrarily; they contribute nothing here.
+        r = _rank(s, cross.shape)
+        U, Vt = U[:, :r], Vt[:r]
         # <A_test U, B_test V> = tr(Uᵀ A_testᵀ B_test V): one d × d cross-covariance on the test rows.
         cos = float(np.einsum("ij,ij->", U.T @ (a.test.T @ b.test), Vt)) / (a.test_norm * b.test_norm)
         angle = float(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -164,7 +164,9 @@ def procrustes_distance(X, Y, *, alpha: float = 1.0, train_idx=None, test_idx=No
     and rotations/reflections. ``alpha=0``: CCA-whitened, invariant to every invertible
     linear map (netrep's "CCA" metric). Symmetric; 0 means identical shapes; a metric on
     shapes (triangle inequality) in-sample. The set with fewer features is implicitly
-    padded with zero columns, as netrep does.
+    padded with zero columns, as netrep does. Only the directions the training rows
+    determine (non-zero singular values of the cross-covariance) are aligned; with fewer
+    training samples than features netrep pairs the others arbitrarily, here they add nothing.
 
     Parameters
     ----------
@@ -203,7 +205,7 @@ def cca_similarity(X, Y) -> float:
     return float(_core.cca_values(_pair(X, Y), n_jobs=1)[0, 1])
 
 
-def svcca(X, Y, *, variance: float = 0.99) -> float:
+def svcca(X, Y, *, variance: float = 0.99, criterion: str = "variance") -> float:
     r"""Singular-vector CCA (Raghu et al. 2017): CCA of the leading singular directions.
 
     Each centred set is reduced to its top singular directions that together explain a
@@ -214,6 +216,9 @@ def svcca(X, Y, *, variance: float = 0.99) -> float:
         k_X = \min\{k : \textstyle\sum_{i \le k} s_i^2 \ge v \sum_i s_i^2\}, \qquad
         \mathrm{SVCCA} = \frac{1}{\min(k_X, k_Y)} \sum_i \sigma_i(U_{X,k_X}^\top U_{Y,k_Y})
 
+    ``criterion="singular_values"`` cuts at the fraction ``variance`` of the plain sum of
+    singular values instead, the convention of anatome and repsim (which then agree).
+
     Symmetric; invariant to translation, isotropic scaling and orthogonal transforms (the
     variance cut-off is not invariant to general linear maps).
 
@@ -223,7 +228,7 @@ def svcca(X, Y, *, variance: float = 0.99) -> float:
     """
     if not 0 < variance <= 1:
         raise ValueError(f"variance must be in (0, 1], got {variance}")
-    return float(_core.cca_values(_pair(X, Y), variance=variance, n_jobs=1)[0, 1])
+    return float(_core.cca_values(_pair(X, Y), variance=variance, criterion=criterion, n_jobs=1)[0, 1])
 
 
 def pointwise_mutual_knn(X, Y, *, k: int = 10) -> np.ndarray:
