@@ -1,9 +1,11 @@
-"""Comparison of feature sets: FRE matrices with their spread over splits, in one Dataset.
+"""Comparison of feature sets: FRE (and any other measure's) matrices with their spread over splits.
 
 This is what the dashboard shows and what ``latentatlas fre --out`` writes: the features'
 coordinates (structures, atoms, positions) plus, per metric, the mean matrix over several
-random splits, its spread, and the pointwise errors of the first split, so that every
-matrix cell can be traced back to atoms.
+random splits, its spread, the pointwise values of the first split (so that every matrix
+cell can be traced back to atoms) and a model map. Any measure of
+:data:`latentatlas.similarity.MEASURES` can be asked for (``"gfre"``, ``"lfre"``, ``"cka"``,
+``"procrustes"``, ``"mknn"``, ...); all of them use the same splits.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import numpy as np
 import xarray as xr
 
 from .dataset import common_sample_dim, feature_arrays
-from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
+from .fre import DEFAULT_SEED, default_split
 from .fre._scale import fit_scaler
+from .similarity import measure_matrices, model_map, resolve_metric
 
 __all__ = ["compare", "structure_split"]
 
@@ -59,14 +62,19 @@ def compare(
     n_local_points: int = 100,
     stratify_by: str | None = "subset",
     progress: bool = True,
+    options: dict | None = None,
 ) -> xr.Dataset:
-    """FRE matrices between feature sets, with spread over random structure-level splits.
+    """Matrices of FRE and other measures between feature sets, with spread over structure-level splits.
 
     Parameters
     ----------
     features : xarray.Dataset
         A features Dataset (atom- or structure-level).
-    metrics : sequence of {"gfre", "gfrd", "lfre"}
+    metrics : sequence of str
+        Names of :data:`latentatlas.similarity.MEASURES`: ``"gfre"``, ``"gfrd"``, ``"lfre"``,
+        ``"cka"``, ``"debiased_cka"``, ``"rbf_cka"``, ``"procrustes"``, ``"procrustes_cca"``,
+        ``"cca"``, ``"svcca"``, ``"mknn"`` (or their long function names). In-sample measures
+        are evaluated on the test samples of each split.
     names : sequence of str, optional
         Feature sets to compare; default all.
     n_splits : int, default 5
@@ -75,13 +83,19 @@ def compare(
         Neighbourhood size for LFRE.
     stratify_by : str or None
         Structure coordinate whose values are split evenly (default ``"subset"``).
+    options : dict, optional
+        Further options of the measures (``k`` for mutual k-NN, ``sigma`` and ``max_samples``
+        for RBF CKA, ``svcca_variance``, ``alphas``).
 
     Returns
     -------
     xarray.Dataset
         Coordinates of ``features``; per metric ``m``: ``m`` (source, target), mean over
         splits; ``m_std`` (source, target); ``m_pointwise`` (source, target, test_<sample>)
-        for the first split. ``pca`` (source, <sample>, pc): 2-D PCA map of each source.
+        for the first split, for measures with a per-sample form; ``m_map`` (source, axis):
+        classical MDS of the symmetrised mean matrix (see
+        :func:`latentatlas.similarity.model_map`). ``pca`` (source, <sample>, pc): 2-D PCA
+        map of each source.
     """
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}")
@@ -90,25 +104,29 @@ def compare(
     sample = common_sample_dim(features, names)
     if stratify_by is not None and stratify_by not in features.coords:
         raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
+    metrics = [resolve_metric(m).name for m in metrics]
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))
     for metric in metrics:
         per_split = []
         for split in range(n_splits):
             train, test = structure_split(features, seed=DEFAULT_SEED + split, stratify_by=stratify_by)
-            pointwise = pointwise_fre_matrix(
+            matrix, pointwise = measure_matrices(
                 arrays, metric, train_idx=train, test_idx=test, n_local_points=n_local_points,
-                seed=DEFAULT_SEED + split, progress=progress,
-            ).rename({"test_sample": f"test_{sample}"})
-            if split == 0:
-                out[f"{metric}_pointwise"] = pointwise
-            per_split.append(rms(pointwise.values))
+                seed=DEFAULT_SEED + split, progress=progress, pointwise=split == 0, **(options or {}),
+            )
+            if pointwise is not None:
+                out[f"{metric}_pointwise"] = pointwise.rename({"test_sample": f"test_{sample}"})
+            per_split.append(matrix.values)
         per_split = np.stack(per_split)
-        attrs = {k: v for k, v in pointwise.attrs.items() if k not in ("seed", "n_train", "n_test")}
+        attrs = {k: v for k, v in matrix.attrs.items() if k not in ("seed", "n_train", "n_test")}
         attrs.update(n_splits=n_splits, split="by structure, stratified by " + str(stratify_by),
                      first_seed=DEFAULT_SEED)
         out[metric] = (("source", "target"), per_split.mean(axis=0), attrs)
         out[f"{metric}_std"] = (("source", "target"), per_split.std(axis=0, ddof=1) if n_splits > 1
                                 else np.full(per_split.shape[1:], np.nan), {"description": f"standard deviation of {metric} over splits"})
+        if np.all(np.isfinite(out[metric].values)):
+            out[f"{metric}_map"] = model_map(out[metric].assign_coords(source=names, target=names)).rename(
+                feature_set="source")
     out = out.assign_coords(source=names, target=names)
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
     for name in names:

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fre.matrix import METRICS
+from ..similarity.registry import ALIASES, MEASURES
 
 
 def register(subparsers):
     p = subparsers.add_parser(
         "fre",
-        help="FRE matrices (GFRE, GFRD, LFRE) between the feature sets of a features file",
+        help="FRE matrices (GFRE, GFRD, LFRE) and other similarity measures between the feature sets of a file",
         description=(
             "Compute feature reconstruction errors between every pair of feature sets in a "
             "features netCDF (from 'latentatlas featurize'), with the spread over random "
             "train/test splits of the structures (stratified by subset). GFRE: how well the "
             "source reconstructs the target linearly (0 perfect, 1 nothing); GFRD: how much "
-            "that reconstruction distorts; LFRE: the same, locally around each test sample."
+            "that reconstruction distorts; LFRE: the same, locally around each test sample. "
+            "Other measures on the same splits: " + "; ".join(f"{m.name}: {m.label}" for m in MEASURES.values()
+                                                              if m.name not in ("gfre", "gfrd", "lfre")) + "."
         ),
     )
     p.add_argument("features", type=Path, help="features netCDF written by 'latentatlas featurize'")
-    p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
+    p.add_argument("--metrics", nargs="+", choices=[*MEASURES, *ALIASES], default=["gfre"], metavar="METRIC",
+                   help=f"measures to compute (default: gfre); any of {', '.join(MEASURES)}")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
     p.add_argument("--splits", type=int, default=5, help="number of random splits for the spread (default: 5)")
     p.add_argument("--n-local-points", type=int, default=100, help="neighbourhood size for LFRE (default: 100)")
@@ -61,7 +64,7 @@ def run(args):
     result = compare(
         features, metrics=args.metrics, names=args.names, n_splits=args.splits, n_local_points=args.n_local_points
     )
-    for metric in args.metrics:
+    for metric in result.attrs["metrics"]:
         print(format_matrix(result[metric], result[f"{metric}_std"] if args.splits > 1 else None))
         print()
     if args.out:

@@ -59,9 +59,10 @@ def measure_matrices(
     names = list(arrays)
     n = next(iter(arrays.values())).shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
-    values, point = measure.compute(list(arrays.values()), names, train_idx, test_idx, seed=seed, n_jobs=n_jobs,
+    values, point, details = measure.compute(list(arrays.values()), names, train_idx, test_idx, seed=seed, n_jobs=n_jobs,
                                     progress=progress, pointwise=pointwise, **options)
     attrs = {
+        **details,
         "metric": measure.name,
         "label": measure.label,
         "lower_is_better": int(measure.lower_is_better),

@@ -40,7 +40,8 @@ class Measure:
         Has a per-sample form (stored as ``<name>_pointwise``, shown in the drill-down).
     compute : callable
         ``compute(arrays, names, train_idx, test_idx, *, seed, n_jobs, progress, pointwise,
-        **options) -> (values (S, S), pointwise (S, S, n_test) or None)``.
+        **options) -> (values (S, S), pointwise (S, S, n_test) or None, attrs)``; attrs
+        record how it was computed (estimator, neighbourhood size, subsample, ...).
     """
 
     name: str
@@ -59,48 +60,53 @@ def _fre(metric):
 
         point = pointwise_fre_matrix(dict(zip(names, arrays)), metric, train_idx=train_idx, test_idx=test_idx,
                                      n_local_points=n_local_points, alphas=alphas, seed=seed, n_jobs=n_jobs,
-                                     progress=progress).values
-        return rms(point), point
+                                     progress=progress)
+        attrs = {k: v for k, v in point.attrs.items() if k not in ("seed", "n_train", "n_test")}
+        return rms(point.values), point.values, attrs
 
     return compute
 
 
 def _in_sample(values_fn, **fixed):
-    """A measure computed on the test rows; ``values_fn`` returns (S, S) or (values, pointwise)."""
+    """A measure computed on the test rows; ``values_fn`` returns (values, pointwise or None, attrs)."""
 
     def compute(arrays, names, train_idx, test_idx, *, seed, n_jobs, progress, pointwise, **options):
         rows = [a[test_idx] for a in arrays]
-        out = values_fn(rows, n_jobs=n_jobs, progress=progress, seed=seed, **{**fixed, **options})
-        return out if isinstance(out, tuple) else (out, None)
+        values, point, attrs = values_fn(rows, n_jobs=n_jobs, progress=progress, seed=seed, **{**fixed, **options})
+        return values, point, {"samples": "the test samples of the split (in-sample measure)", **attrs}
 
     return compute
 
 
 def _cka(rows, *, n_jobs, progress, debiased, **_):
-    return _core.cka_values(rows, debiased=debiased, n_jobs=n_jobs, progress=progress)
+    return _core.cka_values(rows, debiased=debiased, n_jobs=n_jobs, progress=progress), None, {}
 
 
 def _rbf_cka(rows, *, n_jobs, progress, seed, sigma=1.0, max_samples=2000, **_):
     keep = _core.subsample(rows[0].shape[0], max_samples, seed)
-    return _core.rbf_cka_values([r[keep] for r in rows], sigma=sigma, n_jobs=n_jobs, progress=progress)
+    values = _core.rbf_cka_values([r[keep] for r in rows], sigma=sigma, n_jobs=n_jobs, progress=progress)
+    return values, None, {"sigma": float(sigma), "n_subsample": int(len(keep))}
 
 
 def _cca(rows, *, n_jobs, progress, **_):
-    return _core.cca_values(rows, n_jobs=n_jobs, progress=progress)
+    return _core.cca_values(rows, n_jobs=n_jobs, progress=progress), None, {}
 
 
 def _svcca(rows, *, n_jobs, progress, svcca_variance=0.99, **_):
-    return _core.cca_values(rows, variance=svcca_variance, n_jobs=n_jobs, progress=progress)
+    values = _core.cca_values(rows, variance=svcca_variance, n_jobs=n_jobs, progress=progress)
+    return values, None, {"variance_kept": float(svcca_variance)}
 
 
 def _mknn(rows, *, n_jobs, progress, k=10, **_):
-    return _core.mutual_knn_values(rows, k=k, n_jobs=n_jobs, progress=progress)
+    values, point = _core.mutual_knn_values(rows, k=k, n_jobs=n_jobs, progress=progress)
+    return values, point, {"k": int(k)}
 
 
 def _procrustes(alpha):
     def compute(arrays, names, train_idx, test_idx, *, seed, n_jobs, progress, pointwise, **_):
-        return _core.procrustes_values(arrays, train_idx, test_idx, alpha=alpha, pointwise=pointwise,
-                                       n_jobs=n_jobs, progress=progress)
+        values, point = _core.procrustes_values(arrays, train_idx, test_idx, alpha=alpha, pointwise=pointwise,
+                                                n_jobs=n_jobs, progress=progress)
+        return values, point, {"alpha": float(alpha), "samples": "aligned on the training, scored on the test samples"}
 
     return compute
 
