@@ -10,7 +10,9 @@ SevenNet variants, plus SOAP as a hand-made reference):
 4. last layer vs inner layers of each model, both directions;
 5. progressive cumulants φ^(1) → φ^(k) and φ^(k) → φ^(k+1) on structure-level features;
 6. per-subset breakdown of the pointwise errors;
-7. every FRE with its spread over random splits (bootstrap over structures for item 6).
+7. every FRE with its spread over random splits (bootstrap over structures for item 6);
+8. the ranking of model pairs by every other measure (CKA, Procrustes, CCA, SVCCA, mutual
+   k-NN) beside GFRE and LFRE, with rank correlations between the measures and model maps.
 
 Example
 -------
@@ -37,6 +39,7 @@ from .analyses import (
     fine_tuning,
     layers_within,
     load_features,
+    measure_rankings,
     prefixed,
     subset_breakdown,
     variants,
@@ -148,6 +151,7 @@ class Reproduction:
     settings : Settings
     benchmark : dict — frames used and dropped.
     timings : dict of str -> float — seconds per step.
+    measures : Dataset or None — analysis 8 (:func:`~latentatlas.reproduce.analyses.measure_rankings`).
     """
 
     cross: xr.Dataset
@@ -159,6 +163,7 @@ class Reproduction:
     settings: Settings
     benchmark: dict
     timings: dict[str, float]
+    measures: xr.Dataset | None = None
 
     def save(self, out: str | Path) -> list[Path]:
         """Write every analysis as netCDF into folder ``out``; returns the paths."""
@@ -168,6 +173,8 @@ class Reproduction:
         items = {"cross_model": self.cross, "variants": self.variants, "cumulants": self.cumulants, "subsets": self.subsets}
         if self.fine_tuning is not None:
             items["fine_tuning"] = self.fine_tuning
+        if self.measures is not None:
+            items["measures"] = self.measures
         items |= {f"layers_{model}": ds for model, ds in self.layers.items()}
         return [save(ds, out / f"{name}.nc") for name, ds in items.items()]
 
@@ -241,6 +248,8 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         for m in ("gfre", "lfre")
     ])
     tick("6 per-subset breakdown")
+    measures = measure_rankings(last, cross, n_splits=settings.n_splits, progress=progress)
+    tick("8 other measures, rankings of model pairs")
     summary = {
         "n_structures": len(frames),
         "n_atoms": int(sum(len(a) for a in frames)),
@@ -248,7 +257,7 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         "dropped": dropped,
         "models": models,
     }
-    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings)
+    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, measures)
     if out is not None:
         from .report import write_report
 
