@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._xarray import labelled_array
 from ..dataset import common_sample_dim, feature_arrays
 from ._local import local_errors
 from ._parallel import parallel_map
@@ -97,13 +98,8 @@ def pointwise_fre_matrix(
     }
     if metric == "lfre":
         attrs["n_local_points"] = int(n_local_points)
-    return xr.DataArray(
-        values,
-        dims=("source", "target", test_dim),
-        coords={"source": names, "target": names, test_dim: test_idx},
-        name=f"{metric}_pointwise",
-        attrs=attrs,
-    )
+    return labelled_array(values, ("source", "target", test_dim), {"source": names, "target": names, test_dim: test_idx},
+                          name=f"{metric}_pointwise", attrs=attrs)
 
 
 def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_jobs, progress):
@@ -161,10 +157,6 @@ def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:
     """
     pointwise = pointwise_fre_matrix(features, metric, **kwargs)
     test_dim = pointwise.dims[-1]
-    return xr.DataArray(
-        rms(pointwise.values),
-        dims=("source", "target"),
-        coords={"source": pointwise.source.values, "target": pointwise.target.values},
-        name=metric,
-        attrs=pointwise.attrs,
-    ).assign_attrs(test_samples=test_dim)
+    return labelled_array(rms(pointwise.values), ("source", "target"),
+                          {"source": pointwise.source.values, "target": pointwise.target.values},
+                          name=metric, attrs={**pointwise.attrs, "test_samples": test_dim})

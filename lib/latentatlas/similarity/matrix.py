@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._xarray import labelled_array
 from ..dataset import common_sample_dim, feature_arrays
 from ..fre._split import DEFAULT_SEED, resolve_split
 from .registry import resolve_metric
@@ -71,14 +72,13 @@ def measure_matrices(
         "n_test": int(len(test_idx)),
     }
     coords = {"source": names, "target": names}
-    matrix = xr.DataArray(values, dims=("source", "target"), coords=coords, name=measure.name, attrs=attrs)
+    matrix = labelled_array(values, ("source", "target"), coords, name=measure.name, attrs=attrs)
     if point is None or not pointwise:
         return matrix, None
     sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
     test_dim = f"test_{sample}"
-    return matrix, xr.DataArray(np.asarray(point), dims=("source", "target", test_dim),
-                                coords={**coords, test_dim: np.asarray(test_idx)},
-                                name=f"{measure.name}_pointwise", attrs=attrs)
+    return matrix, labelled_array(point, ("source", "target", test_dim), {**coords, test_dim: np.asarray(test_idx)},
+                                  name=f"{measure.name}_pointwise", attrs=attrs)
 
 
 def similarity_matrix(features, metric: str = "cka", **kwargs) -> xr.DataArray:
