@@ -46,7 +46,7 @@ def measure_matrices(
         Also return the per-sample values (for measures that have them).
     **options
         Passed to the measure: ``n_local_points``, ``alphas`` (FRE), ``k`` (mutual k-NN),
-        ``sigma``, ``max_samples`` (RBF CKA), ``svcca_variance`` (SVCCA).
+        ``sigma``, ``max_samples`` (RBF CKA), ``svcca_variance``, ``svcca_criterion`` (SVCCA).
 
     Returns
     -------

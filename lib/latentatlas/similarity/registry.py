@@ -92,9 +92,10 @@ def _cca(rows, *, n_jobs, progress, **_):
     return _core.cca_values(rows, n_jobs=n_jobs, progress=progress), None, {}
 
 
-def _svcca(rows, *, n_jobs, progress, svcca_variance=0.99, **_):
-    values = _core.cca_values(rows, variance=svcca_variance, n_jobs=n_jobs, progress=progress)
-    return values, None, {"variance_kept": float(svcca_variance)}
+def _svcca(rows, *, n_jobs, progress, svcca_variance=0.99, svcca_criterion="variance", **_):
+    values = _core.cca_values(rows, variance=svcca_variance, criterion=svcca_criterion, n_jobs=n_jobs,
+                              progress=progress)
+    return values, None, {"variance_kept": float(svcca_variance), "cut_off_on": svcca_criterion}
 
 
 def _mknn(rows, *, n_jobs, progress, k=10, **_):
