@@ -43,24 +43,13 @@ from pathlib import Path
 import numpy as np
 
 from _similarity_references import reference, split
+from fre_vs_scikit_matter import feature_sets
 
 from latentatlas import fre
 from latentatlas.similarity import similarity_matrix
 from threadpoolctl import threadpool_limits
 
 SYMMETRIC = ("cka", "debiased_cka", "rbf_cka", "procrustes", "procrustes_cca", "cca", "svcca", "mknn")
-
-
-def feature_sets(n_samples, dims, seed=0):
-    """Related but different feature sets: non-linear views of one latent space plus noise."""
-    rng = np.random.default_rng(seed)
-    latent = rng.standard_normal((n_samples, 48))
-    sets = {}
-    for i, d in enumerate(dims):
-        proj = rng.standard_normal((48, d)) / np.sqrt(48)
-        mix = np.tanh(latent @ proj * (0.5 + i / len(dims))) + 0.3 * (latent @ proj) ** 2
-        sets[f"set{i}_{d}d"] = mix + 0.05 * rng.standard_normal((n_samples, d))
-    return sets
 
 
 def _pairs(metric, dims):
@@ -121,6 +110,7 @@ _REF = """
 import sys
 sys.path.insert(0, {here!r})
 from _similarity_references import reference, split
+from fre_vs_scikit_matter import feature_sets
 train, test = split(len(arrays[0]))
 for i, j in {pairs!r}:
     reference({metric!r}, arrays[i], arrays[j], train, test)

@@ -79,14 +79,21 @@ def _fit_predict(estimator, X_train, Y_train, X_test):
     return estimator.predict(X_train), estimator.predict(X_test)
 
 
-def pointwise_global_reconstruction_error(X, Y, train_idx=None, test_idx=None, scaler=None, estimator=None):
-    """Per test sample ``‖y_i − x_i W‖`` (scikit-matter's signature and defaults)."""
+def _global(X, Y, train_idx, test_idx, scaler, estimator, fast, generic):
+    """``fast`` (latentatlas's function) for the defaults, else ``generic`` on scaled rows."""
     train_idx, test_idx, scaler, estimator = check_global_reconstruction_measures_input(
         X, Y, train_idx, test_idx, scaler, estimator)
     if scaler is None and estimator is None:
-        return pointwise_gfre(X, Y, train_idx=train_idx, test_idx=test_idx)
+        return fast(X, Y, train_idx=train_idx, test_idx=test_idx)
     X_train, X_test, Y_train, Y_test = _scaled(X, Y, train_idx, test_idx, scaler)
-    return np.linalg.norm(Y_test - _fit_predict(estimator, X_train, Y_train, X_test)[1], axis=1)
+    predicted_train, predicted_test = _fit_predict(estimator, X_train, Y_train, X_test)
+    return generic(X_train, X_test, Y_test, predicted_train, predicted_test)
+
+
+def pointwise_global_reconstruction_error(X, Y, train_idx=None, test_idx=None, scaler=None, estimator=None):
+    """Per test sample ``‖y_i − x_i W‖`` (scikit-matter's signature and defaults)."""
+    return _global(X, Y, train_idx, test_idx, scaler, estimator, pointwise_gfre,
+                   lambda X_train, X_test, Y_test, P_train, P_test: np.linalg.norm(Y_test - P_test, axis=1))
 
 
 def global_reconstruction_error(X, Y, test_idx=None, train_idx=None, scaler=None, estimator=None):
@@ -95,16 +102,15 @@ def global_reconstruction_error(X, Y, test_idx=None, train_idx=None, scaler=None
         X, Y, train_idx=train_idx, test_idx=test_idx, scaler=scaler, estimator=estimator)))
 
 
-def pointwise_global_reconstruction_distortion(X, Y, test_idx=None, train_idx=None, scaler=None, estimator=None):
-    """Per test sample, distance of the reconstruction from its best orthogonal counterpart."""
-    train_idx, test_idx, scaler, estimator = check_global_reconstruction_measures_input(
-        X, Y, train_idx, test_idx, scaler, estimator)
-    if scaler is None and estimator is None:
-        return pointwise_gfrd(X, Y, train_idx=train_idx, test_idx=test_idx)
-    X_train, X_test, Y_train, _ = _scaled(X, Y, train_idx, test_idx, scaler)
-    predicted_train, predicted_test = _fit_predict(estimator, X_train, Y_train, X_test)
+def _distortion(X_train, X_test, Y_test, predicted_train, predicted_test):
+    """Distance of the predictions from those of the best orthogonal map (fit on the training rows)."""
     Q = orthogonal_map(X_train.T @ predicted_train)
     return np.linalg.norm(predicted_test - X_test @ Q, axis=1)
+
+
+def pointwise_global_reconstruction_distortion(X, Y, test_idx=None, train_idx=None, scaler=None, estimator=None):
+    """Per test sample, distance of the reconstruction from its best orthogonal counterpart."""
+    return _global(X, Y, train_idx, test_idx, scaler, estimator, pointwise_gfrd, _distortion)
 
 
 def global_reconstruction_distortion(X, Y, test_idx=None, train_idx=None, scaler=None, estimator=None):
