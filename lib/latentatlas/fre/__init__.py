@@ -1,6 +1,8 @@
 """Feature reconstruction measures (GFRE, GFRD, LFRE) and matrices of them.
 
-See :mod:`latentatlas.fre.metrics` for the definitions.
+See :mod:`latentatlas.fre.metrics` for the definitions; :mod:`latentatlas.fre.skmatter`
+offers the same measures under scikit-matter's names and signatures (a drop-in), and
+:mod:`latentatlas.similarity` the other measures (CKA, Procrustes, CCA, mutual k-NN).
 """
 
 from ._ridge import DEFAULT_ALPHAS
