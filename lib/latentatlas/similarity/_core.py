@@ -106,7 +106,7 @@ def _basis(X, variance=None, criterion="variance"):
     """Orthonormal basis (n, r) of the centred column space, cut at numerical rank or at ``variance``.
 
     ``criterion="variance"`` keeps the leading directions holding that fraction of the sum
-    of squared singular values; ``"singular_values"`` of their plain sum (anatome, repsim).
+    of squared singular values; ``"singular_values"`` of their plain sum.
     """
     U, s, _ = np.linalg.svd(centred(X), full_matrices=False)
     r = _rank(s, X.shape)

@@ -217,7 +217,7 @@ def svcca(X, Y, *, variance: float = 0.99, criterion: str = "variance") -> float
         \mathrm{SVCCA} = \frac{1}{\min(k_X, k_Y)} \sum_i \sigma_i(U_{X,k_X}^\top U_{Y,k_Y})
 
     ``criterion="singular_values"`` cuts at the fraction ``variance`` of the plain sum of
-    singular values instead, the convention of anatome and repsim (which then agree).
+    singular values instead, a convention of some SVCCA codes.
 
     Symmetric; invariant to translation, isotropic scaling and orthogonal transforms (the
     variance cut-off is not invariant to general linear maps).
