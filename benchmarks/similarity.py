@@ -204,11 +204,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller problem sizes")
     parser.add_argument("--parts", nargs="+", type=int, default=[1, 2, 3], choices=[1, 2, 3])
+    parser.add_argument("--metrics", nargs="+", default=[*SYMMETRIC, "gfre", "gfrd"], help="measures to time")
     parser.add_argument("--reference-blas-threads", type=int, default=1,
                         help="BLAS threads of the reference side (default 1; 0: the library default)")
     args = parser.parse_args(argv)
     blas = args.reference_blas_threads or None
-    metrics = [*SYMMETRIC, "gfre", "gfrd"]
+    metrics = args.metrics
     if 1 in args.parts:
         if args.quick:
             bench_matrices(4000, [16, 24, 32, 32, 48, 64, 64, 80], metrics, blas)

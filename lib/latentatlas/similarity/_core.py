@@ -220,7 +220,7 @@ def procrustes_values(arrays, train_idx, test_idx, *, alpha=1.0, pointwise=False
 # --- mutual k-nearest neighbours ----------------------------------------------------------
 
 
-def nearest_neighbours(X: np.ndarray, k: int, chunk_size: int = 512) -> np.ndarray:
+def nearest_neighbours(X: np.ndarray, k: int, chunk_size: int = 256) -> np.ndarray:
     """Indices (n, k) of each row's k nearest other rows (Euclidean), in ascending index order.
 
     Ties at the k-th distance (equal after rounding) are broken by the lower index, so the
@@ -234,13 +234,21 @@ def nearest_neighbours(X: np.ndarray, k: int, chunk_size: int = 512) -> np.ndarr
     out = np.empty((n, k), dtype=np.int64)
     for start in range(0, n, chunk_size):
         rows = np.arange(start, min(n, start + chunk_size))
-        d2 = sq[rows, None] + sq[None, :] - 2 * X[rows] @ X.T
+        d2 = X[rows] @ X.T
+        d2 *= -2
+        d2 += sq
+        d2 += sq[rows, None]
         d2[np.arange(len(rows)), rows] = np.inf
-        kth = np.partition(d2, k - 1, axis=1)[:, k - 1 : k]
-        below = d2 < kth
-        ties = d2 == kth
-        keep = below | (ties & (np.cumsum(ties, axis=1) <= k - below.sum(axis=1, keepdims=True)))
-        out[rows] = np.nonzero(keep)[1].reshape(len(rows), k)
+        nearest = np.argpartition(d2, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(d2, nearest, axis=1).max(axis=1, keepdims=True)
+        # Only rows with more than k samples within the k-th distance have a choice to make.
+        tied = np.flatnonzero(np.count_nonzero(d2 <= kth, axis=1) > k)
+        if tied.size:
+            below = d2[tied] < kth[tied]
+            ties = d2[tied] == kth[tied]
+            keep = below | (ties & (np.cumsum(ties, axis=1) <= k - below.sum(axis=1, keepdims=True)))
+            nearest[tied] = np.nonzero(keep)[1].reshape(len(tied), k)
+        out[rows] = np.sort(nearest, axis=1)
     return out
 
 
