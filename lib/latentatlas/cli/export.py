@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._checks import check_output, positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("results", nargs="*", metavar="RESULT.nc",
                         help="comparison netCDF file(s), or one concept result; default: built-in demo comparison")
     parser.add_argument("--html", required=True, metavar="REPORT.html", help="output file (written atomically)")
-    parser.add_argument("--max-structures", type=int, default=40,
+    parser.add_argument("--max-structures", type=positive_int, default=40,
                         help="structures offered in the 3D viewer (default 40)")
     parser.set_defaults(run=run)
 
@@ -29,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.export import export_html
     from .serve import levels_from_results, split_results
 
-    if args.max_structures < 1:
-        raise ValueError(f"--max-structures must be at least 1, got {args.max_structures}")
+    check_output(args.html, args.results, option="--html")
     comparisons, concepts = split_results(args.results)
     if concepts is not None and comparisons:
         raise ValueError("export a concept result on its own: one report per kind of result")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..similarity.registry import ALIASES, MEASURES
+from ._checks import check_output, positive_int
 
 
 def register(subparsers):
@@ -25,10 +26,10 @@ def register(subparsers):
     p.add_argument("--metrics", nargs="+", choices=[*MEASURES, *ALIASES], default=["gfre"], metavar="METRIC",
                    help=f"measures to compute (default: gfre); any of {', '.join(MEASURES)}")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
-    p.add_argument("--splits", type=int, default=5, help="number of random splits for the spread (default: 5)")
-    p.add_argument("--n-local-points", type=int, default=100, help="neighbourhood size for LFRE (default: 100)")
+    p.add_argument("--splits", type=positive_int, default=5, help="number of random splits for the spread (default: 5)")
+    p.add_argument("--n-local-points", type=positive_int, default=100, help="neighbourhood size for LFRE (default: 100)")
     p.add_argument(
-        "--cumulant-order", type=int, metavar="K",
+        "--cumulant-order", type=positive_int, metavar="K",
         help="compare structure-level features φ^(K) (progressive cumulants κ1..κK) instead of atom-level ones",
     )
     p.add_argument("--out", type=Path, help="write the comparison (matrices, spread, pointwise errors) to this netCDF")
@@ -55,8 +56,16 @@ def run(args):
     from .. import io
     from ..compare import compare
 
+    if args.out:
+        check_output(args.out, [args.features])
     features = io.load(args.features)
-    if args.cumulant_order:
+    names = args.names if args.names else list(features.data_vars)
+    if len(names) < 2:
+        raise ValueError(
+            f"an FRE matrix compares feature sets, and {args.features} has {len(names)} ({names}); "
+            "featurize with more models or layers (latentatlas featurize -m A -m B) or give two or more --names"
+        )
+    if args.cumulant_order is not None:
         from ..cumulants import structure_features
 
         features = structure_features(features, args.cumulant_order, names=args.names)

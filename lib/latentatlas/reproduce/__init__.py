@@ -70,7 +70,8 @@ class Settings:
     Parameters
     ----------
     models : tuple of str, optional
-        Featuriser names (:func:`latentatlas.features.list_featurizers`); default every
+        Featuriser names (:func:`latentatlas.features.list_featurizers`) or metatomic
+        model files (``.pt``, compared by their ``last`` layer); default every
         installed one except those of :data:`ORGANIC_ONLY` (ANI-1x: H, C, N, O only).
     small : bool
         Use the 52-structure version of the built-in benchmark.
@@ -128,9 +129,15 @@ class Settings:
         known = list_featurizers()
         if self.models is None:
             return tuple(m for m in list_featurizers(available_only=True) if m not in ORGANIC_ONLY)
-        unknown = [m for m in self.models if m not in known]
+        from ..features.metatomic import is_model_file
+
+        files = [m for m in self.models if m not in known and is_model_file(m)]
+        missing = [m for m in files if not Path(m).is_file()]
+        if missing:
+            raise FileNotFoundError(f"model files {missing} do not exist")
+        unknown = [m for m in self.models if m not in known and m not in files]
         if unknown:
-            raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}")
+            raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}, or metatomic model files (.pt)")
         if len(set(self.models)) < 2:
             raise ValueError("give at least two different models to compare")
         return tuple(dict.fromkeys(self.models))
@@ -203,7 +210,7 @@ def reproduce(out: str | Path | None = None, settings: Settings | None = None, *
 
 
 def _run(out, settings: Settings, progress: bool) -> Reproduction:
-    from ..features import get_featurizer
+    from ..features import get_featurizers
 
     timings = {}
     clock = time.perf_counter()
@@ -214,7 +221,7 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         timings[name] = now - clock
         clock = now
 
-    featurizers = [get_featurizer(m) for m in settings.resolved_models()]
+    featurizers = get_featurizers(settings.resolved_models())
     frames, dropped = benchmark_frames(featurizers, small=settings.small, fraction=settings.fraction)
     last = load_features(frames, featurizers, "last", progress=progress)
     tick("features (last layers)")

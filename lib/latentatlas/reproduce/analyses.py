@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from ..compare import compare, structure_split
+from ..dataset import merge_features
 from ..fre import DEFAULT_SEED, pointwise_fre_matrix, rms
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "FINE_TUNED",
     "RANKED_MEASURES",
     "VARIANT_PAIRS",
+    "architecture",
     "benchmark_frames",
     "cross_model",
     "cumulant_steps",
@@ -129,7 +131,7 @@ def load_features(frames, featurizers, layers: str | Sequence[str] | None = None
     for f in featurizers:
         wanted = f.layers[-1:] if layers == "last" else ([l for l in layers if l in f.layers] if layers else None)
         part = f.featurize(frames, wanted, progress=progress)
-        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
+        ds = part if ds is None else merge_features(ds, part)
     return ds
 
 
@@ -318,13 +320,20 @@ def pair_table(result: xr.Dataset, pairs: Sequence[tuple[str, str, str]], metric
     )
 
 
+def architecture(model: str) -> str:
+    """The architecture of a model, ``"descriptor"`` for SOAP; a model outside the registry
+    (a metatomic model file, named by its metadata) is its own architecture."""
+    return ARCHITECTURE.get(str(model), str(model))
+
+
 def unrelated_pairs(models: Sequence[str]) -> list[tuple[str, str, str]]:
     """Every unordered pair of uMLIPs of different architectures (descriptors excluded)."""
-    mlips = [m for m in models if ARCHITECTURE.get(m, "descriptor") != "descriptor"]
+    arch = {m: architecture(m) for m in models}
+    mlips = [m for m in models if arch[m] != "descriptor"]
     return [
-        (a, b, f"{ARCHITECTURE[a]} vs {ARCHITECTURE[b]}")
+        (a, b, f"{arch[a]} vs {arch[b]}")
         for i, a in enumerate(mlips) for b in mlips[i + 1:]
-        if ARCHITECTURE[a] != ARCHITECTURE[b]
+        if arch[a] != arch[b]
     ]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analyses import ARCHITECTURE, unrelated_pairs
+from .analyses import architecture, unrelated_pairs
 
 __all__ = ["PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "relation", "subset_summary", "write_report"]
 
@@ -52,7 +52,7 @@ def _short(name: str) -> str:
 
 
 def _is_mlip(model: str) -> bool:
-    return ARCHITECTURE.get(str(model), "descriptor") != "descriptor"
+    return architecture(model) != "descriptor"
 
 
 # -- computed conclusions --------------------------------------------------------------------
@@ -85,7 +85,7 @@ def conclusions(result) -> list[dict]:
     """
     cross = result.cross
     rows = []
-    unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and ARCHITECTURE[a] != ARCHITECTURE[b]  # noqa: E731
+    unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and architecture(a) != architecture(b)  # noqa: E731
     mlips = lambda a, b: _is_mlip(a) and _is_mlip(b)  # noqa: E731
 
     g_pairs, l_pairs = _ordered_pairs(cross, "gfre", unrelated), _ordered_pairs(cross, "lfre", unrelated)

@@ -196,14 +196,16 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
 
 
 def demo_comparison_paths() -> list[Path]:
-    """The precomputed comparison files shipped in the repository's ``data/`` folder.
+    """The precomputed comparison files shipped in the package (:mod:`latentatlas.data`).
 
     Raises
     ------
     FileNotFoundError
-        When no ``data/demo_comparison*.nc`` exists, saying how to create it.
+        When no ``demo_comparison*.nc`` exists, saying how to create it.
     """
-    data = Path(__file__).resolve().parents[3] / "data"
+    from .. import data as shipped
+
+    data = shipped.folder()
     paths = sorted(data.glob("demo_comparison*.nc"))
     if not paths:
         raise FileNotFoundError(
