@@ -12,10 +12,10 @@ SEED = 0x5F3759DF
 
 
 def split(n_samples):
-    """scikit-matter's default 50/50 split (equal to latentatlas.fre.default_split)."""
-    from sklearn.model_selection import train_test_split
-
-    return train_test_split(np.arange(n_samples), test_size=0.5, train_size=0.5, random_state=SEED, shuffle=True)
+    """scikit-matter's default 50/50 split (scikit-learn's ShuffleSplit arithmetic, without importing it)."""
+    n_test, n_train = -(-n_samples // 2), n_samples // 2
+    perm = np.random.RandomState(SEED).permutation(n_samples)
+    return perm[n_test : n_test + n_train], perm[:n_test]
 
 
 def rbf_rows(n_rows, max_samples=2000, seed=SEED):
