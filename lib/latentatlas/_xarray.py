@@ -15,7 +15,7 @@ import xarray as xr
 from xarray.indexes import PandasIndex
 
 
-def labelled_array(values, dims, coords, *, name=None, attrs=None) -> xr.DataArray:
+def labelled_array(values, dims, coords, *, extra_coords=None, name=None, attrs=None) -> xr.DataArray:
     """``xr.DataArray(values, dims=dims, coords=coords, name=name, attrs=attrs)`` for numpy data.
 
     Parameters
@@ -24,8 +24,12 @@ def labelled_array(values, dims, coords, *, name=None, attrs=None) -> xr.DataArr
     dims : tuple of str
     coords : dict of dim -> 1-D labels
         One index coordinate per dimension named in it (others stay unlabelled).
+    extra_coords : dict of name -> (dims, ndarray), optional
+        Further (non-index) coordinates.
     """
     indexes = {dim: PandasIndex(pd.Index(np.asarray(labels)), dim) for dim, labels in coords.items()}
     variables = {dim: index.create_variables()[dim] for dim, index in indexes.items()}
+    for key, (var_dims, data) in (extra_coords or {}).items():
+        variables[key] = xr.Variable(tuple(var_dims), np.asarray(data), fastpath=True)
     data = xr.Variable(tuple(dims), np.asarray(values), attrs=attrs, fastpath=True)
     return xr.DataArray(data, coords=xr.Coordinates(variables, indexes=indexes), name=name)

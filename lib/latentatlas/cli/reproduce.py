@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-order", type=positive_int, help="highest cumulant order, 2-8 (default 8; --quick 4)")
     p.add_argument("--lfre-per-subset", type=positive_int, help="test atoms per subset at which LFRE is evaluated (default 50; --quick 10)")
     p.add_argument("--n-local-points", type=positive_int, help="LFRE neighbourhood size (default 100; --quick 20)")
+    p.add_argument("--cv", choices=("grouped", "skmatter"),
+                   help="inner CV folds of the ridge: 'grouped' by structure (default) or 'skmatter' (random, "
+                        "scikit-matter's numbers); the report says which")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads for featurising (default: torch's choice)")
     p.add_argument("--blas-threads", type=non_negative_int, default=1,
                    help="BLAS threads for the analyses (default 1, fastest on small or busy machines; 0: library default)")
@@ -50,6 +53,7 @@ def run(args) -> int:
             "max_order": args.max_order,
             "lfre_per_subset": args.lfre_per_subset,
             "n_local_points": args.n_local_points,
+            "cv": args.cv,
             "blas_threads": args.blas_threads or None,
         }.items()
         if value is not None or key == "blas_threads"

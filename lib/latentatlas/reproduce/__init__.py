@@ -11,8 +11,13 @@ SevenNet variants, plus SOAP as a hand-made reference):
 5. progressive cumulants φ^(1) → φ^(k) and φ^(k) → φ^(k+1) on structure-level features;
 6. per-subset breakdown of the pointwise errors;
 7. every FRE with its spread over random splits (bootstrap over structures for item 6);
-8. the ranking of model pairs by every other measure (CKA, Procrustes, CCA, SVCCA, mutual
+8. a learning curve: cross-model GFRE from 10 % … 100 % of the training structures;
+9. the ranking of model pairs by every other measure (CKA, Procrustes, CCA, SVCCA, mutual
    k-NN) beside GFRE and LFRE, with rank correlations between the measures and model maps.
+
+The inner CV that picks each ridge cut-off is grouped by structure by default
+(``Settings.cv``; ``"skmatter"`` gives scikit-matter's random folds), and every matrix
+carries the diagnostics of :mod:`latentatlas.diagnostics`.
 
 Example
 -------
@@ -29,6 +34,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..compare import LEARNING_FRACTIONS, learning_curve
+from ..fre._split import check_cv
 from .analyses import (
     ARCHITECTURE,
     FINE_TUNED,
@@ -87,6 +94,11 @@ class Settings:
         Highest cumulant order (2 … 8).
     n_boot : int
         Bootstrap resamples for the per-subset spread.
+    cv : {"grouped", "skmatter"}
+        Inner CV folds of every ridge: by structure (LFRE: by identical feature vector in
+        each neighbourhood), or random as scikit-matter (to compare with published numbers).
+    learning_fractions : tuple of float
+        Fractions of the training structures for the learning curve (analysis 8).
     blas_threads : int or None
         BLAS threads during the analyses. The default 1 is the fastest choice on small or
         busy machines: the matrices are small, and OpenBLAS threads that find their cores
@@ -102,6 +114,8 @@ class Settings:
     n_local_points: int = 100
     max_order: int = 8
     n_boot: int = 200
+    cv: str = "grouped"
+    learning_fractions: tuple[float, ...] = LEARNING_FRACTIONS
     blas_threads: int | None = 1
 
     @classmethod
@@ -119,6 +133,9 @@ class Settings:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         if self.lfre_per_subset < 1 or self.n_local_points < 4 or self.n_boot < 2:
             raise ValueError("lfre_per_subset must be >= 1, n_local_points >= 4 and n_boot >= 2")
+        check_cv(self.cv)
+        if not self.learning_fractions or not all(0 < f <= 1 for f in self.learning_fractions):
+            raise ValueError(f"learning_fractions must lie in (0, 1], got {self.learning_fractions}")
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ValueError(f"blas_threads must be a positive integer or None, got {self.blas_threads}")
 
@@ -158,7 +175,8 @@ class Reproduction:
     settings : Settings
     benchmark : dict — frames used and dropped.
     timings : dict of str -> float — seconds per step.
-    measures : Dataset or None — analysis 8 (:func:`~latentatlas.reproduce.analyses.measure_rankings`).
+    learning : Dataset or None — analysis 8 (:func:`latentatlas.compare.learning_curve` of GFRE).
+    measures : Dataset or None — analysis 9 (:func:`~latentatlas.reproduce.analyses.measure_rankings`).
     """
 
     cross: xr.Dataset
@@ -170,6 +188,7 @@ class Reproduction:
     settings: Settings
     benchmark: dict
     timings: dict[str, float]
+    learning: xr.Dataset | None = None
     measures: xr.Dataset | None = None
 
     def save(self, out: str | Path) -> list[Path]:
@@ -178,6 +197,8 @@ class Reproduction:
 
         out = Path(out)
         items = {"cross_model": self.cross, "variants": self.variants, "cumulants": self.cumulants, "subsets": self.subsets}
+        if self.learning is not None:
+            items["learning_curve"] = self.learning
         if self.fine_tuning is not None:
             items["fine_tuning"] = self.fine_tuning
         if self.measures is not None:
@@ -226,7 +247,7 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
     last = load_features(frames, featurizers, "last", progress=progress)
     tick("features (last layers)")
     cross = cross_model(last, n_splits=settings.n_splits, lfre_per_subset=settings.lfre_per_subset,
-                        n_local_points=settings.n_local_points, progress=progress)
+                        n_local_points=settings.n_local_points, progress=progress, cv=settings.cv)
     tick("1 cross-model GFRE + LFRE")
     variant_table = variants(cross)
     models = [f.name for f in featurizers]
@@ -234,17 +255,18 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
     if all(m in models for m in FINE_TUNED):
         pair = [f for f in featurizers if f.name in FINE_TUNED]
         layerwise = layers_within(load_features(frames, pair, progress=progress), FINE_TUNED,
-                                  n_splits=settings.n_splits, progress=progress)
+                                  n_splits=settings.n_splits, progress=progress, cv=settings.cv)
     tuned = fine_tuning(cross, layerwise) if layerwise is not None else None
     tick("2-3 variants and fine-tuning")
     layers = {}
     for f in featurizers:
         if len(f.layers) > 1:
             layers[f.name] = layers_within(load_features(frames, [f], progress=progress), f.name,
-                                           n_splits=settings.n_splits, progress=progress)
+                                           n_splits=settings.n_splits, progress=progress, cv=settings.cv)
     tick("4 layers within each model")
     cumulants = xr.concat(
-        [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress)
+        [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress,
+                        cv=settings.cv)
          for name in last.data_vars],
         dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set"),
         combine_attrs="drop_conflicts",
@@ -255,8 +277,11 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         for m in ("gfre", "lfre")
     ])
     tick("6 per-subset breakdown")
+    learning = learning_curve(last, metric="gfre", fractions=settings.learning_fractions, n_splits=settings.n_splits,
+                              cv=settings.cv, progress=progress)
+    tick("8 learning curve")
     measures = measure_rankings(last, cross, n_splits=settings.n_splits, progress=progress)
-    tick("8 other measures, rankings of model pairs")
+    tick("9 other measures, rankings of model pairs")
     summary = {
         "n_structures": len(frames),
         "n_atoms": int(sum(len(a) for a in frames)),
@@ -264,7 +289,8 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         "dropped": dropped,
         "models": models,
     }
-    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, measures)
+    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, learning,
+                          measures)
     if out is not None:
         from .report import write_report
 

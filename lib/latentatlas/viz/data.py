@@ -7,7 +7,9 @@ the variables ``m`` and ``m_std`` over ``(source, target)``, ``m_pointwise`` ove
 ``(source, target, test_<sample>)`` for measures with a per-sample form, ``m_map`` over
 ``(source, axis)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
 structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``).
+``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
+friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "check_comparison",
     "default_pair",
     "demo_comparison_paths",
+    "learning_curve_of",
     "load_levels",
     "metrics_of",
     "pair_key",
@@ -180,6 +183,16 @@ def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
     }
 
 
+def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
+    """``(n_train_structures, value, spread)`` of one pair's learning curve, or None if ``ds`` has none."""
+    name = f"learning_{metric}"
+    if name not in ds or source not in ds[name].source or target not in ds[name].target:
+        return None
+    cell = dict(source=source, target=target)
+    return (ds["learning_n_train_structures"].values, ds[name].sel(**cell).values,
+            np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
+
+
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
     """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
 
@@ -216,7 +229,7 @@ def demo_comparison_paths() -> list[Path]:
 
 
 def load_levels(paths) -> dict[str, xr.Dataset]:
-    """Load comparison netCDF files into checked levels.
+    """Load comparison files (netCDF, or zarr stores) into checked levels.
 
     Parameters
     ----------
@@ -226,11 +239,11 @@ def load_levels(paths) -> dict[str, xr.Dataset]:
     from ..io import load
 
     if isinstance(paths, Mapping):
-        return as_levels({label: load(p) for label, p in paths.items()})
+        return as_levels({label: load(p).load() for label, p in paths.items()})
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = {}
     for path in paths:
-        ds = load(path)
+        ds = load(path).load()  # a zarr comparison opens lazily; results are small, so read them once
         label = _level_label(ds)
         levels[f"{label} ({Path(path).name})" if label in levels else label] = ds
     return as_levels(levels)
