@@ -132,7 +132,8 @@ def pointwise_local_reconstruction_error(
     X_train, X_test, Y_train, Y_test = _scaled(X, Y, train_idx, test_idx, scaler)
     k = check_local_points(n_local_points, len(X_train))
     if estimator is None:
-        return local_errors(X_train, X_test, [(Y_train, Y_test)], k, n_jobs=n_jobs)[0]
+        errors, _, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], k, n_jobs=n_jobs)
+        return errors[0]
     d2 = np.sum(X_train**2, axis=1) + np.sum(X_test**2, axis=1)[:, None] - 2 * X_test @ X_train.T
     errors = np.empty(len(X_test))
     for i, row in enumerate(d2):
