@@ -110,7 +110,6 @@ _REF = """
 import sys
 sys.path.insert(0, {here!r})
 from _similarity_references import reference, split
-from fre_vs_scikit_matter import feature_sets
 train, test = split(len(arrays[0]))
 for i, j in {pairs!r}:
     reference({metric!r}, arrays[i], arrays[j], train, test)
