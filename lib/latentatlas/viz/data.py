@@ -3,8 +3,9 @@
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
 A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per metric ``m``
-the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
-``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
+the variables ``m`` and ``m_std`` over ``(source, target)``, ``m_pointwise`` over
+``(source, target, test_<sample>)`` for measures with a per-sample form, ``m_map`` over
+``(source, axis)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
 structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
 ``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
 friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..similarity.registry import MEASURES
+
 __all__ = [
     "METRICS",
     "as_levels",
@@ -32,6 +35,7 @@ __all__ = [
     "pair_key",
     "pair_table",
     "per_atom_errors",
+    "pointwise_metrics_of",
     "sample_dim",
 ]
 
@@ -56,12 +60,19 @@ METRICS = {
         "sample's nearest neighbours, so it only asks whether the target is locally a linear function of "
         "the source (units of the target's standard deviation).",
     ),
+    # the other measures of latentatlas.similarity, with the registry's labels
+    **{m.name: (m.label, m.description[0].upper() + m.description[1:] + ".") for m in MEASURES.values()
+       if m.name not in ("gfre", "gfrd", "lfre")},
 }
 
 
 def metrics_of(ds: xr.Dataset) -> list[str]:
-    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
-    found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
+    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others.
+
+    A metric is a (source, target) variable that is a known measure or has a per-sample form.
+    """
+    found = [m for m in ds.data_vars if ds[m].dims == ("source", "target")
+             and (m in METRICS or f"{m}_pointwise" in ds.data_vars)]
     return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
 
 
@@ -72,6 +83,11 @@ def metric_unit(metric: str) -> str:
     to unit total variance); everything else is dimensionless.
     """
     return "target σ" if metric in ("gfre", "lfre") else "dimensionless"
+
+
+def pointwise_metrics_of(ds: xr.Dataset) -> list[str]:
+    """The metrics of ``ds`` that have per-sample values (what the drill-down can show)."""
+    return [m for m in metrics_of(ds) if f"{m}_pointwise" in ds.data_vars]
 
 
 def sample_dim(ds: xr.Dataset, metric: str) -> str:
@@ -91,9 +107,12 @@ def check_comparison(ds: xr.Dataset, name: str = "the comparison") -> xr.Dataset
     fix = "give a file written by latentatlas.compare (or a features file, which is then compared)"
     if not isinstance(ds, xr.Dataset):
         raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {fix}")
-    metrics = metrics_of(ds)
+    metrics = pointwise_metrics_of(ds)
     if not metrics:
-        raise ValueError(f"{name} holds no FRE metric (no variable with a matching '<metric>_pointwise'); {fix}")
+        raise ValueError(
+            f"{name} holds no metric with per-sample values (no variable with a matching '<metric>_pointwise'; "
+            f"compare with at least one of {[m.name for m in MEASURES.values() if m.pointwise]}); {fix}"
+        )
     missing = [v for v in ("subset", "atom_structure", "species", "positions", "cell", "pbc", "pca") if v not in ds.variables]
     if missing:
         raise ValueError(f"{name} lacks {missing}; {fix}")
@@ -121,7 +140,7 @@ def as_levels(comparison) -> dict[str, xr.Dataset]:
 
 def _level_label(ds: xr.Dataset) -> str:
     """``"atom level"``, or ``"structure level"`` with the cumulant order of ``:phi<k>`` feature sets."""
-    metric = metrics_of(check_comparison(ds))[0]
+    metric = pointwise_metrics_of(check_comparison(ds))[0]
     if sample_dim(ds, metric) == "atom":
         return "atom level"
     orders = {str(s).rsplit(":phi", 1)[-1] for s in ds["source"].values if ":phi" in str(s)}
@@ -134,8 +153,12 @@ def pair_key(i: int, j: int) -> str:
 
 
 def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
-    """The off-diagonal pair with the largest ``metric`` (the diagonal if there is one feature set)."""
-    values = ds[metric].values.copy()
+    """The least similar off-diagonal pair (the diagonal if there is one feature set).
+
+    Largest error or distance; smallest similarity for measures where higher is more similar.
+    """
+    sign = -1.0 if metric in MEASURES and not MEASURES[metric].lower_is_better else 1.0
+    values = sign * ds[metric].values
     if values.shape[0] > 1:
         np.fill_diagonal(values, -np.inf)
     i, j = np.unravel_index(np.nanargmax(values), values.shape)
