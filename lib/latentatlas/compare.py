@@ -14,6 +14,7 @@ import xarray as xr
 from .dataset import common_sample_dim, feature_arrays
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
 from .fre._scale import fit_scaler
+from .schema import feature_set_coords, stamp
 
 __all__ = ["compare", "structure_split"]
 
@@ -82,6 +83,8 @@ def compare(
         Coordinates of ``features``; per metric ``m``: ``m`` (source, target), mean over
         splits; ``m_std`` (source, target); ``m_pointwise`` (source, target, test_<sample>)
         for the first split. ``pca`` (source, <sample>, pc): 2-D PCA map of each source.
+        Each feature set's attrs as coordinates ``source_<key>`` and ``target_<key>``
+        (:func:`latentatlas.schema.feature_set_coords`); stamped ``comparison``.
     """
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}")
@@ -110,8 +113,7 @@ def compare(
         out[f"{metric}_std"] = (("source", "target"), per_split.std(axis=0, ddof=1) if n_splits > 1
                                 else np.full(per_split.shape[1:], np.nan), {"description": f"standard deviation of {metric} over splits"})
     out = out.assign_coords(source=names, target=names)
+    out = out.assign_coords(feature_set_coords({n: features[n].attrs for n in names}))
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
-    for name in names:
-        out.attrs[f"feature_set:{name}"] = ", ".join(f"{k}={v}" for k, v in features[name].attrs.items())
     out.attrs["metrics"] = list(metrics)
-    return out
+    return stamp(out, "comparison")

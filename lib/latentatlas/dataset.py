@@ -7,7 +7,8 @@ Layout (see DESIGN.md)::
             atom_structure (frame index of each atom), species (Z), positions (Å) (on ``atom``)
     vars    one per feature set, named ``"<model>:<layer>"``, dims ``("atom", "<name>:feature")``
             attrs: model, model_version, layer, backend, invariant, description
-    attrs   fingerprint (of the frames), latentatlas_version
+    attrs   fingerprint (of the frames), latentatlas_version, latentatlas_kind = "features",
+            latentatlas_schema (see :mod:`latentatlas.schema`)
 
 Structure-level features (progressive cumulants) live in the same kind of Dataset with
 ``structure`` as the sample dimension.
@@ -22,6 +23,7 @@ import xarray as xr
 
 from . import __version__
 from .frames import fingerprint, structure_metadata
+from .schema import stamp
 
 __all__ = [
     "FeatureError",
@@ -61,7 +63,7 @@ def empty_features(frames: Sequence, subset: Sequence[str] | None = None) -> xr.
         One label per frame; defaults to ``atoms.info["subset"]`` or ``"all"``.
     """
     meta = structure_metadata(frames, subset)
-    return xr.Dataset(
+    return stamp(xr.Dataset(
         coords={
             "structure": np.arange(len(frames)),
             "subset": ("structure", meta["subset"].astype(str)),
@@ -74,7 +76,7 @@ def empty_features(frames: Sequence, subset: Sequence[str] | None = None) -> xr.
             "pbc": (("structure", "xyz"), _stack([[a.pbc] for a in frames], (0, 3)).astype(bool)),
         },
         attrs={"fingerprint": fingerprint(frames), "latentatlas_version": __version__},
-    )
+    ), "features")
 
 
 def _stack(arrays, empty_shape):

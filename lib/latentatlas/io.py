@@ -10,6 +10,7 @@ from pathlib import Path
 import xarray as xr
 
 from .frames import fingerprint
+from .schema import upgrade
 
 __all__ = ["FingerprintMismatchError", "save", "load"]
 
@@ -44,7 +45,10 @@ def save(obj: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
 
 
 def load(path: str | Path, frames: Sequence | None = None) -> xr.Dataset:
-    """Read a Dataset written by :func:`save` fully into memory.
+    """Read a Dataset written by :func:`save` fully into memory, upgraded to the current schema.
+
+    Results written by older versions are brought to today's layout by
+    :func:`latentatlas.schema.upgrade`.
 
     Parameters
     ----------
@@ -65,6 +69,7 @@ def load(path: str | Path, frames: Sequence | None = None) -> xr.Dataset:
             ds = ds.load()
     except (OSError, ValueError) as err:
         raise ValueError(f"{path} is not a readable netCDF file ({err}); give a file written by latentatlas") from err
+    ds = upgrade(ds)  # files of older versions open in today's layout
     if frames is not None:
         expected = fingerprint(frames)
         found = ds.attrs.get("fingerprint")

@@ -129,7 +129,7 @@ def knowledge_graph(
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
         ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
         or unreliable where the probe does not encode the concept at ``layer``), ``color``,
-        ``spurious`` (flagged at any layer) and ``spurious_layers`` (comma-separated).
+        ``spurious`` (flagged at any layer) and ``spurious_layers`` (list of the layers that flag it).
         Layer-concept edges (``kind="encodes"``): ``weight`` (probe accuracy), ``moad``,
         ``pvalue`` (vs permuted labels), ``significant`` (``pvalue < alpha``), ``encoded``
         (accuracy >= ``min_accuracy``). Graph attributes: ``layer``, ``layers`` and the rule's
@@ -226,6 +226,6 @@ def knowledge_graph(
                 agreement=agreement,
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
-                spurious_layers=",".join(spurious_layers),
+                spurious_layers=spurious_layers,
             )
     return G

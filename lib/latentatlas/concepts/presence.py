@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__
+from ..schema import stamp
 from .activations import activation_arrays
 from .moad import moad
 from .probes import LinearProbes, balanced_accuracy
@@ -312,7 +313,7 @@ def analyse_concepts(
     moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
 
     lk, lkc = ("layer", "concept"), ("layer", "concept", "class")
-    return xr.Dataset(
+    return stamp(xr.Dataset(
         {
             "probe_accuracy": (lk, accuracy[0], {"long_name": "held-out balanced accuracy of the concept probe"}),
             "accuracy_baseline": (lk, accuracy[1:].mean(0), {"long_name": "mean accuracy of permuted-label probes"}),
@@ -351,7 +352,7 @@ def analyse_concepts(
             "correction": "Benjamini-Hochberg over all tests of each statistic",
             "latentatlas_version": __version__,
         },
-    )
+    ), "concepts")
 
 
 def examples(result: xr.Dataset, concept: str, cls: str, *, layer: str | None = None, n: int = 8) -> np.ndarray:

@@ -126,21 +126,12 @@ class CHGNetFeaturizer(Featurizer):
     def _forward(self, frames, layers):
         import torch
 
-        captured = {}
-        modules = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
-        handles = [
-            modules[layer].register_forward_hook(lambda mod, args, out, layer=layer: captured.__setitem__(layer, out))
-            for layer in layers
-            if layer != "last"
-        ]
-        if "last" in layers:
-            handles.append(self.model.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("last", args[0])))
-        try:
-            with torch.inference_mode():
-                out = self.model(self.graphs(frames), task="e")
-        finally:
-            for h in handles:
-                h.remove()
+        from ..hooks import capture
+
+        blocks = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
+        targets = {layer: self.model.mlp if layer == "last" else blocks[layer] for layer in layers}
+        with capture(self.model, targets, pre={"last"} & set(layers)) as seen, torch.inference_mode():
+            out = self.model(self.graphs(frames), task="e")
         n_atoms = np.array([len(a) for a in frames])
         energy = out["e"].numpy().astype(np.float64) * n_atoms  # CHGNet predicts eV/atom
-        return {layer: captured[layer].numpy().copy() for layer in layers}, energy
+        return {layer: seen[layer][0].numpy().copy() for layer in layers}, energy

@@ -12,11 +12,11 @@ from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
 from ._scale import fit_scaler, scale_rows, scale_split
 from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
+from ..schema import FRE_METRICS as METRICS
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
 
-METRICS = ("gfre", "gfrd", "lfre")
 _TEST_CHUNK = 256
 
 

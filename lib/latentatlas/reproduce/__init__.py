@@ -232,7 +232,8 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
     cumulants = xr.concat(
         [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress)
          for name in last.data_vars],
-        dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set"),
+        dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set",
+                         coords={"feature_set_model": ("feature_set", [last[n].attrs.get("model", "") for n in last.data_vars])}),
         combine_attrs="drop_conflicts",
     )
     tick("5 cumulant orders")

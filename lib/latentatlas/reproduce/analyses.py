@@ -208,15 +208,13 @@ def cross_model(
     xarray.Dataset
         :func:`latentatlas.compare.compare`'s result for GFRE plus the variables of
         :func:`lfre_over_splits`; ``source``/``target`` are the feature-set names and the
-        coordinate ``model`` on both gives the featuriser of each.
+        coordinates ``source_model``/``target_model`` give the featuriser of each.
     """
     names = list(features.data_vars) if names is None else list(names)
     result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress)
     local = lfre_over_splits(features, names, n_splits=n_splits, per_subset=lfre_per_subset,
                              n_local_points=n_local_points, progress=progress)
-    result = result.merge(local)
-    models = [features[n].attrs.get("model", n.split(":")[0]) for n in names]
-    return result.assign_coords(source_model=("source", models), target_model=("target", models))
+    return result.merge(local)
 
 
 def _model_index(result: xr.Dataset, model: str) -> str | None:
@@ -297,12 +295,13 @@ def fine_tuning(result: xr.Dataset, layerwise: xr.Dataset | None = None) -> xr.D
     unrelated = pair_table(result, unrelated_pairs(models))
     out = xr.merge([prefixed(tuned, "finetuned"), prefixed(unrelated, "unrelated")])
     if layerwise is not None:
-        layers = [n.split(":", 1)[1] for n in layerwise.source.values if n.startswith(child + ":")]
-        layers = [l for l in layers if f"{parent}:{l}" in layerwise.source.values]
+        name = {(str(m), str(l)): str(n) for n, m, l in zip(layerwise.source.values, layerwise.source_model.values,
+                                                           layerwise.source_layer.values)}
+        layers = [l for m, l in name if m == child and (parent, l) in name]
         for key, (s, t) in {"ab": (child, parent), "ba": (parent, child)}.items():
             for suffix in ("", "_std"):
                 out[f"layer_gfre_{key}{suffix}"] = ("layer", [
-                    float(layerwise["gfre" + suffix].sel(source=f"{s}:{l}", target=f"{t}:{l}")) for l in layers
+                    float(layerwise["gfre" + suffix].sel(source=name[s, l], target=name[t, l])) for l in layers
                 ])
         out = out.assign_coords(layer=layers)
     out.attrs.update(finetuned=child, parent=parent)
@@ -326,12 +325,7 @@ def layers_within(
     if len(names) < 2:
         raise ValueError(f"{models} have {len(names)} layer(s) in the features; need at least 2 to compare layers")
     result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress)
-    layers = [features[n].attrs["layer"] for n in names]
-    owners = [features[n].attrs["model"] for n in names]
-    return result[["gfre", "gfre_std"]].assign_coords(
-        source_layer=("source", layers), target_layer=("target", layers),
-        source_model=("source", owners), target_model=("target", owners),
-    )
+    return result[["gfre", "gfre_std"]]
 
 
 def prefixed(ds: xr.Dataset, prefix: str, keep: Sequence[str] = ()) -> xr.Dataset:

@@ -9,7 +9,8 @@ import panel as pn
 import param
 import xarray as xr
 
-from .data import METRICS, as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors
+from ..schema import METRICS, feature_sets, kind_of, metric_label
+from .data import as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
 from .structure import StructureViewer
@@ -59,12 +60,12 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
 
     ``name`` (the file's) is what error messages call the Dataset.
     """
-    if metrics_of(ds):
+    if kind_of(ds) == "comparison":
         return as_levels(ds)
     from ..compare import compare
     from ..dataset import validate_features
 
-    names = [v for v in ds.data_vars if ds[v].ndim == 2]
+    names = feature_sets(ds)
     if len(names) < 2:
         raise ValueError(
             f"{name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
@@ -119,7 +120,7 @@ class Atlas(pn.viewable.Viewer):
         ds = self.levels[self.level]
         metrics = metrics_of(ds)
         self.param.metric.objects = metrics
-        self._metric_widget.options = {METRICS.get(m, (m.upper(),))[0]: m for m in metrics}
+        self._metric_widget.options = {metric_label(m): m for m in metrics}
         with param.parameterized.discard_events(self):
             self.metric = self.metric if self.metric in metrics else metrics[0]
         self.matrix = FREMatrix(ds, metric=self.metric)
@@ -159,7 +160,7 @@ class Atlas(pn.viewable.Viewer):
         ds = self.levels[self.level]
         self.drill.pair = self.matrix.pair
         errors = per_atom_errors(ds, self.metric, *self.matrix.pair)
-        label = f"{METRICS.get(self.metric, (self.metric.upper(),))[0]} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
+        label = f"{metric_label(self.metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
         self.viewer.param.update(atom_errors=errors, error_label=label)
 
     def _on_structure(self, *_):

@@ -2,11 +2,9 @@
 
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
-A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per metric ``m``
-the variables ``m`` and ``m_std`` over ``(source, target)`` and ``m_pointwise`` over
-``(source, target, test_<sample>)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
-structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``).
+A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns; its layout, the
+metric labels (:data:`METRICS`), :func:`metrics_of` and :func:`check_comparison` live in
+:mod:`latentatlas.schema` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from ..schema import METRICS, check_comparison, metrics_of
 
 __all__ = [
     "METRICS",
@@ -31,69 +31,10 @@ __all__ = [
     "sample_dim",
 ]
 
-#: Short label, unit and one-line meaning of each metric, shown in the dashboard.
-METRICS = {
-    "gfre": (
-        "GFRE",
-        "Global feature reconstruction error: how much of the target features a single linear map "
-        "from the source features cannot reproduce (RMS residual on held-out samples, in units of the "
-        "target's standard deviation; 0 = target fully contained in source, 1 = no better than predicting "
-        "the training mean, above 1 = worse than that on held-out structures).",
-    ),
-    "gfrd": (
-        "GFRD",
-        "Global feature reconstruction distortion: how far the best linear map is from a rotation, i.e. "
-        "how much the source space must be stretched or squashed to match the target (0 = same geometry "
-        "up to rotation; dimensionless).",
-    ),
-    "lfre": (
-        "LFRE",
-        "Local feature reconstruction error: like GFRE but with a separate linear map fitted on each test "
-        "sample's nearest neighbours, so it only asks whether the target is locally a linear function of "
-        "the source (units of the target's standard deviation).",
-    ),
-}
-
-
-def metrics_of(ds: xr.Dataset) -> list[str]:
-    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
-    found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
-    return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
-
-
 def sample_dim(ds: xr.Dataset, metric: str) -> str:
     """``"atom"`` or ``"structure"``: what the pointwise errors of ``metric`` run over."""
     test_dim = ds[f"{metric}_pointwise"].dims[-1]
     return test_dim.removeprefix("test_")
-
-
-def check_comparison(ds: xr.Dataset, name: str = "the comparison") -> xr.Dataset:
-    """Check that ``ds`` has the comparison layout the viewers need; return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is missing and how to produce a valid file.
-    """
-    fix = "give a file written by latentatlas.compare (or a features file, which is then compared)"
-    if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {fix}")
-    metrics = metrics_of(ds)
-    if not metrics:
-        raise ValueError(f"{name} holds no FRE metric (no variable with a matching '<metric>_pointwise'); {fix}")
-    missing = [v for v in ("subset", "atom_structure", "species", "positions", "cell", "pbc", "pca") if v not in ds.variables]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; {fix}")
-    for m in metrics:
-        dims = ds[f"{m}_pointwise"].dims
-        if dims[:2] != ("source", "target") or dims[-1] not in ("test_atom", "test_structure"):
-            raise ValueError(
-                f"{name}: {m}_pointwise has dims {dims}, expected ('source', 'target', 'test_atom' or "
-                f"'test_structure'); {fix}"
-            )
-    if list(ds["source"].values) != list(ds["target"].values):
-        raise ValueError(f"{name}: sources and targets differ; compare every feature set with every other")
-    return ds
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -111,8 +52,8 @@ def _level_label(ds: xr.Dataset) -> str:
     metric = metrics_of(check_comparison(ds))[0]
     if sample_dim(ds, metric) == "atom":
         return "atom level"
-    orders = {str(s).rsplit(":phi", 1)[-1] for s in ds["source"].values if ":phi" in str(s)}
-    return f"structure level (cumulants κ1…κ{orders.pop()})" if len(orders) == 1 else "structure level"
+    orders = set(ds["source_cumulant_order"].values.tolist()) if "source_cumulant_order" in ds.coords else set()
+    return f"structure level (cumulants κ1…κ{orders.pop()})" if len(orders) == 1 and 0 not in orders else "structure level"
 
 
 def pair_key(i: int, j: int) -> str:

@@ -17,7 +17,8 @@ from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
-from .data import METRICS, check_comparison, default_pair, metrics_of, pair_key, pair_table, sample_dim
+from ..schema import metric_label
+from .data import check_comparison, default_pair, metrics_of, pair_key, pair_table, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
 # Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
@@ -90,7 +91,7 @@ class DrillDown(pn.viewable.Viewer):
 
     @property
     def label(self) -> str:
-        return METRICS.get(self.metric, (self.metric.upper(), ""))[0]
+        return metric_label(self.metric)
 
     @property
     def suffix(self) -> str:

@@ -10,7 +10,8 @@ from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMappe
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from .data import METRICS, check_comparison, default_pair, metrics_of, pair_key
+from ..schema import metric_label
+from .data import check_comparison, default_pair, metrics_of, pair_key
 
 
 class FREMatrix(pn.viewable.Viewer):
@@ -99,7 +100,7 @@ class FREMatrix(pn.viewable.Viewer):
         return fig
 
     def _restyle(self):
-        label = METRICS.get(self.metric, (self.metric.upper(), ""))[0]
+        label = metric_label(self.metric)
         values = self.source.data["value"]
         self.mapper.high = float(max(np.nanmax(values), 1e-12)) if values.size else 1.0
         self.colorbar.title = f"{label} (dimensionless, mean over splits)"
