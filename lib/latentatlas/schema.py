@@ -41,11 +41,13 @@ __all__ = [
     "check_comparison",
     "check_concepts",
     "check_features",
+    "default_pair",
     "feature_set_coords",
     "feature_sets",
     "kind_of",
     "metric_label",
     "metrics_of",
+    "sample_dim",
     "stamp",
     "upgrade",
 ]
@@ -110,6 +112,21 @@ def metrics_of(ds: xr.Dataset) -> list[str]:
     """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
     found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
     return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
+
+
+def sample_dim(ds: xr.Dataset, metric: str) -> str:
+    """``"atom"`` or ``"structure"``: what the pointwise errors of ``metric`` run over."""
+    test_dim = ds[f"{metric}_pointwise"].dims[-1]
+    return test_dim.removeprefix("test_")
+
+
+def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
+    """The off-diagonal pair with the largest ``metric`` (the diagonal if there is one feature set)."""
+    values = ds[metric].values.copy()
+    if values.shape[0] > 1:
+        np.fill_diagonal(values, -np.inf)
+    i, j = np.unravel_index(np.nanargmax(values), values.shape)
+    return str(ds["source"].values[i]), str(ds["target"].values[j])
 
 
 def feature_sets(ds: xr.Dataset) -> list[str]:

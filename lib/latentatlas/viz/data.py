@@ -2,9 +2,10 @@
 
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
-A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns; its layout, the
-metric labels (:data:`METRICS`), :func:`metrics_of` and :func:`check_comparison` live in
-:mod:`latentatlas.schema` and are re-exported here.
+A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns. Its layout and
+what every reader needs (:data:`METRICS` labels, :func:`metrics_of`, :func:`sample_dim`,
+:func:`default_pair`, :func:`check_comparison`) live in :mod:`latentatlas.schema` and are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..schema import METRICS, check_comparison, metrics_of
+from ..schema import METRICS, check_comparison, default_pair, metrics_of, sample_dim
 
 __all__ = [
     "METRICS",
@@ -30,11 +31,6 @@ __all__ = [
     "per_atom_errors",
     "sample_dim",
 ]
-
-def sample_dim(ds: xr.Dataset, metric: str) -> str:
-    """``"atom"`` or ``"structure"``: what the pointwise errors of ``metric`` run over."""
-    test_dim = ds[f"{metric}_pointwise"].dims[-1]
-    return test_dim.removeprefix("test_")
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -59,15 +55,6 @@ def _level_label(ds: xr.Dataset) -> str:
 def pair_key(i: int, j: int) -> str:
     """Column key of source ``i`` -> target ``j`` in the precomputed stores (also used in JS)."""
     return f"{i}_{j}"
-
-
-def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
-    """The off-diagonal pair with the largest ``metric`` (the diagonal if there is one feature set)."""
-    values = ds[metric].values.copy()
-    if values.shape[0] > 1:
-        np.fill_diagonal(values, -np.inf)
-    i, j = np.unravel_index(np.nanargmax(values), values.shape)
-    return str(ds["source"].values[i]), str(ds["target"].values[j])
 
 
 def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
