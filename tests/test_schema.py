@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import xarray as xr
-from ase.build import bulk, molecule
+from test_compare import features  # noqa: F401  (fixture: two feature sets over molecules and crystals)
 
 from latentatlas import io, schema
 from latentatlas.compare import compare
 from latentatlas.cumulants import structure_features
-from latentatlas.dataset import add_feature_set, empty_features
 from latentatlas.viz.concept_data import builtin_concepts_path
 from latentatlas.viz.data import demo_comparison_paths
 
@@ -18,37 +17,22 @@ def shipped_demo_files():
     return [*demo_comparison_paths(), builtin_concepts_path()]
 
 
-@pytest.fixture(scope="module")
-def features():
-    frames = []
-    for i in range(8):
-        mol = molecule("CH3CH2OH")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    ds = empty_features(frames)
-    rng = np.random.default_rng(0)
-    base = rng.standard_normal((ds.sizes["atom"], 5))
-    ds = add_feature_set(ds, base, model="m", layer="x", backend="test", invariant=1)
-    return add_feature_set(ds, np.tanh(base @ rng.standard_normal((5, 7))), model="m:v2", layer="y", backend="test")
-
-
 def test_results_are_stamped_where_created(features):
+    # a model name with ':' in it, and an attr only one set has
+    features = features.copy(deep=True).rename({"b:y": "b:v2:y", "b:y:feature": "b:v2:y:feature"})
+    features["b:v2:y"].attrs["model"] = "b:v2"
+    features["a:x"].attrs["invariant"] = 1
     assert schema.kind_of(features) == "features" and features.attrs["latentatlas_schema"] == schema.SCHEMA_VERSION
     result = compare(features, metrics=("gfre",), n_splits=1, progress=False)
     assert schema.kind_of(result) == "comparison"
-    # metadata as coordinates: a model name with ':' in it does not break anything
-    assert result["source_model"].values.tolist() == ["m", "m:v2"] == result["target_model"].values.tolist()
+    assert result["source_model"].values.tolist() == ["a", "b:v2"] == result["target_model"].values.tolist()
     assert result["source_layer"].values.tolist() == ["x", "y"]
     assert result["source_invariant"].values.tolist() == ["1", ""]  # not every set has it: text
     assert result["source_cumulant_order"].values.tolist() == [0, 0]
     assert not [k for k in result.attrs if k.startswith("feature_set:")]
     phi = compare(structure_features(features, 3), metrics=("gfre",), n_splits=1, progress=False)
     assert phi["source_cumulant_order"].values.tolist() == [3, 3]
-    assert phi["source_source_feature_set"].values.tolist() == ["m:x", "m:v2:y"]
+    assert phi["source_source_feature_set"].values.tolist() == ["a:x", "b:v2:y"]
 
 
 def test_checks_name_the_kind_and_what_is_missing(features, tmp_path):

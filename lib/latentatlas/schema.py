@@ -184,50 +184,40 @@ def feature_set_coords(attrs: Mapping[str, Mapping], dims=("source", "target")) 
 
 # -- checks -------------------------------------------------------------------------------
 
-def _dataset(ds, kind: str, name: str) -> xr.Dataset:
+def _checked(ds, kind: str, name: str, *, content, what: str, needs=()) -> str:
+    """The checks every kind shares; returns the hint on how to produce a valid file."""
+    fix = _FIX[kind]
     if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {_FIX[kind]}")
+        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {fix}")
     version = int(ds.attrs.get(VERSION_ATTR, 0))
     if version > SCHEMA_VERSION:
         raise ValueError(f"{name} was written with result schema {version}, newer than this latentatlas "
                          f"understands ({SCHEMA_VERSION}); upgrade latentatlas")
     found = kind_of(ds)
     if found is not None and found != kind:
-        raise ValueError(f"{name} is a {found} result, not a {kind} result; {_FIX[kind]}")
-    return ds
+        raise ValueError(f"{name} is a {found} result, not a {kind} result; {fix}")
+    if not content(ds):
+        raise ValueError(f"{name} holds no {what}; {fix}")
+    missing = [v for v in needs if v not in ds.variables]
+    if missing:
+        raise ValueError(f"{name} lacks {missing}; {fix}")
+    return fix
 
+
+# Each check returns ``ds`` unchanged, or raises a ValueError naming what is wrong or missing
+# and how to produce a valid file.
 
 def check_features(ds, name: str = "the features") -> xr.Dataset:
-    """Check that ``ds`` is a features Dataset (see module docstring); return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is wrong and how to produce a valid file.
-    """
-    _dataset(ds, "features", name)
-    if not feature_sets(ds):
-        raise ValueError(f"{name} holds no feature set (variable over (sample, '<name>:feature')); {_FIX['features']}")
+    """Check that ``ds`` is a features Dataset (see module docstring)."""
+    _checked(ds, "features", name, content=feature_sets, what="feature set (variable over (sample, '<name>:feature'))")
     return ds
 
 
 def check_comparison(ds, name: str = "the comparison") -> xr.Dataset:
-    """Check that ``ds`` has the comparison layout the viewers need; return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is missing and how to produce a valid file.
-    """
-    fix = _FIX["comparison"]
-    _dataset(ds, "comparison", name)
-    metrics = metrics_of(ds)
-    if not metrics:
-        raise ValueError(f"{name} holds no FRE metric (no variable with a matching '<metric>_pointwise'); {fix}")
-    missing = [v for v in _COMPARISON_COORDS if v not in ds.variables]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; {fix}")
-    for m in metrics:
+    """Check that ``ds`` has the comparison layout the viewers need."""
+    fix = _checked(ds, "comparison", name, content=metrics_of, needs=_COMPARISON_COORDS,
+                   what="FRE metric (no variable with a matching '<metric>_pointwise')")
+    for m in metrics_of(ds):
         dims = ds[f"{m}_pointwise"].dims
         if dims[:2] != ("source", "target") or dims[-1] not in ("test_atom", "test_structure"):
             raise ValueError(
@@ -240,22 +230,11 @@ def check_comparison(ds, name: str = "the comparison") -> xr.Dataset:
 
 
 def check_concepts(ds, name: str = "the concept result") -> xr.Dataset:
-    """Check that ``ds`` has everything the concept viewers read; return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is missing and how to produce a valid file.
-    """
+    """Check that ``ds`` has everything the concept viewers read (and that its knowledge graph builds)."""
     from .concepts import knowledge_graph
 
-    fix = _FIX["concepts"]
-    _dataset(ds, "concepts", name)
-    if "probe_accuracy" not in ds.data_vars or "layer" not in ds.dims:
-        raise ValueError(f"{name} holds no probe accuracies (variable 'probe_accuracy' over 'layer'); {fix}")
-    missing = [v for v in _CONCEPT_NEEDS if v not in ds.variables]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; {fix}")
+    _checked(ds, "concepts", name, content=lambda d: "probe_accuracy" in d.data_vars and "layer" in d.dims,
+             what="probe accuracies (variable 'probe_accuracy' over 'layer')", needs=_CONCEPT_NEEDS)
     try:
         knowledge_graph(ds)
     except ValueError as err:
