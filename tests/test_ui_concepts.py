@@ -18,6 +18,7 @@ pytest.importorskip("playwright")
 from _ui import (  # noqa: E402
     ARTIFACTS,
     DEEP_ALL,
+    FIND_PLOT,
     LOCAL,
     OFFLINE,
     ROOT,
@@ -33,14 +34,11 @@ from _ui import (  # noqa: E402
 
 pytestmark = UI_MARKS
 
-GRAPH = "Knowledge graph at layer "
+GRAPH = "Knowledge graph at layer "  # the graph's title says which layer it shows
 # The graph's node, edge and profile data as the browser holds them.
 STATE = """() => {
-    const title = (p) => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith(p) && v.frame != null);
-    const graph = title('Knowledge graph at layer ');
-    const profile = Bokeh.index.query_one((v) => v.model.title?.text?.includes('across layers')
-        || v.model.title?.text?.includes('among all layers'));
-    const heat = title('Probe balanced accuracy');
+    const named = """ + FIND_PLOT + """;
+    const graph = named('concept_graph'), profile = named('concept_profile'), heat = named('concept_heatmap');
     const src = (view, column) => view.model.renderers.map((r) => r.data_source).find((s) => s.data[column] !== undefined);
     const nodes = src(graph, 'id'), presence = src(graph, 'spurious'), lines = src(profile, 'xs');
     return {graph: graph.model.title.text, profile: profile.model.title.text,
@@ -76,7 +74,7 @@ def open_app(page, url):
 
 def tap_node(page, state, node):
     k = state["id"].index(node)
-    click_plot(page, GRAPH, state["x"][k], state["y"][k])
+    click_plot(page, "concept_graph", state["x"][k], state["y"][k])
 
 
 def check_class_profile(state, result, cls):

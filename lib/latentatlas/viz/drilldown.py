@@ -137,7 +137,7 @@ class DrillDown(pn.viewable.Viewer):
         ])
         unit = sample_dim(self.comparison, self.metric)
         fmap = figure(
-            tools=tools, active_drag="box_select", height=380, min_width=360, sizing_mode="stretch_width",
+            name="drill_map", tools=tools, active_drag="box_select", height=380, min_width=360, sizing_mode="stretch_width",
             x_axis_label="PC 1 of the source features", y_axis_label="PC 2 of the source features",
         )
         fmap.scatter(
@@ -150,7 +150,7 @@ class DrillDown(pn.viewable.Viewer):
         fmap.add_layout(self.colorbar, "right")
         subsets = list(self.box.data["subset"])
         strip = figure(
-            x_range=subsets, tools=tools, active_drag="box_select", height=380, min_width=360,
+            name="drill_strip", x_range=subsets, tools=tools, active_drag="box_select", height=380, min_width=360,
             sizing_mode="stretch_width", title=f"Distribution per subset (box: quartiles, whiskers 1.5 IQR; one dot per test {unit})",
             x_axis_label="subset", y_axis_label="pointwise error",
         )

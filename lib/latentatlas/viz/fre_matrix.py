@@ -67,6 +67,7 @@ class FREMatrix(pn.viewable.Viewer):
     def _figure(self):
         names = list(self.sources)
         fig = figure(
+            name="fre_matrix",
             x_range=names,
             y_range=list(reversed(names)),
             tools="tap,save,reset",
