@@ -7,12 +7,12 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from ..dataset import common_sample_dim, feature_arrays
+from ..schema import FRE_METRICS as METRICS
 from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
 from ._scale import fit_scaler, scale_rows, scale_split
 from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
-from ..schema import FRE_METRICS as METRICS
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]

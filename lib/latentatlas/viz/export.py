@@ -20,8 +20,8 @@ import numpy as np
 import panel as pn
 from bokeh.resources import INLINE
 
-from .atlas import INTRO, TITLE, metric_help
 from ..schema import METRICS, kind_of, metric_label
+from .atlas import INTRO, TITLE, metric_help
 from .data import as_levels, default_pair, metrics_of, pair_table
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
