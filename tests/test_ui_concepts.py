@@ -150,7 +150,7 @@ def test_bad_upload_shows_message(page, server):
     open_app(page, server)
     comparison = (ROOT / "data" / "demo_comparison.nc").read_bytes()
     for name, data, why in [("broken.nc", b"definitely not netCDF", "is not a readable netCDF file"),
-                            ("comparison.nc", comparison, "holds no probe accuracies")]:
+                            ("comparison.nc", comparison, "is a comparison result, not a concepts result")]:
         page.locator("input[type=file]").set_input_files(
             files=[{"name": name, "mimeType": "application/x-netcdf", "buffer": data}])
         page.get_by_text(f"Could not open {name}").wait_for(timeout=15_000)
