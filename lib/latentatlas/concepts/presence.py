@@ -42,7 +42,6 @@ from .. import __version__
 from ..schema import stamp
 from .activations import activation_arrays
 from .moad import moad
-from .probes import LinearProbes, balanced_accuracy
 
 __all__ = ["concept_matrix", "split_indices", "benjamini_hochberg", "analyse_concepts", "examples"]
 
@@ -242,6 +241,8 @@ def analyse_concepts(
         the held-out samples. Concept coords ``concept_attribute``/``concept_value``, sample
         coord ``sample_class``.
     """
+    from .probes import LinearProbes, balanced_accuracy  # scikit-learn: imported on first use
+
     arrays = activation_arrays(activations, layers)
     n = len(next(iter(arrays.values())))
     classes = np.asarray(classes).astype(str)
