@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dashboard test browser benchmarks clean
+.PHONY: dashboard test browser benchmarks models clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ browser:
 # Two test processes on two cores: one BLAS/torch thread each, or they oversubscribe the cores.
 test: $(STAMP) browser
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 --dist loadfile
+
+## models: retrain and export the tiny metatomic test models (metatrain in its own venv, a few minutes)
+models: $(STAMP)
+	PY=$(PY) tools/train_metatomic_models.sh
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -9,7 +9,9 @@ For every registered model, on the same structures, in one process:
   member called as torchani documents for batches (padded molecules, energies only, no
   gradient), and for SOAP featomic's own ``compute``
   on the same (species-blind) systems, read out as one per-atom array with featomic's
-  documented ``keys_to_samples`` / ``keys_to_properties``.
+  documented ``keys_to_samples`` / ``keys_to_properties``; for a metatomic model file,
+  metatomic's ASE calculator ``MetatomicCalculator.run_model`` on batches of the same size,
+  asked for the same feature outputs and the energy (its documented way to get features).
 
 A model that cannot describe every structure of the sample (ANI-1x: H, C, N, O only) is
 timed, on both sides, on every structure of the benchmark it can describe instead; the
@@ -20,7 +22,10 @@ and this process's CPU time are summed (on a shared machine the CPU-time ratio i
 reliable one). Then the whole built-in benchmark (843 structures, 15,535 atoms)
 is featurised with every model, all layers, no cache (skipped with ``--quick`` or ``--no-full``).
 
-Run:  python benchmarks/featurize.py [--quick | --no-full] [--models NAME ...] [--threads 2] [--repeats 2]
+The default models are every installed registry model plus the metatomic files shipped in
+tests/data/metatomic (tiny PET and MACE trained by ``make models``).
+
+Run:  python benchmarks/featurize.py [--quick | --no-full] [--models NAME|FILE.pt ...] [--threads 2] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import contextlib
 import io
 import time
 import warnings
+from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 
@@ -105,6 +112,19 @@ def theirs(featurizer, frames, batch_size):
             return tensor.keys_to_samples("center_type").keys_to_properties(["neighbor_1_type", "neighbor_2_type"]).block().values
 
         return run
+    if backend == "metatomic":
+        from metatomic.torch import ModelOutput
+        from metatomic_ase import MetatomicCalculator
+
+        calc = MetatomicCalculator(str(featurizer.path), extensions_directory=featurizer.extensions_dir)
+        outputs = {output: ModelOutput(sample_kind="atom") for output in featurizer._outputs.values()}
+        outputs["energy"] = ModelOutput(unit="eV", sample_kind="system")
+
+        def run():
+            for start in range(0, len(frames), batch_size):
+                calc.run_model(frames[start : start + batch_size], outputs)
+
+        return run
     raise ValueError(f"no reference prediction for backend {backend}")
 
 
@@ -118,7 +138,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sample, no full-dataset run")
     parser.add_argument("--no-full", action="store_true", help="no full-dataset run (keeps the usual sample)")
-    parser.add_argument("--models", nargs="+", help="registry names (default: all available)")
+    parser.add_argument("--models", nargs="+", help="registry names or metatomic model files (default: all available)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--batch-size", type=int, help="structures per pass (default: each model's own)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs of each side (default 2)")
@@ -136,7 +156,8 @@ def main(argv=None):
     # every 16th structure of the benchmark: all subsets, ~1,000 atoms
     sample = pool if args.quick else full[::16]
     n_full = sum(len(a) for a in full)
-    names = args.models or list_featurizers(available_only=True)
+    shipped = sorted(str(p) for p in (Path(__file__).parents[1] / "tests" / "data" / "metatomic").glob("*.pt"))
+    names = args.models or list_featurizers(available_only=True) + (shipped if find_spec("metatomic") else [])
     print(f"torch threads {torch.get_num_threads()}, batch size {args.batch_size or 'each model default'}, "
           f"{args.repeats} alternating repeats")
     print(f"throughput sample: {len(sample)} structures, {sum(len(a) for a in sample)} atoms (all subsets)")
@@ -163,7 +184,7 @@ def main(argv=None):
                 t[side] += timed(fn)
         ratio = t["theirs"] / t["ours"]
         line = (
-            f"{name:22s} {n_sample:6d} {args.repeats * n_sample / t['ours'][0]:13.0f}"
+            f"{f.name:22s} {n_sample:6d} {args.repeats * n_sample / t['ours'][0]:13.0f}"
             f" {args.repeats * n_sample / t['theirs'][0]:15.0f} {ratio[0]:10.2f}x {ratio[1]:9.2f}x"
         )
         if full_run:

@@ -3,30 +3,16 @@
 import numpy as np
 import pytest
 import xarray as xr
-from ase.build import bulk, molecule
 
+from _toy import toy_features, toy_frames
 from latentatlas import fre, io
 from latentatlas.cli import main
 from latentatlas.compare import compare, structure_split
-from latentatlas.dataset import add_feature_set, empty_features
 
 
 @pytest.fixture(scope="module")
 def features():
-    frames = []
-    for i in range(24):
-        mol = molecule("CH3CH2OH")
-        mol.info["subset"] = "molecule"
-        mol.rattle(0.05, seed=i)
-        crystal = bulk("Si", "diamond", a=5.43) * (2, 1, 1)
-        crystal.info["subset"] = "bulk"
-        crystal.rattle(0.05, seed=i)
-        frames += [mol, crystal]
-    ds = empty_features(frames)
-    rng = np.random.default_rng(0)
-    base = rng.standard_normal((ds.sizes["atom"], 6))
-    ds = add_feature_set(ds, base, model="a", layer="x")
-    return add_feature_set(ds, np.tanh(base @ rng.standard_normal((6, 9))), model="b", layer="y")
+    return toy_features(toy_frames())
 
 
 def test_structure_split_keeps_structures_whole_and_stratifies(features):
@@ -49,8 +35,8 @@ def test_compare_layout_and_values(features):
     values = []
     for split in range(3):
         train, test = structure_split(features, seed=fre.DEFAULT_SEED + split)
-        values.append(fre.fre_matrix(features, "gfre", train_idx=train, test_idx=test,
-                                     seed=fre.DEFAULT_SEED + split, progress=False).values)
+        values.append(fre.fre_matrix(features, "gfre", train_idx=train, test_idx=test, seed=fre.DEFAULT_SEED + split,
+                                     cv="grouped", groups=features.atom_structure.values, progress=False).values)
     np.testing.assert_allclose(result.gfre.values, np.mean(values, axis=0), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(result.gfre_std.values, np.std(values, axis=0, ddof=1), rtol=1e-9, atol=1e-14)
     assert 0 < result.gfre.sel(source="a:x", target="b:y") < result.gfre.sel(source="b:y", target="a:x")

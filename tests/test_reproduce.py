@@ -79,7 +79,8 @@ def test_lfre_over_splits_is_lfre_on_sampled_test_atoms(features):
     subsets = features.subset.values[features.atom_structure.values[sample]]
     assert all(np.sum(subsets == s) == 5 for s in np.unique(features.subset.values))
     X, Y = features["a:x"].values, features["b:y"].values
-    direct = fre.pointwise_lfre(X, Y, n_local_points=12, train_idx=train, test_idx=sample, seed=fre.DEFAULT_SEED)
+    direct = fre.pointwise_lfre(X, Y, n_local_points=12, train_idx=train, test_idx=sample, seed=fre.DEFAULT_SEED,
+                                cv="grouped")
     np.testing.assert_allclose(result.lfre_pointwise.sel(source="a:x", target="b:y").values, direct, rtol=1e-10)
     assert result.lfre.sel(source="a:x", target="b:y") == pytest.approx(fre.rms(direct), rel=1e-12)
     assert np.isnan(result.lfre_std).all()  # one split: no spread
@@ -203,7 +204,7 @@ def test_cli_reproduce_quick_writes_consistent_results(tmp_path, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"cross_model.nc", "variants.nc", "fine_tuning.nc", "cumulants.nc", "subsets.nc",
             "layers_chgnet-0.3.0.nc", "layers_chgnet-r2scan.nc", "report.md", "cross_model.png",
-            "cumulants.png", "layers.png", "subsets.png"} <= names
+            "cumulants.png", "layers.png", "subsets.png", "learning_curve.nc", "learning_curve.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     cross = io.load(out / "cross_model.nc")
     tuned = io.load(out / "fine_tuning.nc")
@@ -217,6 +218,13 @@ def test_cli_reproduce_quick_writes_consistent_results(tmp_path, capsys):
     cum = io.load(out / "cumulants.nc")
     assert cum.step.dims == ("feature_set", "step_order") and cum.sizes["step_order"] == 2
     assert "paper" in report and "0.66" in report and "## 7. Uncertainty" in report
+    # structure-grouped inner CV by default, said in the report; diagnostics and learning curve saved
+    assert "Inner CV mode: **grouped**" in report and "## 8. Is the benchmark big enough?" in report
+    assert cross.gfre.attrs["cv"] == "grouped" and cross.lfre.attrs["cv"] == "grouped"
+    assert cross.gfre_flags.dims == cross.lfre_flags.dims == ("source", "target")
+    curve = io.load(out / "learning_curve.nc")
+    assert float(curve.learning_gfre.sel(train_fraction=1.0, source="chgnet-r2scan:last",
+                                         target="chgnet-0.3.0:last")) == pytest.approx(g, rel=1e-10)
 
 
 def test_cli_reproduce_bad_model_writes_nothing(tmp_path, capsys):

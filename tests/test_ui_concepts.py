@@ -32,6 +32,8 @@ from _ui import (  # noqa: E402
     wait_http,
 )
 
+from latentatlas import data as shipped  # noqa: E402
+
 pytestmark = UI_MARKS
 
 GRAPH = "Knowledge graph at layer "  # the graph's title says which layer it shows
@@ -148,7 +150,7 @@ def test_served_tap_node_shows_profile_and_layer_change_updates_views(page, serv
 def test_bad_upload_shows_message(page, server):
     watch = Watch(page)
     open_app(page, server)
-    comparison = (ROOT / "data" / "demo_comparison.nc").read_bytes()
+    comparison = (shipped.folder() / "demo_comparison.nc").read_bytes()
     for name, data, why in [("broken.nc", b"definitely not netCDF", "is not a readable netCDF file"),
                             ("comparison.nc", comparison, "is a comparison result, not a concepts result")]:
         page.locator("input[type=file]").set_input_files(
@@ -163,7 +165,7 @@ def test_bad_upload_shows_message(page, server):
 def report(tmp_path_factory):
     """``latentatlas export`` of the built-in concept result."""
     path = tmp_path_factory.mktemp("export") / "concepts.html"
-    subprocess.run([Path(sys.executable).parent / "latentatlas", "export", "data/demo_concepts_shapes.nc",
+    subprocess.run([Path(sys.executable).parent / "latentatlas", "export", str(shipped.folder() / "demo_concepts_shapes.nc"),
                     "--html", str(path)], cwd=ROOT, check=True)
     return path
 

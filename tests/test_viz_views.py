@@ -232,3 +232,27 @@ def test_show_displays_in_a_notebook(comparison):
     atlas = latentatlas.show(comparison)
     bundle, _ = atlas._repr_mimebundle_()
     assert any("bokeh" in k or "html" in k for k in bundle)
+
+
+def test_heatmap_marks_flagged_cells_and_plots_the_learning_curve(features, comparison):
+    from latentatlas.compare import learning_curve
+    from latentatlas.diagnostics import cell_marks
+    from latentatlas.viz import FREMatrix
+
+    flags = comparison["gfre_flags"].values.copy()
+    flags[0, 1] |= 2  # plant "above one" on one cell, as a file with such a cell would hold
+    ds = comparison.assign(gfre_flags=(("source", "target"), flags, comparison["gfre_flags"].attrs))
+    pair = (str(ds.source.values[0]), str(ds.target.values[1]))
+    ds = ds.merge(learning_curve(features, fractions=(0.5, 1.0), n_splits=2, progress=False))
+    view = FREMatrix(ds, metric="gfre", pair=pair)
+    data = view.source.data
+    for s, t, label, note in zip(data["source"], data["target"], data["label"], data["notes"]):
+        marks = cell_marks(ds["gfre_flags"].sel(source=s, target=t))
+        assert label.endswith(marks) and (note == "none") == (marks == "")
+    k = list(zip(data["source"], data["target"])).index(pair)
+    assert "!" in data["label"][k] and "worse than predicting the training mean" in data["notes"][k]
+    curve = ds["learning_gfre"].sel(source=pair[0], target=pair[1]).values
+    np.testing.assert_array_equal(view.curve.data["value"], curve)
+    assert view._pane[1].visible
+    view.metric = "lfre"  # no learning curve for LFRE in this file: the plot hides
+    assert not view._pane[1].visible and len(view.curve.data["value"]) == 0

@@ -3,7 +3,9 @@
 This is what the dashboard shows and what ``latentatlas fre --out`` writes: the features'
 coordinates (structures, atoms, positions) plus, per metric, the mean matrix over several
 random splits, its spread, and the pointwise errors of the first split, so that every
-matrix cell can be traced back to atoms.
+matrix cell can be traced back to atoms, plus the diagnostics of every cell
+(:mod:`latentatlas.diagnostics`). The inner CV that picks the ridge cut-off keeps each
+structure in one fold by default (``cv="grouped"``), as the outer split does.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import numpy as np
 import xarray as xr
 
 from .dataset import common_sample_dim, feature_arrays
+from .diagnostics import SplitDiagnostics
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
 from .fre._scale import fit_scaler
+from .fre._split import check_cv
 from .schema import feature_set_coords, stamp
 
-__all__ = ["compare", "structure_split"]
+__all__ = ["compare", "learning_curve", "sample_structures", "structure_split"]
+
+LEARNING_FRACTIONS = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
 def structure_split(features: xr.Dataset, *, seed: int = DEFAULT_SEED, stratify_by: str | None = "subset"):
@@ -40,6 +46,11 @@ def structure_split(features: xr.Dataset, *, seed: int = DEFAULT_SEED, stratify_
     return np.flatnonzero(np.isin(owner, train_s)), np.flatnonzero(np.isin(owner, test_s))
 
 
+def sample_structures(features: xr.Dataset, sample: str) -> np.ndarray:
+    """Structure of every sample (the groups of grouped CV): ``atom_structure``, or the structures themselves."""
+    return features["atom_structure"].values if sample == "atom" else np.arange(features.sizes["structure"])
+
+
 def _pca(X, n_components=2):
     """Projection of standardised ``X`` on its first principal components, (n_samples, n_components)."""
     mean, scale = fit_scaler(X)
@@ -51,6 +62,17 @@ def _pca(X, n_components=2):
     return out
 
 
+def _checked(features, names, n_splits, stratify_by, cv):
+    """The feature arrays to compare and the sample dimension, after checking the options."""
+    if n_splits < 1:
+        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
+    check_cv(cv)
+    arrays = feature_arrays(features, names)
+    if stratify_by is not None and stratify_by not in features.coords:
+        raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
+    return arrays, common_sample_dim(features, list(arrays))
+
+
 def compare(
     features: xr.Dataset,
     *,
@@ -60,6 +82,7 @@ def compare(
     n_local_points: int = 100,
     stratify_by: str | None = "subset",
     progress: bool = True,
+    cv: str = "grouped",
 ) -> xr.Dataset:
     """FRE matrices between feature sets, with spread over random structure-level splits.
 
@@ -76,44 +99,135 @@ def compare(
         Neighbourhood size for LFRE.
     stratify_by : str or None
         Structure coordinate whose values are split evenly (default ``"subset"``).
+    cv : {"grouped", "skmatter"}, default "grouped"
+        Inner CV folds of the ridge: by structure (GFRE, GFRD) and by identical source
+        vector (LFRE neighbourhoods), or random as scikit-matter (its published numbers).
 
     Returns
     -------
     xarray.Dataset
         Coordinates of ``features``; per metric ``m``: ``m`` (source, target), mean over
-        splits; ``m_std`` (source, target); ``m_pointwise`` (source, target, test_<sample>)
-        for the first split. ``pca`` (source, <sample>, pc): 2-D PCA map of each source.
-        Each feature set's attrs as coordinates ``source_<key>`` and ``target_<key>``
+        splits (attrs record ``cv``); ``m_std`` (source, target); ``m_pointwise`` (source,
+        target, test_<sample>) for the first split; the diagnostics ``m_flags``,
+        ``m_unseen_error_share``, ``m_edge_cutoff_fraction`` (source, target) and
+        ``test_unseen_element`` (test_<sample>) of :mod:`latentatlas.diagnostics`.
+        ``pca`` (source, <sample>, pc): 2-D PCA map of each source. Each feature set's attrs
+        as coordinates ``source_<key>`` and ``target_<key>``
         (:func:`latentatlas.schema.feature_set_coords`); stamped ``comparison``.
     """
-    if n_splits < 1:
-        raise ValueError(f"n_splits must be at least 1, got {n_splits}")
-    arrays = feature_arrays(features, names)
+    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
-    sample = common_sample_dim(features, names)
-    if stratify_by is not None and stratify_by not in features.coords:
-        raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))
+    groups = sample_structures(features, sample)
     for metric in metrics:
         per_split = []
+        diagnostics = SplitDiagnostics(features, sample, stratify_by)
         for split in range(n_splits):
             train, test = structure_split(features, seed=DEFAULT_SEED + split, stratify_by=stratify_by)
             pointwise = pointwise_fre_matrix(
                 arrays, metric, train_idx=train, test_idx=test, n_local_points=n_local_points,
-                seed=DEFAULT_SEED + split, progress=progress,
+                seed=DEFAULT_SEED + split, progress=progress, cv=cv, groups=groups,
             ).rename({"test_sample": f"test_{sample}"})
+            diagnostics.add(pointwise, train, test)
             if split == 0:
-                out[f"{metric}_pointwise"] = pointwise
+                out[f"{metric}_pointwise"] = pointwise.drop_vars(["alpha_index", "cutoff_at_edge"])
+                out["test_unseen_element"] = (f"test_{sample}", diagnostics.first_unseen, {
+                    "description": "the test sample's structure holds an element absent from training (first split)"})
             per_split.append(rms(pointwise.values))
-        per_split = np.stack(per_split)
-        attrs = {k: v for k, v in pointwise.attrs.items() if k not in ("seed", "n_train", "n_test")}
-        attrs.update(n_splits=n_splits, split="by structure, stratified by " + str(stratify_by),
-                     first_seed=DEFAULT_SEED)
-        out[metric] = (("source", "target"), per_split.mean(axis=0), attrs)
-        out[f"{metric}_std"] = (("source", "target"), per_split.std(axis=0, ddof=1) if n_splits > 1
-                                else np.full(per_split.shape[1:], np.nan), {"description": f"standard deviation of {metric} over splits"})
+        store_split_summary(out, metric, np.stack(per_split), pointwise.attrs, diagnostics,
+                      split="by structure, stratified by " + str(stratify_by))
     out = out.assign_coords(source=names, target=names)
     out = out.assign_coords(feature_set_coords({n: features[n].attrs for n in names}))
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
     out.attrs["metrics"] = list(metrics)
+    out.attrs["cv"] = cv
     return stamp(out, "comparison")
+
+
+def store_split_summary(out, metric, per_split, attrs, diagnostics, split):
+    """Mean, spread and diagnostics of ``per_split`` (n_splits, source, target) into ``out``."""
+    n_splits = len(per_split)
+    attrs = {k: v for k, v in attrs.items() if k not in ("seed", "n_train", "n_test")}
+    attrs.update(n_splits=n_splits, split=split, first_seed=DEFAULT_SEED)
+    mean = per_split.mean(axis=0)
+    std = per_split.std(axis=0, ddof=1) if n_splits > 1 else np.full(per_split.shape[1:], np.nan)
+    variables, extra = diagnostics.variables(metric, mean, std)
+    out[metric] = (("source", "target"), mean, attrs | extra)
+    out[f"{metric}_std"] = (("source", "target"), std, {"description": f"standard deviation of {metric} over splits"})
+    for name, value in variables.items():
+        out[name] = value
+
+
+def learning_curve(
+    features: xr.Dataset,
+    *,
+    metric: str = "gfre",
+    names=None,
+    fractions=LEARNING_FRACTIONS,
+    n_splits: int = 5,
+    n_local_points: int = 100,
+    stratify_by: str | None = "subset",
+    cv: str = "grouped",
+    progress: bool = True,
+) -> xr.Dataset:
+    """FRE against the number of training structures: has the value converged?
+
+    For each split of :func:`compare` (same seeds), the test half stays fixed and the
+    matrix is computed from a random ``fraction`` of the training structures (nested:
+    each fraction's structures include the smaller fractions'; at least 2 structures).
+
+    Parameters
+    ----------
+    features : xarray.Dataset
+    metric : {"gfre", "gfrd", "lfre"}
+    fractions : sequence of float in (0, 1]
+        Fractions of the training half; default 10 % … 100 %.
+    n_splits, n_local_points, stratify_by, cv, names
+        As in :func:`compare`.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``learning_<metric>`` and ``learning_<metric>_std`` (train_fraction, source, target):
+        mean and standard deviation over splits; ``learning_n_train_structures``
+        (train_fraction): mean number of training structures.
+    """
+    fractions = np.asarray(sorted(set(float(f) for f in fractions)))
+    if fractions.size == 0 or fractions[0] <= 0 or fractions[-1] > 1:
+        raise ValueError(f"fractions must lie in (0, 1], got {list(fractions)}")
+    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
+    names = list(arrays)
+    groups = sample_structures(features, sample)
+    values = np.empty((len(fractions), n_splits, len(names), len(names)))
+    n_structures = np.empty((len(fractions), n_splits))
+    from tqdm.auto import tqdm
+
+    steps = tqdm(total=len(fractions) * n_splits, desc=f"learning curve {metric.upper()}", disable=not progress)
+    for split in range(n_splits):
+        seed = DEFAULT_SEED + split
+        train, test = structure_split(features, seed=seed, stratify_by=stratify_by)
+        order = np.random.default_rng(seed).permutation(np.unique(groups[train]))
+        for i, fraction in enumerate(fractions):
+            count = max(2, int(round(fraction * len(order))))
+            sub = train[np.isin(groups[train], order[:count])]
+            while len(sub) < 4 and count < len(order):  # the inner 2-fold CV needs 4 samples
+                count += 1
+                sub = train[np.isin(groups[train], order[:count])]
+            pointwise = pointwise_fre_matrix(arrays, metric, train_idx=sub, test_idx=test, seed=seed, cv=cv, groups=groups,
+                                             n_local_points=min(n_local_points, len(sub)), progress=False)
+            values[i, split] = rms(pointwise.values)
+            n_structures[i, split] = count
+            steps.update()
+    steps.close()
+    dims = ("train_fraction", "source", "target")
+    std = values.std(axis=1, ddof=1) if n_splits > 1 else np.full(values[:, 0].shape, np.nan)
+    return xr.Dataset(
+        {
+            f"learning_{metric}": (dims, values.mean(axis=1), {"metric": metric, "cv": cv, "n_splits": n_splits,
+                                                              "description": f"{metric} from a fraction of the training "
+                                                                             "structures, same test half; mean over splits"}),
+            f"learning_{metric}_std": (dims, std, {"description": "standard deviation over splits"}),
+            "learning_n_train_structures": ("train_fraction", n_structures.mean(axis=1)),
+        },
+        coords={"train_fraction": fractions, "source": names, "target": names},
+    )

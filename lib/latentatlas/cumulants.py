@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
-from .dataset import feature_dim, sample_dim, validate_features
+from .dataset import check_fingerprints, feature_dim, sample_dim, validate_features
 
 __all__ = ["MAX_ORDER", "cumulants", "progressive_cumulants", "structure_features", "cumulant_feature_name"]
 
@@ -153,6 +153,8 @@ def structure_features(
     ------
     KeyError
         A requested feature set is missing, or ``atom_structure`` is missing.
+    FingerprintMismatchError
+        A feature set was computed for other frames than the Dataset's.
     ValueError
         A requested feature set is not on dim ``atom``, no atom feature set exists, or
         any error of :func:`cumulants` (naming the feature set).
@@ -182,6 +184,7 @@ def structure_features(
                 f"feature sets {not_atom} are not on dim 'atom' (dims {[features[n].dims for n in not_atom]}); "
                 "cumulants turn atom features into structure features"
             )
+    check_fingerprints(features, names)
     index = features["atom_structure"].values
     n_structures = features.sizes.get("structure", 0)
     out = features.drop_vars(list(features.data_vars))

@@ -6,9 +6,13 @@ Layout (see DESIGN.md)::
     coords  structure (frame index), subset, formula, n_atoms, cell (Å), pbc (on ``structure``)
             atom_structure (frame index of each atom), species (Z), positions (Å) (on ``atom``)
     vars    one per feature set, named ``"<model>:<layer>"``, dims ``("atom", "<name>:feature")``
-            attrs: model, model_version, layer, backend, invariant, description
-    attrs   fingerprint (of the frames), latentatlas_version, latentatlas_kind = "features",
-            latentatlas_schema (see :mod:`latentatlas.schema`)
+            attrs: model, model_version, layer, backend, invariant, description,
+                   fingerprint (of the frames this feature set was computed on)
+    attrs   fingerprint (of the frames the coordinates describe), latentatlas_version,
+            latentatlas_kind = "features", latentatlas_schema (see :mod:`latentatlas.schema`)
+
+Every operation that pairs feature sets checks that their fingerprints agree
+(:func:`check_fingerprints`); :func:`merge_features` combines Datasets the checked way.
 
 Structure-level features (progressive cumulants) live in the same kind of Dataset with
 ``structure`` as the sample dimension.
@@ -27,6 +31,9 @@ from .schema import stamp
 
 __all__ = [
     "FeatureError",
+    "FingerprintMismatchError",
+    "check_fingerprints",
+    "merge_features",
     "empty_features",
     "frames_from_features",
     "add_feature_set",
@@ -41,6 +48,10 @@ __all__ = [
 
 class FeatureError(ValueError):
     """A feature set is unusable (NaN/inf, wrong length, empty, ...)."""
+
+
+class FingerprintMismatchError(ValueError):
+    """Results computed for other frames than the ones they are paired with."""
 
 
 def feature_name(model: str, layer: str) -> str:
@@ -126,7 +137,8 @@ def add_feature_set(
         Recorded in the variable's attrs and its name.
     **attrs
         Further metadata (``model_version``, ``backend``, ``invariant``, ...);
-        values must be str, int or float so they survive netCDF.
+        values must be str, int or float so they survive netCDF. ``fingerprint``
+        defaults to the Dataset's: the frames the rows were computed on.
     """
     name = feature_name(model, layer)
     values = np.asarray(values)
@@ -141,11 +153,127 @@ def add_feature_set(
     var = xr.DataArray(
         values,
         dims=(sample, feature_dim(name)),
-        attrs={"model": model, "layer": layer, **attrs},
+        attrs={"model": model, "layer": layer, **_fingerprint_attr(ds), **attrs},
     )
     out = ds.copy()
     out[name] = var
     return out
+
+
+def _fingerprint_attr(ds: xr.Dataset) -> dict:
+    return {"fingerprint": ds.attrs["fingerprint"]} if "fingerprint" in ds.attrs else {}
+
+
+def is_feature_set(ds: xr.Dataset, name: str) -> bool:
+    """Whether data variable ``name`` of ``ds`` is a feature set: dims ``(sample, "<name>:feature")``."""
+    da = ds[name]
+    return da.ndim == 2 and da.dims[0] in ("atom", "structure") and da.dims[1] == feature_dim(name)
+
+
+def feature_fingerprints(ds: xr.Dataset, names: Sequence[str] | None = None) -> dict[str, str | None]:
+    """The fingerprint of the frames each feature set was computed on.
+
+    A feature set without its own ``fingerprint`` attribute (files written before
+    feature sets carried one) has the Dataset's.
+
+    Returns
+    -------
+    dict of name -> str or None
+        None where neither the feature set nor the Dataset has a fingerprint.
+    """
+    names = [n for n in ds.data_vars if is_feature_set(ds, n)] if names is None else list(names)
+    return {n: ds[n].attrs.get("fingerprint", ds.attrs.get("fingerprint")) for n in names}
+
+
+def check_fingerprints(ds: xr.Dataset, names: Sequence[str] | None = None) -> str | None:
+    """Check that the feature sets ``names`` (default all) were computed on the frames of ``ds``.
+
+    Every feature set's fingerprint must equal the Dataset's (whose coordinates describe
+    the frames) and each other's: the same structures in another order are other frames.
+
+    Returns
+    -------
+    str or None
+        The common fingerprint; None if nothing carries one (nothing to check).
+
+    Raises
+    ------
+    FingerprintMismatchError
+        Naming which feature sets were computed for which frames, and the fix.
+    """
+    groups: dict[str, list[str]] = {}
+    if "fingerprint" in ds.attrs:
+        groups[ds.attrs["fingerprint"]] = ["the Dataset's coordinates"]
+    for name, fp in feature_fingerprints(ds, names).items():
+        if fp is not None:
+            groups.setdefault(fp, []).append(repr(name))
+    if len(groups) > 1:
+        described = "; ".join(f"{', '.join(who)} for frames with fingerprint {fp}" for fp, who in groups.items())
+        raise FingerprintMismatchError(
+            f"these results were computed for different frames: {described} (the same structures in another "
+            "order are other frames); recompute the features for one list of frames and combine them with "
+            "latentatlas.dataset.merge_features, which checks this"
+        )
+    return next(iter(groups), None)
+
+
+def with_feature_fingerprints(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the Dataset's fingerprint copied to every feature set lacking one (older files)."""
+    if "fingerprint" not in ds.attrs:
+        return ds
+    for name, fp in feature_fingerprints(ds).items():
+        if "fingerprint" not in ds[name].attrs:
+            ds[name].attrs["fingerprint"] = fp
+    return ds
+
+
+def merge_features(*datasets: xr.Dataset) -> xr.Dataset:
+    """Combine features Datasets computed on the same frames into one, checked.
+
+    Use it instead of ``A.assign(B.data_vars)`` or ``xr.merge``, which accept feature
+    sets of other frames (e.g. the same structures in another order) without a word.
+
+    Parameters
+    ----------
+    *datasets : xarray.Dataset
+        Features Datasets (:func:`empty_features` plus feature sets), each carrying the
+        ``fingerprint`` of its frames.
+
+    Returns
+    -------
+    xarray.Dataset
+        Coordinates and attributes of the first Dataset, the feature sets of all of them.
+
+    Raises
+    ------
+    FingerprintMismatchError
+        Some feature sets were computed for other frames.
+    ValueError
+        No Dataset, one without a fingerprint, or the same feature-set name with other values.
+    """
+    if not datasets:
+        raise ValueError("give at least one features Dataset to merge")
+    found = {}
+    for i, ds in enumerate(datasets):
+        if not isinstance(ds, xr.Dataset):
+            raise TypeError(f"argument #{i} is a {type(ds).__name__}, not a features xarray.Dataset")
+        fp = check_fingerprints(ds)
+        if fp is None:
+            raise ValueError(
+                f"features Dataset #{i} has no fingerprint, so its frames cannot be checked; "
+                "build it with latentatlas.dataset.empty_features(frames) and add_feature_set"
+            )
+        found.setdefault(fp, []).append(f"#{i} ({', '.join(map(repr, feature_fingerprints(ds)))})")
+    if len(found) > 1:
+        described = "; ".join(f"{', '.join(who)} for frames with fingerprint {fp}" for fp, who in found.items())
+        raise FingerprintMismatchError(
+            f"these features Datasets were computed for different frames: {described} (the same structures in "
+            "another order are other frames); recompute the features for one list of frames"
+        )
+    try:
+        return xr.merge(datasets, compat="no_conflicts", join="exact", combine_attrs="override")
+    except ValueError as err:
+        raise ValueError(f"cannot merge these features Datasets: {err}; give each feature set once") from err
 
 
 def sample_dim(da: xr.DataArray) -> str:
@@ -186,6 +314,7 @@ def feature_arrays(features, names: Sequence[str] | None = None) -> dict[str, np
     if isinstance(features, xr.Dataset):
         available = list(features.data_vars)
         getter = lambda k: features[k].values  # noqa: E731
+        check_fingerprints(features, [n for n in (available if names is None else names) if n in available])
     elif isinstance(features, Mapping):
         available = list(features)
         getter = lambda k: features[k]  # noqa: E731

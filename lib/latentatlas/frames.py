@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,7 +76,8 @@ def read_frames(paths: Sequence[str | Path], index: str = ":") -> list:
     FileNotFoundError
         A path does not exist.
     ValueError
-        A file cannot be parsed, or holds no structure.
+        A file cannot be parsed, holds no structure, or lists atoms at the same position
+        (ase keeps one of them, so the structure read has fewer atoms than the file).
     """
     import ase.io
 
@@ -84,12 +87,15 @@ def read_frames(paths: Sequence[str | Path], index: str = ":") -> list:
         if not path.exists():
             raise FileNotFoundError(f"structure file {path} does not exist")
         try:
-            read = ase.io.read(path, index=index)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                read = ase.io.read(path, index=index)
         except Exception as err:  # ase raises many types for unreadable input
             raise ValueError(
                 f"ase could not read {path} ({type(err).__name__}: {err}); "
                 "give a format ase.io.read understands (extxyz, CIF, POSCAR, ...)"
             ) from err
+        _refuse_merged_sites(path, caught)
         read = read if isinstance(read, list) else [read]
         if not read or any(len(a) == 0 for a in read):
             raise ValueError(f"{path} holds no atoms; give a file with at least one non-empty structure")
@@ -97,3 +103,27 @@ def read_frames(paths: Sequence[str | Path], index: str = ":") -> list:
             atoms.info.setdefault("source_file", str(path))
         frames.extend(read)
     return frames
+
+
+# ase.spacegroup.crystal, used by the CIF reader, keeps one of two listed sites that land
+# on the same position and only warns with this message
+_MERGED_SITES = re.compile(r"scaled_positions (\d+) and (\d+) are equivalent")
+
+
+def _refuse_merged_sites(path: Path, caught: list) -> None:
+    """Raise if ase merged sites of ``path`` while reading it; pass other warnings on."""
+    merged = []
+    for w in caught:
+        match = _MERGED_SITES.search(str(w.message))
+        if match:
+            merged.append(f"{match[1]} and {match[2]}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if merged:
+        raise ValueError(
+            f"{path} lists atoms at the same position (sites {'; '.join(merged[:5])}"
+            f"{'; ...' if len(merged) > 5 else ''}, counted from 0), and ase keeps only one of each, so the structure "
+            "read has fewer atoms than the file lists; remove the duplicate sites (if they are "
+            "symmetry copies of one atom listed on purpose, check the structure ase.io.read gives and write it out "
+            "with ase.io.write)"
+        )

@@ -1,14 +1,32 @@
-"""Saving and loading results as netCDF, atomically and checked against their frames."""
+"""Saving and loading results as netCDF, atomically and checked against their frames.
+
+:func:`save` writes to a temporary file next to the target, flushes it to disk and renames
+it into place, so the target is always the previous file or the complete new one. A
+Ctrl-C during the write is held back until the netCDF library has closed the file (an
+interrupt inside the library leaves its lock taken and the process hung), then the
+temporary file is removed and the interrupt goes on. Temporary files of saves that were
+killed outright are removed by the next save to the same path; each is named after its
+writer's process and machine, so files of saves still running are left alone.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import re
+import signal
+import socket
+import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import xarray as xr
 
+from .dataset import FingerprintMismatchError
 from .frames import fingerprint
 from .schema import upgrade
 
@@ -17,38 +35,152 @@ __all__ = ["FingerprintMismatchError", "save", "load"]
 _ENGINE = "netcdf4"
 
 
-class FingerprintMismatchError(ValueError):
-    """A result file was computed for other frames than the ones it is paired with."""
-
-
 def save(obj: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
     """Write ``obj`` to netCDF at ``path`` atomically.
 
-    The data are written to a temporary file in the same folder and renamed into place,
-    so ``path`` is either the previous file or the complete new one, never half-written.
+    The data are written to a temporary file in the same folder, flushed to disk and
+    renamed into place, so ``path`` is either the previous file or the complete new one,
+    never half-written, even after a Ctrl-C, a crash or a power cut.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C during the write, after the temporary file is removed (``path`` unchanged).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ds = obj.to_dataset(promote_attrs=True) if isinstance(obj, xr.DataArray) else obj
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+    return _atomic_write(path, lambda tmp: _write_netcdf(ds, tmp))
+
+
+def _write_netcdf(ds: xr.Dataset, tmp: str) -> None:
+    ds.to_netcdf(tmp, engine=_ENGINE)
+
+
+#: a day without a write: a temporary file of another machine (shared folder) counts as abandoned
+_FOREIGN_STALE_S = 86_400
+
+
+def _tmp_prefix(path: Path) -> str:
+    """Start of the names of the temporary files of saves to ``path``."""
+    return f".{path.name}."
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    """Run ``write(tmp)`` on a temporary file next to ``path``, then rename it into place.
+
+    The temporary file is named ``.<name>.<pid>@<host>.<random>.tmp``, so a later save can
+    tell whether its writer is still running (:func:`_remove_abandoned`).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}@{_host()}.", suffix=".tmp", dir=path.parent)
     try:
-        ds.to_netcdf(tmp, engine=_ENGINE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        with _interrupt_deferred() as interrupted:
+            write(tmp)
+            if not interrupted:
+                os.fsync(fd)  # the data reach the disk before the name does
+                os.replace(tmp, path)
+                _fsync_dir(path.parent)
+    finally:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)  # nothing left after a failure; no-op after the rename
     return path
+
+
+@contextlib.contextmanager
+def _interrupt_deferred():
+    """Hold back SIGINT (Ctrl-C) for the duration; it is raised again on leaving.
+
+    Yields a list that is non-empty once an interrupt arrived, so the caller can skip
+    work that is no longer wanted. Only the main thread receives signals, so elsewhere
+    (and where SIGINT is ignored) this does nothing.
+    """
+    caught: list = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) in (
+        signal.SIG_IGN,
+        None,
+    ):
+        yield caught
+        return
+
+    def hold(signum, frame):
+        if not caught:
+            print("interrupted: finishing the file being written, then stopping", file=sys.stderr, flush=True)
+        caught.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove temporary files of earlier saves to ``path`` whose writer is gone.
+
+    A file of this machine is abandoned when the process named in it no longer runs; one
+    of another machine (a shared folder) when it has not been written to for a day. Files
+    of this process are left alone (another of its threads may be writing them), and so
+    is anything not named like our temporary files.
+    """
+    prefix = _tmp_prefix(path)
+    named = re.compile(re.escape(prefix) + r"(\d+)@([A-Za-z0-9-]+)\.[A-Za-z0-9_]+\.tmp")
+    host = _host()
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        match = named.fullmatch(tmp.name)
+        if match is None or not tmp.is_file():
+            continue
+        pid, writer_host = int(match[1]), match[2]
+        try:
+            if writer_host == host:
+                abandoned = pid != os.getpid() and not _running(pid)
+            else:
+                abandoned = time.time() - tmp.stat().st_mtime > _FOREIGN_STALE_S
+            if abandoned:
+                tmp.unlink()
+        except OSError:
+            continue  # gone already, or not ours to remove
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a rename to disk where the system allows opening folders."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path: str | Path, frames: Sequence | None = None) -> xr.Dataset:
     """Read a Dataset written by :func:`save` fully into memory, upgraded to the current schema.
 
     Results written by older versions are brought to today's layout by
-    :func:`latentatlas.schema.upgrade`.
+    :func:`latentatlas.schema.upgrade` (e.g. feature sets of files written before each
+    carried its own ``fingerprint`` get the Dataset's).
 
     Parameters
     ----------

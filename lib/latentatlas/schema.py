@@ -130,8 +130,10 @@ def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
 
 
 def feature_sets(ds: xr.Dataset) -> list[str]:
-    """Names of the feature sets of a features Dataset: variables over (sample, ``"<name>:feature"``)."""
-    return [str(k) for k, v in ds.data_vars.items() if v.ndim == 2 and v.dims[1] == f"{k}:feature"]
+    """Names of the feature sets of a features Dataset (:func:`latentatlas.dataset.is_feature_set`)."""
+    from .dataset import is_feature_set  # dataset stamps its Datasets with this module
+
+    return [str(k) for k in ds.data_vars if is_feature_set(ds, k)]
 
 
 def _recognise(ds: xr.Dataset) -> str | None:
@@ -280,7 +282,8 @@ def upgrade(ds: xr.Dataset) -> xr.Dataset:
     """``ds`` in the current schema: stamped, and with the layout of older files brought up to date.
 
     Schema 0 (files written before results were stamped) gets its kind from its content;
-    a comparison's ``feature_set:<name>`` attributes (``"k=v, ..."`` strings) become the
+    its feature sets get the Dataset's ``fingerprint`` where they lack their own, and a
+    comparison's ``feature_set:<name>`` attributes (``"k=v, ..."`` strings) become the
     coordinates of :func:`feature_set_coords`. A Dataset that is no latentatlas result is
     returned unchanged (:func:`check` then says what it lacks).
 
@@ -299,6 +302,10 @@ def upgrade(ds: xr.Dataset) -> xr.Dataset:
     if kind is None:
         return ds
     ds = ds.copy()
+    if kind == "features":
+        from .dataset import with_feature_fingerprints
+
+        ds = with_feature_fingerprints(ds)
     if kind == "comparison":
         names = [str(s) for s in ds["source"].values]
         packed = {n: _unpack(ds.attrs.get(f"feature_set:{n}", "")) for n in names}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._checks import check_output, open_fraction, positive_float, positive_int
+
 DATA_FORMAT = """\
 --data format: one .npz file (numpy.savez, no pickled objects) with
   inputs            (n, ...) float array fed to the model in batches
@@ -38,10 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
     p.add_argument("--models", nargs="+", default=["chgnet-0.3.0", "sevennet-0"], metavar="NAME", help="featurisers of --demo atoms")
     p.add_argument("--quick", action="store_true", help="shapes demos: smaller images and data (seconds, not minutes)")
-    p.add_argument("--test-fraction", type=float, default=0.5, help="held-out fraction of each class (default 0.5)")
-    p.add_argument("--n-permutations", type=int, default=20, help="permuted-label baseline repeats (default 20)")
-    p.add_argument("--C", type=float, default=0.1, help="inverse L2 regularisation of the probes (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=256, help="samples per forward pass for --model (default 256)")
+    p.add_argument("--test-fraction", type=open_fraction, default=0.5, help="held-out fraction of each class (default 0.5)")
+    p.add_argument("--n-permutations", type=positive_int, default=20, help="permuted-label baseline repeats (default 20)")
+    p.add_argument("--C", type=positive_float, default=0.1, help="inverse L2 regularisation of the probes (default 0.1)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward pass for --model (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--data applies to --model; a features file carries its own structures")
     if args.quick and args.demo not in ("shapes", "shapes-control"):
         raise ValueError("--quick applies to the shapes demos only")
+    check_output(args.out, [p for p in (args.features, args.data) if p])
 
     if args.demo in ("shapes", "shapes-control"):
         from ..concepts.shapes import QUICK, shapes_demo

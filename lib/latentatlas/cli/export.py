@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._checks import check_output, positive_int
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--pair", nargs=2, metavar=("SOURCE", "TARGET"),
                         help="chemiscope, comparison: feature sets of the exported errors (default: the worst pair)")
     parser.add_argument("--layer", help="chemiscope, concepts: layer of the exported probabilities (default: the last)")
-    parser.add_argument("--max-structures", type=int, default=40,
+    parser.add_argument("--max-structures", type=positive_int, default=40,
                         help="structures offered in the 3D viewer (default 40)")
     parser.set_defaults(run=run)
 
@@ -35,10 +37,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from .serve import levels_from_results, split_results
 
-    if args.max_structures < 1:
-        raise ValueError(f"--max-structures must be at least 1, got {args.max_structures}")
     if not args.html and not args.chemiscope:
         raise ValueError("say what to write: --html REPORT.html and/or --chemiscope OUT.json.gz")
+    for option, out in (("--html", args.html), ("--chemiscope", args.chemiscope)):
+        if out:
+            check_output(out, args.results, option=option)
     comparisons, concepts = split_results(args.results)
     if args.chemiscope:
         _chemiscope(args, comparisons, concepts)

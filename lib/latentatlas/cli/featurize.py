@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ._checks import check_output, positive_int
 
 
 def register(subparsers) -> None:
@@ -15,18 +18,24 @@ def register(subparsers) -> None:
             "write them as one netCDF features file. Results are cached on disk "
             "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant."
         ),
-        epilog="Models: " + ", ".join(_names()) + ". Example: latentatlas featurize --builtin --model chgnet-0.3.0 --out f.nc",
+        epilog=(
+            "Models: " + ", ".join(_names()) + ", or the path of any exported metatomic model file (.pt). "
+            "Example: latentatlas featurize --builtin --model chgnet-0.3.0 --model my-pet.pt --out f.nc"
+        ),
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="structure files (extxyz, CIF, POSCAR, ...)")
     p.add_argument("--builtin", action="store_true", help="featurise the built-in structure benchmark instead of files")
     p.add_argument("--small", action="store_true", help="with --builtin: the 52-structure version")
-    p.add_argument("--model", "-m", action="append", required=True, metavar="NAME", help="featuriser; repeat for several")
+    p.add_argument("--model", "-m", action="append", required=True, metavar="NAME",
+                   help="featuriser name or metatomic model file (.pt); repeat for several")
+    p.add_argument("--extensions-dir", metavar="DIR",
+                   help="TorchScript extensions the metatomic model files need (mtt export writes them to extensions/)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
     p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
-    p.add_argument("--batch-size", type=int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
+    p.add_argument("--batch-size", type=positive_int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
     p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
 
@@ -38,7 +47,9 @@ def _names() -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..features import get_featurizer
+    from ..dataset import merge_features
+    from ..features import get_featurizers
+    from ..features.metatomic import is_model_file
     from ..frames import read_frames
     from ..io import save
     from ..structures import builtin_frames
@@ -47,13 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give structure FILES or --builtin (one of the two)")
     if args.small and not args.builtin:
         raise ValueError("--small only applies to --builtin")
+    check_output(args.out, [*args.files, *(m for m in args.model if Path(m).is_file() and is_model_file(m))])
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
     frames = builtin_frames(small=args.small) if args.builtin else read_frames(args.files)
-    models = list(dict.fromkeys(args.model))
-    featurizers = [get_featurizer(name) for name in models]  # fail on a bad name before any work
+    if args.extensions_dir is not None and not Path(args.extensions_dir).is_dir():
+        raise FileNotFoundError(f"--extensions-dir {args.extensions_dir} is not a folder")
+    featurizers = get_featurizers(args.model, extensions_dir=args.extensions_dir)  # fail on a bad name before any work
     if len(featurizers) > 1 and args.skip_unsupported:
         # every model must describe the same frames in one file: keep what all of them support
         keep = [a for a in frames if not any(f.unsupported([a]) for f in featurizers)]
@@ -79,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if part.attrs.get("n_skipped"):
             print(f"{f.name}: skipped {part.attrs['n_skipped']} structures with unsupported elements")
-        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
+        ds = part if ds is None else merge_features(ds, part)
     path = save(ds, args.out)
     n_atoms = ds.sizes["atom"]
     print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")

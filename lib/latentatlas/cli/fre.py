@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..fre.matrix import METRICS
+from ._checks import check_output, open_fraction, positive_int
 
 
 def register(subparsers):
@@ -22,22 +25,41 @@ def register(subparsers):
     p.add_argument("features", type=Path, help="features netCDF written by 'latentatlas featurize'")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
-    p.add_argument("--splits", type=int, default=5, help="number of random splits for the spread (default: 5)")
-    p.add_argument("--n-local-points", type=int, default=100, help="neighbourhood size for LFRE (default: 100)")
+    p.add_argument("--splits", type=positive_int, default=5, help="number of random splits for the spread (default: 5)")
+    p.add_argument("--n-local-points", type=positive_int, default=100, help="neighbourhood size for LFRE (default: 100)")
     p.add_argument(
-        "--cumulant-order", type=int, metavar="K",
+        "--cumulant-order", type=positive_int, metavar="K",
         help="compare structure-level features φ^(K) (progressive cumulants κ1..κK) instead of atom-level ones",
     )
-    p.add_argument("--out", type=Path, help="write the comparison (matrices, spread, pointwise errors) to this netCDF")
+    p.add_argument(
+        "--cv", choices=("grouped", "skmatter"), default="grouped",
+        help="inner CV folds that choose the ridge cut-off: 'grouped' (default) keeps each structure (LFRE: each "
+             "feature vector of a neighbourhood) in one fold; 'skmatter' draws them at random like scikit-matter, "
+             "to compare with published numbers",
+    )
+    p.add_argument(
+        "--learning-curve", nargs="*", type=open_fraction, metavar="FRACTION",
+        help="also compute each metric from 10%%...100%% of the training structures (or the given fractions), "
+             "same test half, to see whether the values have converged",
+    )
+    p.add_argument("--out", type=Path, help="write the comparison (matrices, spread, pointwise errors, diagnostics, "
+                                            "learning curve) to this netCDF")
     p.set_defaults(run=run)
 
 
-def format_matrix(matrix, spread=None, digits=3) -> str:
-    """Plain-text table of a (source, target) DataArray, rows = sources, optionally ± spread."""
+def format_matrix(matrix, spread=None, digits=3, flags=None) -> str:
+    """Plain-text table of a (source, target) DataArray, rows = sources, optionally ± spread.
+
+    With ``flags`` (the matrix's ``<metric>_flags``), each cell carries the marks of
+    :func:`latentatlas.diagnostics.cell_marks`, e.g. ``1.234±0.5!``.
+    """
+    from ..diagnostics import cell_marks
+
     names = [str(n) for n in matrix.source.values]
+    marks = np.vectorize(cell_marks, otypes=[str])(flags.values) if flags is not None else np.full(matrix.shape, "")
     cells = [
-        [f"{v:.{digits}f}" + (f"±{s:.{digits}f}" if spread is not None else "") for v, s in zip(row, srow)]
-        for row, srow in zip(matrix.values, (spread.values if spread is not None else matrix.values))
+        [f"{v:.{digits}f}" + (f"±{s:.{digits}f}" if spread is not None else "") + m for v, s, m in zip(row, srow, mrow)]
+        for row, srow, mrow in zip(matrix.values, (spread.values if spread is not None else matrix.values), marks)
     ]
     width = max(len(c) for row in cells for c in row)
     label = max(len(n) for n in names)
@@ -48,21 +70,66 @@ def format_matrix(matrix, spread=None, digits=3) -> str:
     return "\n".join(lines)
 
 
+def format_learning_curve(curve, metric, digits=3) -> str:
+    """Plain-text table of a learning curve: one row per off-diagonal pair, one column per fraction."""
+    values, spread = curve[f"learning_{metric}"], curve[f"learning_{metric}_std"]
+    n_structures = curve["learning_n_train_structures"].values
+    heads = [f"{f:.0%} ({n:.0f})" for f, n in zip(curve.train_fraction.values, n_structures)]
+    rows = [
+        (f"{s} -> {t}", [f"{v:.{digits}f}±{e:.{digits}f}" for v, e in zip(values.sel(source=s, target=t).values,
+                                                                   spread.sel(source=s, target=t).values)])
+        for s in values.source.values for t in values.target.values if s != t
+    ]
+    width = max(len(c) for c in heads + [c for _, r in rows for c in r])
+    label = max(len(r[0]) for r in rows)
+    lines = [f"{metric.upper()} learning curve (columns: share of the training structures (count); same test half)",
+             " " * (label + 2) + "  ".join(h.rjust(width) for h in heads)]
+    lines += [f"{name.ljust(label)}  " + "  ".join(c.rjust(width) for c in cells) for name, cells in rows]
+    return "\n".join(lines)
+
+
 def run(args):
     from .. import io
     from ..compare import compare
+    from ..diagnostics import caveats
 
+    if args.out:
+        check_output(args.out, [args.features])
     features = io.load(args.features)
-    if args.cumulant_order:
+    names = args.names if args.names else list(features.data_vars)
+    if len(names) < 2:
+        raise ValueError(
+            f"an FRE matrix compares feature sets, and {args.features} has {len(names)} ({names}); "
+            "featurize with more models or layers (latentatlas featurize -m A -m B) or give two or more --names"
+        )
+    if args.cumulant_order is not None:
         from ..cumulants import structure_features
 
         features = structure_features(features, args.cumulant_order, names=args.names)
         args.names = None
     result = compare(
-        features, metrics=args.metrics, names=args.names, n_splits=args.splits, n_local_points=args.n_local_points
+        features, metrics=args.metrics, names=args.names, n_splits=args.splits, n_local_points=args.n_local_points,
+        cv=args.cv,
     )
+    print(f"inner CV: {args.cv}")
     for metric in args.metrics:
-        print(format_matrix(result[metric], result[f"{metric}_std"] if args.splits > 1 else None))
+        print(format_matrix(result[metric], result[f"{metric}_std"] if args.splits > 1 else None,
+                            flags=result[f"{metric}_flags"]))
+        print()
+    if args.learning_curve is not None:
+        from ..compare import LEARNING_FRACTIONS, learning_curve
+
+        for metric in args.metrics:
+            curve = learning_curve(features, metric=metric, names=args.names, n_splits=args.splits, cv=args.cv,
+                                   fractions=args.learning_curve or LEARNING_FRACTIONS,
+                                   n_local_points=args.n_local_points)
+            print(format_learning_curve(curve, metric))
+            print()
+            result = result.merge(curve)
+    notes = caveats(result)
+    if notes:
+        print("Caveats:")
+        print("\n".join(f"- {line}" for line in notes))
         print()
     if args.out:
         io.save(result, args.out)

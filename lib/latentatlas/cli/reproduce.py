@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._checks import check_output, non_negative_int, open_fraction, positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -21,15 +23,18 @@ def register(subparsers) -> None:
     p.add_argument("--out", "-o", type=Path, default=Path("reproduction"), help="output folder (default: ./reproduction)")
     p.add_argument("--quick", action="store_true",
                    help="small benchmark (52 structures), 4 models, 3 splits, cumulants to order 4: a few minutes")
-    p.add_argument("--models", nargs="+", metavar="NAME", help="featurisers to compare (default: every installed one but ANI-1x, which knows H/C/N/O only; with --quick: 4)")
-    p.add_argument("--fraction", type=float,
+    p.add_argument("--models", nargs="+", metavar="NAME", help="featurisers or metatomic model files (.pt) to compare (default: every installed one but ANI-1x, which knows H/C/N/O only; with --quick: 4)")
+    p.add_argument("--fraction", type=open_fraction,
                    help="use a random, subset-stratified fraction of the benchmark's structures (default 1: all)")
-    p.add_argument("--splits", type=int, help="random splits for the spread (default 5; --quick 3)")
-    p.add_argument("--max-order", type=int, help="highest cumulant order, 2-8 (default 8; --quick 4)")
-    p.add_argument("--lfre-per-subset", type=int, help="test atoms per subset at which LFRE is evaluated (default 50; --quick 10)")
-    p.add_argument("--n-local-points", type=int, help="LFRE neighbourhood size (default 100; --quick 20)")
-    p.add_argument("--threads", type=int, help="torch CPU threads for featurising (default: torch's choice)")
-    p.add_argument("--blas-threads", type=int, default=1,
+    p.add_argument("--splits", type=positive_int, help="random splits for the spread (default 5; --quick 3)")
+    p.add_argument("--max-order", type=positive_int, help="highest cumulant order, 2-8 (default 8; --quick 4)")
+    p.add_argument("--lfre-per-subset", type=positive_int, help="test atoms per subset at which LFRE is evaluated (default 50; --quick 10)")
+    p.add_argument("--n-local-points", type=positive_int, help="LFRE neighbourhood size (default 100; --quick 20)")
+    p.add_argument("--cv", choices=("grouped", "skmatter"),
+                   help="inner CV folds of the ridge: 'grouped' by structure (default) or 'skmatter' (random, "
+                        "scikit-matter's numbers); the report says which")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads for featurising (default: torch's choice)")
+    p.add_argument("--blas-threads", type=non_negative_int, default=1,
                    help="BLAS threads for the analyses (default 1, fastest on small or busy machines; 0: library default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -38,6 +43,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..reproduce import Settings, reproduce
 
+    check_output(args.out, folder=True)
     overrides = {
         key: value
         for key, value in {
@@ -47,6 +53,7 @@ def run(args) -> int:
             "max_order": args.max_order,
             "lfre_per_subset": args.lfre_per_subset,
             "n_local_points": args.n_local_points,
+            "cv": args.cv,
             "blas_threads": args.blas_threads or None,
         }.items()
         if value is not None or key == "blas_threads"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._checks import port_number
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("results", nargs="*", metavar="RESULT.nc",
                         help="comparison or features netCDF file(s), and at most one concept result; default: built-in demos")
-    parser.add_argument("--port", type=int, default=5006, help="port (default 5006; 0 picks a free one)")
+    parser.add_argument("--port", type=port_number, default=5006, help="port (default 5006; 0 picks a free one)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: only this machine can connect)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
@@ -68,20 +70,52 @@ def split_results(paths) -> tuple[list, object]:
     return comparisons, concepts[0][1] if concepts else None
 
 
+def check_port(address: str, port: int) -> None:
+    """Fail before loading anything if ``address:port`` cannot be bound (in use, or not this machine's).
+
+    Raises
+    ------
+    OSError
+        With the fix in the message.
+    """
+    import errno
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise OSError(f"cannot resolve --address {address} ({err.strerror}); give an IP address or host name of this machine") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+        try:
+            probe.bind(sockaddr)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise OSError(f"port {port} on {address} is already in use; pick another with --port (0 picks a free one)") from None
+            raise OSError(f"cannot listen on {address}:{port} ({err.strerror}); give another --address or --port") from None
+
+
 def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from ..viz import Atlas, ConceptAtlas
     from ..viz.concept_data import builtin_concepts_path, load_concepts
 
+    check_port(args.address, args.port)
     comparisons, concepts = split_results(args.results)
     levels = levels_from_results(comparisons)
-    if concepts is None:
-        concepts = load_concepts(builtin_concepts_path())
     pn.extension()
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"] if args.port else None
+
+    def concept_app():
+        # the built-in concept demo is read when /concepts is opened, so /atlas never depends on it
+        return ConceptAtlas(concepts if concepts is not None else load_concepts(builtin_concepts_path())).__panel__()
+
     pn.serve(
-        {"atlas": lambda: Atlas(levels).__panel__(), "concepts": lambda: ConceptAtlas(concepts).__panel__()},
+        {"atlas": lambda: Atlas(levels).__panel__(), "concepts": concept_app},
         port=args.port, address=args.address, websocket_origin=origin, show=args.show,
         title="latentatlas", print_url=True,
     )

@@ -98,7 +98,7 @@ def analyse_atoms(features: xr.Dataset, frames: Sequence | None = None, *, layer
         The concept analysis; samples are atoms, with the coordinate ``sample_structure``
         (frame index of each held-out atom) and the features' ``fingerprint`` attribute.
     """
-    from ..dataset import frames_from_features
+    from ..dataset import FingerprintMismatchError, frames_from_features
     from ..frames import fingerprint
     from .presence import analyse_concepts
 
@@ -107,7 +107,11 @@ def analyse_atoms(features: xr.Dataset, frames: Sequence | None = None, *, layer
     if frames is None:
         frames = frames_from_features(features)
     elif fingerprint(frames) != features.attrs.get("fingerprint"):
-        raise ValueError("the frames are not the ones the features were computed for (fingerprints differ)")
+        raise FingerprintMismatchError(
+            f"the frames are not the ones the features were computed for (fingerprints differ: the features' "
+            f"{features.attrs.get('fingerprint')}, the frames' {fingerprint(frames)}); recompute the features for "
+            "these frames or pass the matching ones"
+        )
     classes = features["subset"].values[features["atom_structure"].values]
     result = analyse_concepts(features, atom_concepts(frames), classes, layers=layers, **kwargs)
     atom_structure = features["atom_structure"].values
@@ -135,11 +139,11 @@ def atoms_demo(
     small : bool
         Use the small built-in set (434 atoms) instead of the full one (15,739 atoms).
     """
+    from ..dataset import merge_features
     from ..features import get_featurizer
     from ..structures import builtin_frames
 
     frames = builtin_frames(small=small)
     parts = [get_featurizer(name).featurize(frames, progress=progress) for name in models]
-    # the same frames for every model: coordinates must agree exactly
-    features = xr.merge(parts, compat="no_conflicts", join="exact", combine_attrs="override")
+    features = merge_features(*parts)
     return analyse_atoms(features, frames, **kwargs)

@@ -22,11 +22,15 @@ name                          layers                model (weights shipped in th
 A ``torch.nn.Module`` potential of your own: :class:`.module.ModuleFeaturizer` (hooks on named
 submodules, no registry entry needed).
 
+Any exported metatomic model file (``.pt``: PET, MACE, ... trained with metatrain, or
+your own) is a featuriser too: pass its path instead of a name (:mod:`.metatomic`).
+
 Example
 -------
 >>> from latentatlas.features import get_featurizer
 >>> ds = get_featurizer("chgnet-0.3.0").featurize(frames)          # doctest: +SKIP
 >>> ds, energy = get_featurizer("sevennet-0").featurize_with_energy(frames, ["last"])  # doctest: +SKIP
+>>> ds = get_featurizer("path/to/pet.pt").featurize(frames)       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import importlib
 
 from .base import Featurizer, UnsupportedElementError
 
-__all__ = ["Featurizer", "UnsupportedElementError", "get_featurizer", "list_featurizers"]
+__all__ = ["Featurizer", "UnsupportedElementError", "get_featurizer", "get_featurizers", "list_featurizers"]
 
 # name -> (backend module, class, constructor arguments)
 _REGISTRY = {
@@ -58,6 +62,7 @@ _REQUIRES = {
     # torchani 2.2.4 ships the ANI-1x weights in its wheel; later releases download them
     "ani": ("torchani", "pip install 'latentatlas[models]'  (or: pip install 'torchani==2.2.4' 'setuptools<81')"),
     "soap": ("featomic", "pip install 'latentatlas[models]'  (or: pip install featomic)"),
+    "metatomic": ("metatomic", "pip install 'latentatlas[models]'  (or: pip install metatomic-torch vesin)"),
 }
 
 
@@ -83,10 +88,11 @@ def get_featurizer(name: str, **kwargs) -> Featurizer:
     Parameters
     ----------
     name : str
-        One of :func:`list_featurizers`.
+        One of :func:`list_featurizers`, or the path of an exported metatomic model
+        file (ends in ``.pt``/``.pth`` or contains a ``/``).
     **kwargs
         Override constructor arguments (e.g. ``checkpoint=PATH`` for local weights,
-        ``cutoff=4.0`` for SOAP).
+        ``cutoff=4.0`` for SOAP, ``extensions_dir=DIR`` for a metatomic model).
 
     Raises
     ------
@@ -95,13 +101,54 @@ def get_featurizer(name: str, **kwargs) -> Featurizer:
     ImportError
         The backend package is not installed (the message says how to install it).
     """
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown featurizer {name!r}; available: {', '.join(_REGISTRY)}")
     from importlib.util import find_spec
 
-    module, cls, defaults = _REGISTRY[name]
+    from .metatomic import is_model_file
+
+    if name in _REGISTRY:
+        module, cls, defaults = _REGISTRY[name]
+        defaults = {**defaults, "name": name}
+    elif is_model_file(name):
+        module, cls, defaults = "metatomic", "MetatomicFeaturizer", {"path": str(name)}
+    else:
+        raise KeyError(f"unknown featurizer {name!r}; available: {', '.join(_REGISTRY)}, or the path of a metatomic model file (.pt)")
     package, install = _REQUIRES[module]
     if find_spec(package) is None:
         raise ImportError(f"featurizer {name!r} needs the {package!r} package, which is not installed; install it with: {install}")
     backend = importlib.import_module(f"{__name__}.{module}")
-    return getattr(backend, cls)(**{**defaults, "name": name, **kwargs})
+    return getattr(backend, cls)(**{**defaults, **kwargs})
+
+
+def get_featurizers(names, *, extensions_dir=None) -> list[Featurizer]:
+    """Several featurisers at once, registry names and model files mixed, with distinct names.
+
+    Two model files whose metadata give the same name (two fine-tunes of one model) are
+    told apart by their file names.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Registry names or metatomic model files; repeats are dropped.
+    extensions_dir : path, optional
+        TorchScript extensions folder for the model files.
+
+    Raises
+    ------
+    ValueError
+        Two featurisers would still share a name.
+    """
+    from .metatomic import is_model_file
+
+    featurizers = []
+    for name in dict.fromkeys(names):
+        kwargs = {"extensions_dir": extensions_dir} if name not in _REGISTRY and is_model_file(name) and extensions_dir is not None else {}
+        featurizers.append(get_featurizer(name, **kwargs))
+    taken = [f.name for f in featurizers]
+    for f in featurizers:
+        if taken.count(f.name) > 1 and hasattr(f, "path"):
+            f.name = f.path.stem
+    taken = [f.name for f in featurizers]
+    clashes = sorted({n for n in taken if taken.count(n) > 1})
+    if clashes:
+        raise ValueError(f"several models are named {clashes}; give model files distinct file names")
+    return featurizers

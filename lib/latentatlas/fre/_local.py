@@ -6,6 +6,13 @@ per sample. Here test samples are processed in chunks: distances for one chunk a
 time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridge
 of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the same
 (same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+
+With ``cv="grouped"`` the two CV folds of each neighbourhood keep identical source
+feature vectors together (within :data:`DUPLICATE_TOLERANCE`): in ideal crystals many
+training atoms share one vector, and with random folds a copy of every held-out sample
+sits in the other fold, so the CV cannot see extrapolation. Fold sizes then differ
+between neighbourhoods; each fold is padded with zero rows to the chunk's largest, which
+changes neither the SVDs' non-zero part nor any residual.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ import numpy as np
 
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS
-from ._split import DEFAULT_SEED, two_folds
+from ._split import DEFAULT_SEED, check_cv, grouped_fold2, two_folds
+
+# Two source vectors closer than this (in units where the training set has unit total
+# variance) count as one: float32 models give symmetry-equivalent atoms ~1e-7 apart.
+DUPLICATE_TOLERANCE = 1e-5
 
 
 def _nearest(X_train, X_test, sq_train, k):
@@ -37,7 +48,75 @@ def _fold_svd(X, rcond):
     return U, s, Vt, kept.sum(axis=1), _inverse_where(s, kept)
 
 
-def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks):
+def _same_vector(Xl):
+    """Whether rows i and j of each neighbourhood are the same vector, (b, k, k) bool."""
+    sq = np.einsum("bkd,bkd->bk", Xl, Xl)
+    d2 = sq[:, :, None] + sq[:, None, :] - 2 * Xl @ np.swapaxes(Xl, 1, 2)
+    return d2 <= DUPLICATE_TOLERANCE**2
+
+
+def _component_labels(linked):
+    """Label (b, k) of each row: the smallest row index of its connected component in ``linked`` (b, k, k)."""
+    k = linked.shape[1]
+    labels = np.tile(np.arange(k), (linked.shape[0], 1))
+    while True:
+        new = np.where(linked, labels[:, None, :], k).min(axis=2)
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
+
+
+class _PaddedFolds:
+    """Per-neighbourhood fold rows (b, m), padded with the index of an appended zero row."""
+
+    def __init__(self, in_fold2):
+        b, k = in_fold2.shape
+        order = np.argsort(in_fold2, axis=1, kind="stable")  # fold-1 rows first, each fold in row order
+        self.n1 = k - in_fold2.sum(axis=1)
+        self.n2 = k - self.n1
+        position = np.arange(k)
+        first = np.where(position[None, : self.n1.max()] < self.n1[:, None], order[:, : self.n1.max()], k)
+        at = self.n1[:, None] + position[None, : self.n2.max()]
+        second = np.where(at < k, np.take_along_axis(order, np.minimum(at, k - 1), axis=1), k)
+        self.rows = (first, second)
+
+    def split(self, A):
+        """Rows (b, m1, ·) and (b, m2, ·) of neighbourhood arrays ``A`` (b, k, ·)."""
+        padded = np.concatenate([A, np.zeros_like(A[:, :1])], axis=1)
+        return tuple(np.take_along_axis(padded, rows[:, :, None], axis=1) for rows in self.rows)
+
+
+class _FixedFolds:
+    """The same fold rows for every neighbourhood (scikit-matter's split)."""
+
+    def __init__(self, rows1, rows2):
+        self.rows = (rows1, rows2)
+        self.n1, self.n2 = len(rows1), len(rows2)
+
+    def split(self, A):
+        return A[:, self.rows[0]], A[:, self.rows[1]]
+
+
+def _grouped_folds(Xl, seed):
+    """Folds keeping identical rows of each neighbourhood together (random where all rows are one vector).
+
+    Only identical vectors are linked, not atoms of one structure: a neighbourhood often
+    holds a few large structures, and folds of whole structures are then so unequal that
+    the CV scores of all cut-offs tie and the smallest wins (measured: LFRE up to 200 on the
+    built-in benchmark where random folds give 6).
+    """
+    k = Xl.shape[1]
+    labels = _component_labels(_same_vector(Xl))
+    one_group = np.all(labels == 0, axis=1)  # one vector only: the local map is the mean whatever the folds
+    in_fold2 = grouped_fold2(labels, k, seed)
+    if np.any(one_group):
+        fixed = np.zeros(k, dtype=bool)
+        fixed[two_folds(k, seed)[1]] = True
+        in_fold2[one_group] = fixed
+    return _PaddedFolds(in_fold2)
+
+
+def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks, n_rows):
     """RMSE (mean over target columns) on one fold for each sample's per-alpha cut-off ranks.
 
     ``C @ B_from`` restricted to the first k columns/rows is the other fold's prediction in
@@ -51,7 +130,7 @@ def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks):
     terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * (low @ B_from)
     prefix = _prefix_sums(terms)
     in_span = in_basis[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
-    mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / Y_to.shape[1]
+    mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / n_rows
     return np.mean(np.sqrt(mse), axis=2)  # (b, n_alphas)
 
 
@@ -80,15 +159,18 @@ class _LocalChunk:
     Everything here depends on the source features only, so one chunk serves every target.
     """
 
-    def __init__(self, X_train, x, neighbours, alphas, folds):
-        self.neighbours, self.folds = neighbours, folds
+    def __init__(self, X_train, x, neighbours, alphas, folds, seed):
+        self.neighbours = neighbours
         Xl = X_train[neighbours]  # (b, k, d)
         x_mean = Xl.mean(axis=1)
         Xl = Xl - x_mean[:, None]
         rcond = max(Xl.shape[1:]) * np.spacing(1.0)
-        rows1, rows2 = folds
-        self.U1, s1, Vt1, n1, self.inv1 = _fold_svd(Xl[:, rows1], rcond)
-        self.U2, s2, Vt2, n2, self.inv2 = _fold_svd(Xl[:, rows2], rcond)
+        self.folds = _grouped_folds(Xl, seed) if folds is None else folds
+        X1, X2 = self.folds.split(Xl)
+        # fold sizes, shaped to divide the (b, n_alphas, t) sums of squares
+        self.n1, self.n2 = (np.reshape(n, (-1, 1, 1)) for n in (self.folds.n1, self.folds.n2))
+        self.U1, s1, Vt1, n1, self.inv1 = _fold_svd(X1, rcond)
+        self.U2, s2, Vt2, n2, self.inv2 = _fold_svd(X2, rcond)
         self.scaled = alphas[None, :] * np.maximum(s1.max(axis=1), s2.max(axis=1))[:, None]  # (b, a)
         self.ranks1 = np.minimum(n1[:, None], np.sum(s1[:, None, :] > self.scaled[:, :, None], axis=2))
         self.ranks2 = np.minimum(n2[:, None], np.sum(s2[:, None, :] > self.scaled[:, :, None], axis=2))
@@ -102,19 +184,19 @@ class _LocalChunk:
         self.coords = np.einsum("bd,brd->br", x - x_mean, Vt)  # test sample in the local basis
 
     def errors(self, Y_train, y):
-        """Pointwise LFRE (b,) of the chunk's test samples for one target."""
+        """Pointwise LFRE (b,) of the chunk's test samples for one target, the chosen alpha
+        indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
         Yl = Y_train[self.neighbours]
         y_mean = Yl.mean(axis=1)
         Yl = Yl - y_mean[:, None]
-        rows1, rows2 = self.folds
-        Y1, Y2 = Yl[:, rows1], Yl[:, rows2]
+        Y1, Y2 = self.folds.split(Yl)
         D1, D2 = np.swapaxes(self.U1, 1, 2) @ Y1, np.swapaxes(self.U2, 1, 2) @ Y2
         # Components beyond each fold's numerical rank are not used as coefficients.
         B1 = D1 * (self.inv1 > 0)[:, :, None]
         B2 = D2 * (self.inv2 > 0)[:, :, None]
         scores = (
-            -_cv_rmse(Y2, D2, self.C12, *self.gram12, B1, self.ranks1)
-            + -_cv_rmse(Y1, D1, self.C21, *self.gram21, B2, self.ranks2)
+            -_cv_rmse(Y2, D2, self.C12, *self.gram12, B1, self.ranks1, self.n2)
+            + -_cv_rmse(Y1, D1, self.C21, *self.gram21, B2, self.ranks2, self.n1)
         ) / 2
         best = np.argmax(scores, axis=1)
         best_alpha = self.scaled[np.arange(len(best)), best]
@@ -122,13 +204,19 @@ class _LocalChunk:
         inv_s = _inverse_where(self.s, np.arange(self.s.shape[1])[None, :] < k_final[:, None])
         UtY = np.swapaxes(self.Um, 1, 2) @ np.concatenate([D1, D2], axis=1)  # (b, r, t)
         prediction = y_mean + np.einsum("br,brt->bt", self.coords * inv_s, UtY)
-        return np.linalg.norm(y - prediction, axis=1)
+        # the smallest alpha matters only if it keeps more components than the next (else a tie)
+        n_alphas = self.scaled.shape[1]
+        low_matters = (self.ranks1[:, 0] != self.ranks1[:, min(1, n_alphas - 1)]) | (
+            self.ranks2[:, 0] != self.ranks2[:, min(1, n_alphas - 1)])
+        at_edge = ((best == n_alphas - 1) | ((best == 0) & low_matters)) & (n_alphas > 1)
+        return np.linalg.norm(y - prediction, axis=1), best, at_edge
 
 
 def local_errors(
-    X_train, X_test, targets, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None
+    X_train, X_test, targets, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None,
+    cv="skmatter",
 ):
-    """Pointwise LFRE of every test sample for each target.
+    """Pointwise LFRE of every test sample for each target, and the chosen cut-offs.
 
     Parameters
     ----------
@@ -141,24 +229,33 @@ def local_errors(
     n_jobs : int
         Worker threads over chunks (-1: one per available core). The stacked LAPACK calls
         release the GIL, so threads run in parallel; results do not depend on n_jobs.
+    cv : {"skmatter", "grouped"}
+        Inner folds: random (scikit-matter's) or keeping identical source vectors together.
 
     Returns
     -------
-    ndarray of shape (n_targets, n_test)
+    errors : ndarray of shape (n_targets, n_test)
+    best : ndarray of int, shape (n_targets, n_test)
+        Index into ``alphas`` of each local fit's chosen cut-off.
+    at_edge : ndarray of bool, shape (n_targets, n_test)
+        Whether that cut-off lies at an edge of the grid that matters (see
+        :meth:`latentatlas.fre._ridge.SharedRidge.at_grid_edge`).
     """
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
-    folds = two_folds(n_local_points, seed)
+    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
     sq_train = np.sum(X_train**2, axis=1)
     out = np.empty((len(targets), len(X_test)))
+    best = np.empty((len(targets), len(X_test)), dtype=np.int16)
+    at_edge = np.empty((len(targets), len(X_test)), dtype=bool)
 
     def run(start):
         sl = slice(start, start + chunk_size)
         neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
-        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds)
+        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed)
         for j, (Y_train, Y_test) in enumerate(targets):
-            out[j, sl] = chunk.errors(Y_train, Y_test[sl])
+            out[j, sl], best[j, sl], at_edge[j, sl] = chunk.errors(Y_train, Y_test[sl])
 
     starts = range(0, len(X_test), chunk_size)
     show = progress if progress is not None else len(starts) >= 4
     parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
-    return out
+    return out, best, at_edge

@@ -178,6 +178,18 @@ class SharedRidge:
             W[:, cols] = (self.Vt[:k].T / self.s[:k]) @ UtY[:k, cols]
         return W, cv_scores, best
 
+    def at_grid_edge(self, best):
+        """Whether each chosen alpha index lies at an edge of the grid that matters.
+
+        The largest alpha counts always (a larger cut-off could still do better). The
+        smallest counts only when it keeps more components than the next alpha: otherwise
+        the two tie and the first is taken by convention.
+        """
+        if len(self.alphas) < 2:  # nothing was chosen
+            return np.zeros(np.shape(best), dtype=bool)
+        low_matters = self.ranks1[0] != self.ranks1[1] or self.ranks2[0] != self.ranks2[1]
+        return (best == len(self.alphas) - 1) | ((best == 0) & low_matters)
+
     def gram_times(self, W):
         """``X_trainᵀ X_train @ W`` from the factorisation, shape (n_features, n_targets)."""
         return self.Vt.T @ ((self.s**2)[:, None] * (self.Vt @ W))

@@ -1,4 +1,15 @@
-"""Train/test splits and the 2-fold split used inside the cross-validated ridge."""
+"""Train/test splits and the 2-fold split used inside the cross-validated ridge.
+
+Two ways to draw the inner folds (``cv``):
+
+* ``"skmatter"``: samples fall into the folds at random, exactly as scikit-matter's
+  ``Ridge2FoldCV`` (``KFold(2, shuffle=True)``), so results match published numbers.
+* ``"grouped"``: samples of one group (one structure; in an LFRE neighbourhood, one
+  feature vector) always fall into the same fold. With random folds, equivalent atoms of
+  one crystal sit in both folds, the CV rewards the smallest cut-off and the map
+  extrapolates wildly on test structures. With every group a single sample, the grouped
+  folds are exactly the scikit-matter folds.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +80,95 @@ def two_folds(n_samples: int, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.
     in_fold2 = np.zeros(n_samples, dtype=bool)
     in_fold2[order[: n_samples - n_samples // 2]] = True
     return np.flatnonzero(~in_fold2), np.flatnonzero(in_fold2)
+
+
+CV_MODES = ("grouped", "skmatter")
+
+
+def check_cv(cv):
+    """``cv`` must be one of :data:`CV_MODES`."""
+    if cv not in CV_MODES:
+        raise ValueError(f"unknown cv mode {cv!r}; choose 'grouped' (folds keep groups together) or "
+                         "'skmatter' (random folds, scikit-matter's exact numbers)")
+    return cv
+
+
+def grouped_fold2(labels, n_labels, seed: int = DEFAULT_SEED) -> np.ndarray:
+    """Which samples fall into the second CV fold when whole groups are assigned to folds.
+
+    Groups are taken in a random order (the order in which :func:`two_folds` takes single
+    samples) and go to fold 2 while it holds fewer than ``n - n // 2`` samples; the last
+    group always goes to fold 1. With one sample per group this is exactly :func:`two_folds`.
+    With a single group, fold 2 is empty.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (..., n)
+        Group of each sample, in ``0 .. n_labels - 1``; leading axes are independent sets
+        of samples (e.g. LFRE neighbourhoods).
+    n_labels : int
+
+    Returns
+    -------
+    ndarray of bool, shape (..., n)
+    """
+    labels = np.asarray(labels)
+    n = labels.shape[-1]
+    order = np.arange(n_labels)
+    np.random.RandomState(seed).shuffle(order)
+    rank = np.empty(n_labels, dtype=np.intp)
+    rank[order] = np.arange(n_labels)
+    key = rank[labels]
+    by_key = np.argsort(key, axis=-1, kind="stable")
+    sorted_key = np.take_along_axis(key, by_key, axis=-1)
+    position = np.broadcast_to(np.arange(n), sorted_key.shape)
+    new_group = np.ones(sorted_key.shape, dtype=bool)
+    new_group[..., 1:] = sorted_key[..., 1:] != sorted_key[..., :-1]
+    group_start = np.maximum.accumulate(np.where(new_group, position, 0), axis=-1)
+    to_fold2 = group_start < n - n // 2
+    # A large group taken late can leave fold 1 empty: the last group then goes to fold 1.
+    last_group = group_start == group_start[..., -1:]
+    to_fold2 &= ~(to_fold2.all(axis=-1, keepdims=True) & last_group)
+    in_fold2 = np.empty(labels.shape, dtype=bool)
+    np.put_along_axis(in_fold2, by_key, to_fold2, axis=-1)
+    return in_fold2
+
+
+def grouped_two_folds(groups, seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The two CV folds of samples with group labels ``groups``; a group never spans both.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,)
+        Any hashable labels (e.g. the structure of each training atom).
+
+    Returns
+    -------
+    fold1, fold2 : ndarray of int, sorted
+    """
+    _, first, labels = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    # groups numbered by first appearance, so that single-sample groups give two_folds' folds
+    labels = np.argsort(np.argsort(first))[labels.ravel()]
+    n_labels = len(first)
+    if n_labels < 2:
+        raise ValueError(
+            f"grouped cross-validation needs at least 2 groups (structures) in the training set, got {n_labels}; "
+            "add structures, or use cv='skmatter'"
+        )
+    in_fold2 = grouped_fold2(labels, n_labels, seed)
+    return np.flatnonzero(~in_fold2), np.flatnonzero(in_fold2)
+
+
+def inner_folds(n_train, cv="skmatter", groups=None, seed=DEFAULT_SEED):
+    """The inner CV folds of ``n_train`` training samples: random (``"skmatter"``) or by ``groups``."""
+    if check_cv(cv) == "skmatter":
+        return two_folds(n_train, seed)
+    if groups is None:
+        raise ValueError("cv='grouped' needs groups: the group (e.g. structure) of every sample")
+    groups = np.asarray(groups)
+    if groups.shape != (n_train,):
+        raise ValueError(f"groups must have one label per training sample ({n_train}), got shape {groups.shape}")
+    return grouped_two_folds(groups, seed)
 
 
 def resolve_split(n_samples, train_idx=None, test_idx=None, seed=DEFAULT_SEED):

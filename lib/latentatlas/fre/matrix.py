@@ -12,12 +12,19 @@ from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
 from ._scale import fit_scaler, scale_rows, scale_split
-from ._split import DEFAULT_SEED, check_local_points, resolve_split, two_folds
+from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split
 from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
 
 _TEST_CHUNK = 256
+
+# What the inner folds keep together, per (is LFRE, cv), for the attrs.
+CV_DESCRIPTION = (
+    {"skmatter": "random (scikit-matter's KFold(2, shuffle=True))", "grouped": "by the given groups (structures)"},
+    {"skmatter": "random (scikit-matter's KFold(2, shuffle=True))",
+     "grouped": "identical source vectors of each neighbourhood in one fold"},
+)
 
 
 def pointwise_fre_matrix(
@@ -32,6 +39,8 @@ def pointwise_fre_matrix(
     seed: int = DEFAULT_SEED,
     n_jobs: int = -1,
     progress: bool = True,
+    cv: str = "skmatter",
+    groups=None,
 ) -> xr.DataArray:
     """Pointwise reconstruction errors between every ordered pair of feature sets.
 
@@ -57,16 +66,27 @@ def pointwise_fre_matrix(
         Worker threads (-1: one per available core); results do not depend on it.
     progress : bool
         Show a progress bar over sources.
+    cv : {"skmatter", "grouped"}, default "skmatter"
+        Inner CV folds that choose the ridge cut-off: random (scikit-matter's numbers), or
+        grouped: by ``groups`` for GFRE/GFRD, by identical source vector inside each LFRE
+        neighbourhood (see :mod:`latentatlas.fre.metrics`).
+    groups : array-like of shape (n_samples,), optional
+        Group (e.g. structure) of every sample; needed for grouped GFRE/GFRD (LFRE ignores it).
 
     Returns
     -------
     xarray.DataArray of shape (n_sets, n_sets, n_test)
         Named ``"<metric>_pointwise"``, dims ``("source", "target", "test_<sample>")``, where
         the coordinate ``test_<sample>`` holds the test samples' indices; attrs record the
-        metric, split, scaler and regulariser.
+        metric, split, scaler, regulariser and ``cv``. The coordinate ``alpha_index`` holds
+        the index into ``attrs["alphas"]`` of each chosen cut-off: dims (source, target)
+        for GFRE/GFRD, (source, target, test_<sample>) for LFRE (one local fit per sample);
+        ``cutoff_at_edge`` (same dims) whether it lies at an edge of the grid that matters:
+        the largest alpha, or the smallest where it keeps more components than the next.
     """
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+    check_cv(cv)
     arrays = feature_arrays(features, names)
     n = next(iter(arrays.values())).shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
@@ -75,19 +95,22 @@ def pointwise_fre_matrix(
     names = list(arrays)
     if metric == "lfre":
         scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
-        values = np.stack([
-            local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False)
+        values, best, at_edge = map(np.stack, zip(*(
+            local_errors(X_train, X_test, scaled, n_local_points, alphas, seed, n_jobs=n_jobs, progress=False, cv=cv)
             for X_train, X_test in tqdm(scaled, desc="LFRE", unit="source", disable=not progress)
-        ])
+        )))
     else:
-        values = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas, seed,
-                                n_jobs, progress)
+        folds = inner_folds(len(train_idx), cv, None if groups is None else np.asarray(groups)[train_idx], seed)
+        values, best, at_edge = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas,
+                                      folds, n_jobs, progress)
     sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
     test_dim = f"test_{sample}"
     attrs = {
         "metric": metric,
         "scaler": "centred, unit total variance (training statistics)",
         "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
+        "cv": cv,
+        "cv_folds": CV_DESCRIPTION[metric == "lfre"][cv],
         "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
         "seed": int(seed),
         "n_train": int(len(train_idx)),
@@ -95,20 +118,22 @@ def pointwise_fre_matrix(
     }
     if metric == "lfre":
         attrs["n_local_points"] = int(n_local_points)
+    best_dims = ("source", "target", test_dim)[: best.ndim]
     return xr.DataArray(
         values,
         dims=("source", "target", test_dim),
-        coords={"source": names, "target": names, test_dim: test_idx},
+        coords={"source": names, "target": names, test_dim: test_idx, "alpha_index": (best_dims, best),
+                "cutoff_at_edge": (best_dims, at_edge)},
         name=f"{metric}_pointwise",
         attrs=attrs,
     )
 
 
-def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_jobs, progress):
-    """Pointwise GFRE or GFRD (n_sets, n_sets, n_test), every source against all targets at once."""
+def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_jobs, progress):
+    """Pointwise GFRE or GFRD (n_sets, n_sets, n_test), chosen alpha indices and edge flags (n_sets, n_sets)."""
     # Training rows in CV-fold order make each fold a slice: splitting the targets is then free.
     # The statistics come from the rows in their given order, so every number equals that of the pairwise functions.
-    rows1, rows2 = two_folds(len(train_idx), seed)
+    rows1, rows2 = inner
     fold_order = np.concatenate([rows1, rows2])
     folds = (slice(0, len(rows1)), slice(len(rows1), None))
     # All sets side by side, so that each source meets every target in one large product.
@@ -125,10 +150,13 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_j
     parallel_map(scale, range(len(arrays)), n_jobs, progress=False)
     targets = FoldTargets(Y_train, widths, folds=folds)
     values = np.empty((len(arrays), len(arrays), len(test_idx)))
+    best = np.empty((len(arrays), len(arrays)), dtype=np.int16)
+    at_edge = np.empty((len(arrays), len(arrays)), dtype=bool)
 
     def errors(i):
         ridge = SharedRidge(Y_train[:, blocks[i]], alphas, folds=folds)
-        W, _, _ = ridge.fit(targets)
+        W, _, best[i] = ridge.fit(targets)
+        at_edge[i] = ridge.at_grid_edge(best[i])
         if metric == "gfrd":
             W = W - np.hstack([orthogonal_map(ridge.gram_times(W[:, b])) for b in blocks])
         # a few hundred test rows at a time: the residual stays in cache between product, subtraction and norms
@@ -143,7 +171,7 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, seed, n_j
     # Largest first, so that no large source is left running alone at the end.
     order = np.argsort(widths)[::-1]
     parallel_map(errors, order, n_jobs, desc=metric.upper(), unit="source", progress=progress)
-    return values
+    return values, best, at_edge
 
 
 def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:

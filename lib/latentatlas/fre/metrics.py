@@ -11,6 +11,14 @@ relative alphas ``geomspace(1e-9, 0.9, 20)``.
 * GFRD: how much that reconstruction distorts, i.e. departs from an orthogonal map.
 * LFRE: GFRE computed locally, around each test sample, from its nearest training
   neighbours in X; it catches non-linear but locally linear relations.
+
+Inner cross-validation (``cv``): the default ``"skmatter"`` draws the two CV folds that
+choose the ridge cut-off at random, exactly as scikit-matter. ``cv="grouped"`` keeps
+every group in one fold: for GFRE and GFRD the ``groups`` given (e.g. the structure of
+each atom, when train and test are split by structure), for LFRE identical feature
+vectors inside each neighbourhood. Random folds put equivalent atoms of one crystal in
+both folds, so the CV picks the smallest cut-off and the map extrapolates on test
+structures; grouped folds measure what the split measures.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from ..dataset import validate_features
 from ._local import local_errors
 from ._ridge import SharedRidge
 from ._scale import scale_split
-from ._split import DEFAULT_SEED, check_local_points, resolve_split
+from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split
 
 __all__ = ["gfre", "gfrd", "lfre", "pointwise_gfre", "pointwise_gfrd", "pointwise_lfre", "rms"]
 
@@ -37,10 +45,19 @@ def _prepare(X, Y, train_idx, test_idx, seed, names=("X", "Y")):
     Y = np.asarray(Y, dtype=np.float64)
     n = validate_features(dict(zip(names, (X, Y))))
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
-    return scale_split(X, train_idx, test_idx, names[0]) + scale_split(Y, train_idx, test_idx, names[1])
+    return (train_idx, *scale_split(X, train_idx, test_idx, names[0]), *scale_split(Y, train_idx, test_idx, names[1]))
 
 
-def pointwise_gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED):
+def _global_ridge(X, Y, train_idx, test_idx, alphas, seed, cv, groups):
+    """Scaled data and the CV ridge of X → Y: (ridge, W, X_test, Y_test)."""
+    train_idx, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
+    inner_groups = None if groups is None else np.asarray(groups)[train_idx]
+    ridge = SharedRidge(X_train, alphas, seed, folds=inner_folds(len(train_idx), cv, inner_groups, seed))
+    W, _, _ = ridge.fit(Y_train)
+    return ridge, W, X_test, Y_test
+
+
+def pointwise_gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, cv="skmatter", groups=None):
     """Global feature reconstruction error of each test sample.
 
     Parameters
@@ -55,20 +72,25 @@ def pointwise_gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEF
         Relative cut-offs for the cross-validated ridge; default ``geomspace(1e-9, 0.9, 20)``.
     seed : int
         Seed of the default split and of the CV folds.
+    cv : {"skmatter", "grouped"}, default "skmatter"
+        Inner CV folds: random, as scikit-matter (its numbers to rounding), or keeping each
+        of ``groups`` in one fold.
+    groups : array-like of shape (n_samples,), optional
+        Group of every sample (e.g. its structure), needed by ``cv="grouped"``.
 
     Returns
     -------
     ndarray of shape (n_test,)
         ``‖y_i − x_i W‖`` for each test sample, in scaled units.
     """
-    X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
-    W, _, _ = SharedRidge(X_train, alphas, seed).fit(Y_train)
+    _, W, X_test, Y_test = _global_ridge(X, Y, train_idx, test_idx, alphas, seed, cv, groups)
     return np.linalg.norm(Y_test - X_test @ W, axis=1)
 
 
-def gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED) -> float:
+def gfre(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, cv="skmatter", groups=None) -> float:
     """Global feature reconstruction error X → Y: RMS of :func:`pointwise_gfre`."""
-    return float(rms(pointwise_gfre(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed)))
+    return float(rms(pointwise_gfre(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed,
+                                    cv=cv, groups=groups)))
 
 
 def orthogonal_map(XtXW):
@@ -83,7 +105,7 @@ def orthogonal_map(XtXW):
     return U @ Vt
 
 
-def pointwise_gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED):
+def pointwise_gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, cv="skmatter", groups=None):
     """Global feature reconstruction distortion of each test sample.
 
     The distance between the ridge reconstruction ``x_i W`` and the best orthogonal
@@ -98,20 +120,20 @@ def pointwise_gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEF
     -------
     ndarray of shape (n_test,)
     """
-    X_train, X_test, Y_train, _ = _prepare(X, Y, train_idx, test_idx, seed)
-    ridge = SharedRidge(X_train, alphas, seed)
-    W, _, _ = ridge.fit(Y_train)
+    ridge, W, X_test, _ = _global_ridge(X, Y, train_idx, test_idx, alphas, seed, cv, groups)
     Q = orthogonal_map(ridge.gram_times(W))
     return np.linalg.norm(X_test @ W - X_test @ Q, axis=1)
 
 
-def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED) -> float:
+def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, cv="skmatter", groups=None) -> float:
     """Global feature reconstruction distortion X → Y: RMS of :func:`pointwise_gfrd`."""
-    return float(rms(pointwise_gfrd(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed)))
+    return float(rms(pointwise_gfrd(X, Y, train_idx=train_idx, test_idx=test_idx, alphas=alphas, seed=seed,
+                                    cv=cv, groups=groups)))
 
 
 def pointwise_lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
+    cv="skmatter",
 ):
     """Local feature reconstruction error of each test sample.
 
@@ -119,26 +141,31 @@ def pointwise_lfre(
     are centred locally and a cross-validated ridge X → Y is fit on them; the error is the
     distance of the sample's Y from that local reconstruction. Neighbours are searched in
     chunks of ``chunk_size`` test samples, so memory stays bounded; ``n_jobs`` threads
-    (default: all cores) process chunks in parallel.
+    (default: all cores) process chunks in parallel. With ``cv="grouped"`` the CV folds of
+    each neighbourhood keep identical X vectors together (see :mod:`latentatlas.fre._local`).
 
     Returns
     -------
     ndarray of shape (n_test,)
     """
-    X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
+    check_cv(cv)
+    _, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
     check_local_points(n_local_points, len(X_train))
-    return local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs)[0]
+    errors, _, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs,
+                                cv=cv)
+    return errors[0]
 
 
 def lfre(
-    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1
+    X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
+    cv="skmatter",
 ) -> float:
     """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
     return float(
         rms(
             pointwise_lfre(
                 X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
-                alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs,
+                alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs, cv=cv,
             )
         )
     )

@@ -10,7 +10,12 @@ SevenNet variants, plus SOAP as a hand-made reference):
 4. last layer vs inner layers of each model, both directions;
 5. progressive cumulants φ^(1) → φ^(k) and φ^(k) → φ^(k+1) on structure-level features;
 6. per-subset breakdown of the pointwise errors;
-7. every FRE with its spread over random splits (bootstrap over structures for item 6).
+7. every FRE with its spread over random splits (bootstrap over structures for item 6);
+8. a learning curve: cross-model GFRE from 10 % … 100 % of the training structures.
+
+The inner CV that picks each ridge cut-off is grouped by structure by default
+(``Settings.cv``; ``"skmatter"`` gives scikit-matter's random folds), and every matrix
+carries the diagnostics of :mod:`latentatlas.diagnostics`.
 
 Example
 -------
@@ -27,6 +32,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..compare import LEARNING_FRACTIONS, learning_curve
+from ..fre._split import check_cv
 from .analyses import (
     ARCHITECTURE,
     FINE_TUNED,
@@ -67,7 +74,8 @@ class Settings:
     Parameters
     ----------
     models : tuple of str, optional
-        Featuriser names (:func:`latentatlas.features.list_featurizers`); default every
+        Featuriser names (:func:`latentatlas.features.list_featurizers`) or metatomic
+        model files (``.pt``, compared by their ``last`` layer); default every
         installed one except those of :data:`ORGANIC_ONLY` (ANI-1x: H, C, N, O only).
     small : bool
         Use the 52-structure version of the built-in benchmark.
@@ -83,6 +91,11 @@ class Settings:
         Highest cumulant order (2 … 8).
     n_boot : int
         Bootstrap resamples for the per-subset spread.
+    cv : {"grouped", "skmatter"}
+        Inner CV folds of every ridge: by structure (LFRE: by identical feature vector in
+        each neighbourhood), or random as scikit-matter (to compare with published numbers).
+    learning_fractions : tuple of float
+        Fractions of the training structures for the learning curve (analysis 8).
     blas_threads : int or None
         BLAS threads during the analyses. The default 1 is the fastest choice on small or
         busy machines: the matrices are small, and OpenBLAS threads that find their cores
@@ -98,6 +111,8 @@ class Settings:
     n_local_points: int = 100
     max_order: int = 8
     n_boot: int = 200
+    cv: str = "grouped"
+    learning_fractions: tuple[float, ...] = LEARNING_FRACTIONS
     blas_threads: int | None = 1
 
     @classmethod
@@ -115,6 +130,9 @@ class Settings:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
         if self.lfre_per_subset < 1 or self.n_local_points < 4 or self.n_boot < 2:
             raise ValueError("lfre_per_subset must be >= 1, n_local_points >= 4 and n_boot >= 2")
+        check_cv(self.cv)
+        if not self.learning_fractions or not all(0 < f <= 1 for f in self.learning_fractions):
+            raise ValueError(f"learning_fractions must lie in (0, 1], got {self.learning_fractions}")
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ValueError(f"blas_threads must be a positive integer or None, got {self.blas_threads}")
 
@@ -125,9 +143,15 @@ class Settings:
         known = list_featurizers()
         if self.models is None:
             return tuple(m for m in list_featurizers(available_only=True) if m not in ORGANIC_ONLY)
-        unknown = [m for m in self.models if m not in known]
+        from ..features.metatomic import is_model_file
+
+        files = [m for m in self.models if m not in known and is_model_file(m)]
+        missing = [m for m in files if not Path(m).is_file()]
+        if missing:
+            raise FileNotFoundError(f"model files {missing} do not exist")
+        unknown = [m for m in self.models if m not in known and m not in files]
         if unknown:
-            raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}")
+            raise KeyError(f"unknown models {unknown}; available: {', '.join(known)}, or metatomic model files (.pt)")
         if len(set(self.models)) < 2:
             raise ValueError("give at least two different models to compare")
         return tuple(dict.fromkeys(self.models))
@@ -148,6 +172,7 @@ class Reproduction:
     settings : Settings
     benchmark : dict — frames used and dropped.
     timings : dict of str -> float — seconds per step.
+    learning : Dataset or None — analysis 8 (:func:`latentatlas.compare.learning_curve` of GFRE).
     """
 
     cross: xr.Dataset
@@ -159,6 +184,7 @@ class Reproduction:
     settings: Settings
     benchmark: dict
     timings: dict[str, float]
+    learning: xr.Dataset | None = None
 
     def save(self, out: str | Path) -> list[Path]:
         """Write every analysis as netCDF into folder ``out``; returns the paths."""
@@ -166,6 +192,8 @@ class Reproduction:
 
         out = Path(out)
         items = {"cross_model": self.cross, "variants": self.variants, "cumulants": self.cumulants, "subsets": self.subsets}
+        if self.learning is not None:
+            items["learning_curve"] = self.learning
         if self.fine_tuning is not None:
             items["fine_tuning"] = self.fine_tuning
         items |= {f"layers_{model}": ds for model, ds in self.layers.items()}
@@ -196,7 +224,7 @@ def reproduce(out: str | Path | None = None, settings: Settings | None = None, *
 
 
 def _run(out, settings: Settings, progress: bool) -> Reproduction:
-    from ..features import get_featurizer
+    from ..features import get_featurizers
 
     timings = {}
     clock = time.perf_counter()
@@ -207,12 +235,12 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         timings[name] = now - clock
         clock = now
 
-    featurizers = [get_featurizer(m) for m in settings.resolved_models()]
+    featurizers = get_featurizers(settings.resolved_models())
     frames, dropped = benchmark_frames(featurizers, small=settings.small, fraction=settings.fraction)
     last = load_features(frames, featurizers, "last", progress=progress)
     tick("features (last layers)")
     cross = cross_model(last, n_splits=settings.n_splits, lfre_per_subset=settings.lfre_per_subset,
-                        n_local_points=settings.n_local_points, progress=progress)
+                        n_local_points=settings.n_local_points, progress=progress, cv=settings.cv)
     tick("1 cross-model GFRE + LFRE")
     variant_table = variants(cross)
     models = [f.name for f in featurizers]
@@ -220,17 +248,18 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
     if all(m in models for m in FINE_TUNED):
         pair = [f for f in featurizers if f.name in FINE_TUNED]
         layerwise = layers_within(load_features(frames, pair, progress=progress), FINE_TUNED,
-                                  n_splits=settings.n_splits, progress=progress)
+                                  n_splits=settings.n_splits, progress=progress, cv=settings.cv)
     tuned = fine_tuning(cross, layerwise) if layerwise is not None else None
     tick("2-3 variants and fine-tuning")
     layers = {}
     for f in featurizers:
         if len(f.layers) > 1:
             layers[f.name] = layers_within(load_features(frames, [f], progress=progress), f.name,
-                                           n_splits=settings.n_splits, progress=progress)
+                                           n_splits=settings.n_splits, progress=progress, cv=settings.cv)
     tick("4 layers within each model")
     cumulants = xr.concat(
-        [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress)
+        [cumulant_steps(last, name, max_order=settings.max_order, n_splits=settings.n_splits, progress=progress,
+                        cv=settings.cv)
          for name in last.data_vars],
         dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set"),
         combine_attrs="drop_conflicts",
@@ -241,6 +270,9 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         for m in ("gfre", "lfre")
     ])
     tick("6 per-subset breakdown")
+    learning = learning_curve(last, metric="gfre", fractions=settings.learning_fractions, n_splits=settings.n_splits,
+                              cv=settings.cv, progress=progress)
+    tick("8 learning curve")
     summary = {
         "n_structures": len(frames),
         "n_atoms": int(sum(len(a) for a in frames)),
@@ -248,7 +280,7 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         "dropped": dropped,
         "models": models,
     }
-    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings)
+    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, learning)
     if out is not None:
         from .report import write_report
 

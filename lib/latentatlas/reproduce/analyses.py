@@ -14,13 +14,16 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ..compare import compare, structure_split
+from ..compare import compare, store_split_summary, structure_split
+from ..dataset import merge_features
+from ..diagnostics import SplitDiagnostics
 from ..fre import DEFAULT_SEED, pointwise_fre_matrix, rms
 
 __all__ = [
     "ARCHITECTURE",
     "FINE_TUNED",
     "VARIANT_PAIRS",
+    "architecture",
     "benchmark_frames",
     "cross_model",
     "cumulant_steps",
@@ -127,7 +130,7 @@ def load_features(frames, featurizers, layers: str | Sequence[str] | None = None
     for f in featurizers:
         wanted = f.layers[-1:] if layers == "last" else ([l for l in layers if l in f.layers] if layers else None)
         part = f.featurize(frames, wanted, progress=progress)
-        ds = part if ds is None else ds.merge(part, compat="no_conflicts", join="exact", combine_attrs="override")
+        ds = part if ds is None else merge_features(ds, part)
     return ds
 
 
@@ -139,6 +142,7 @@ def lfre_over_splits(
     per_subset: int,
     n_local_points: int = 100,
     progress: bool = True,
+    cv: str = "grouped",
 ) -> xr.Dataset:
     """LFRE matrix, mean and spread over structure-level splits, on a sample of test atoms.
 
@@ -147,11 +151,14 @@ def lfre_over_splits(
     subset (drawn at random with the split's seed) are reconstructed from their
     ``n_local_points`` nearest neighbours among *all* training atoms.
 
+    ``cv`` is the inner CV of the local fits (:func:`latentatlas.compare.compare`).
+
     Returns
     -------
     xarray.Dataset
         ``lfre`` (source, target): mean over splits; ``lfre_std``; ``lfre_pointwise``
-        (source, target, test_atom_lfre) of the first split.
+        (source, target, test_atom_lfre) of the first split; the diagnostics of
+        :mod:`latentatlas.diagnostics` (``lfre_flags``, ...).
     """
     from threadpoolctl import threadpool_limits
 
@@ -160,6 +167,7 @@ def lfre_over_splits(
     arrays = feature_arrays(features, names)
     subset_of_atom = features["subset"].values[features["atom_structure"].values]
     per_split, first = [], None
+    diagnostics = SplitDiagnostics(features, "atom", "subset")
     for split in range(n_splits):
         seed = DEFAULT_SEED + split
         train, test = structure_split(features, seed=seed, stratify_by="subset")
@@ -172,24 +180,18 @@ def lfre_over_splits(
         with threadpool_limits(1, "blas"):
             pointwise = pointwise_fre_matrix(
                 arrays, "lfre", train_idx=train, test_idx=sample, n_local_points=n_local_points,
-                seed=seed, progress=progress,
+                seed=seed, progress=progress, cv=cv,
             )
+        diagnostics.add(pointwise, train, sample)
         per_split.append(rms(pointwise.values))
         if first is None:
-            first = pointwise.rename({"test_sample": "test_atom_lfre"})
-    per_split = np.stack(per_split)
-    attrs = {k: v for k, v in first.attrs.items() if k not in ("seed", "n_train", "n_test")}
-    attrs.update(n_splits=n_splits, split="by structure, stratified by subset", first_seed=DEFAULT_SEED,
-                 test_sample=f"at most {per_subset} random test atoms per subset in each split")
-    return xr.Dataset(
-        {
-            "lfre": (("source", "target"), per_split.mean(axis=0), attrs),
-            "lfre_std": (("source", "target"), per_split.std(axis=0, ddof=1) if n_splits > 1 else np.full(per_split.shape[1:], np.nan),
-                         {"description": "standard deviation of lfre over splits"}),
-            "lfre_pointwise": first,
-        },
-        coords={"source": list(names), "target": list(names)},
-    )
+            first = pointwise.rename({"test_sample": "test_atom_lfre"}).drop_vars(["alpha_index", "cutoff_at_edge"])
+    out = xr.Dataset({"lfre_pointwise": first}, coords={"source": list(names), "target": list(names)})
+    store_split_summary(out, "lfre", np.stack(per_split), first.attrs, diagnostics, split="by structure, stratified by subset")
+    out["lfre"].attrs["test_sample"] = f"at most {per_subset} random test atoms per subset in each split"
+    out["lfre_test_unseen_element"] = ("test_atom_lfre", diagnostics.first_unseen, {
+        "description": "the test atom's structure holds an element absent from training (first split)"})
+    return out
 
 
 def cross_model(
@@ -200,6 +202,7 @@ def cross_model(
     lfre_per_subset: int = 50,
     n_local_points: int = 100,
     progress: bool = True,
+    cv: str = "grouped",
 ) -> xr.Dataset:
     """Analysis 1: GFRE (all test atoms) and LFRE (sampled test atoms) between feature sets.
 
@@ -211,10 +214,13 @@ def cross_model(
         coordinates ``source_model``/``target_model`` give the featuriser of each.
     """
     names = list(features.data_vars) if names is None else list(names)
-    result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress)
+    result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress,
+                     cv=cv)
     local = lfre_over_splits(features, names, n_splits=n_splits, per_subset=lfre_per_subset,
-                             n_local_points=n_local_points, progress=progress)
-    return result.merge(local)
+                             n_local_points=n_local_points, progress=progress, cv=cv)
+    result = result.merge(local)
+    result.attrs["metrics"] = ["gfre", "lfre"]
+    return result
 
 
 def _model_index(result: xr.Dataset, model: str) -> str | None:
@@ -256,13 +262,20 @@ def pair_table(result: xr.Dataset, pairs: Sequence[tuple[str, str, str]], metric
     )
 
 
+def architecture(model: str) -> str:
+    """The architecture of a model, ``"descriptor"`` for SOAP; a model outside the registry
+    (a metatomic model file, named by its metadata) is its own architecture."""
+    return ARCHITECTURE.get(str(model), str(model))
+
+
 def unrelated_pairs(models: Sequence[str]) -> list[tuple[str, str, str]]:
     """Every unordered pair of uMLIPs of different architectures (descriptors excluded)."""
-    mlips = [m for m in models if ARCHITECTURE.get(m, "descriptor") != "descriptor"]
+    arch = {m: architecture(m) for m in models}
+    mlips = [m for m in models if arch[m] != "descriptor"]
     return [
-        (a, b, f"{ARCHITECTURE[a]} vs {ARCHITECTURE[b]}")
+        (a, b, f"{arch[a]} vs {arch[b]}")
         for i, a in enumerate(mlips) for b in mlips[i + 1:]
-        if ARCHITECTURE[a] != ARCHITECTURE[b]
+        if arch[a] != arch[b]
     ]
 
 
@@ -309,7 +322,7 @@ def fine_tuning(result: xr.Dataset, layerwise: xr.Dataset | None = None) -> xr.D
 
 
 def layers_within(
-    features: xr.Dataset, models: str | Sequence[str], *, n_splits: int = 5, progress: bool = True
+    features: xr.Dataset, models: str | Sequence[str], *, n_splits: int = 5, progress: bool = True, cv: str = "grouped"
 ) -> xr.Dataset:
     """Analysis 4: GFRE between every pair of layers of one model (or of several), both directions.
 
@@ -324,8 +337,9 @@ def layers_within(
     names = [n for n in features.data_vars if features[n].attrs.get("model") in models]
     if len(names) < 2:
         raise ValueError(f"{models} have {len(names)} layer(s) in the features; need at least 2 to compare layers")
-    result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress)
-    return result[["gfre", "gfre_std"]]
+    result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress,
+                     cv=cv)
+    return result[["gfre", "gfre_std", "gfre_flags"]]
 
 
 def prefixed(ds: xr.Dataset, prefix: str, keep: Sequence[str] = ()) -> xr.Dataset:
@@ -333,7 +347,9 @@ def prefixed(ds: xr.Dataset, prefix: str, keep: Sequence[str] = ()) -> xr.Datase
     return ds.rename({k: f"{prefix}_{k}" for k in {*ds.data_vars, *ds.coords, *ds.dims} if k not in keep})
 
 
-def cumulant_steps(features: xr.Dataset, name: str, *, max_order: int = 8, n_splits: int = 5, progress: bool = True) -> xr.Dataset:
+def cumulant_steps(
+    features: xr.Dataset, name: str, *, max_order: int = 8, n_splits: int = 5, progress: bool = True, cv: str = "grouped"
+) -> xr.Dataset:
     """Analysis 5: does each cumulant order add information? GFRE between φ^(k) of one feature set.
 
     φ^(k) = [κ1 … κk] per structure (:func:`latentatlas.cumulants.structure_features`);
@@ -353,7 +369,8 @@ def cumulant_steps(features: xr.Dataset, name: str, *, max_order: int = 8, n_spl
     parts = [structure_features(features, k, names=[name]) for k in range(1, max_order + 1)]
     structures = xr.merge(parts, combine_attrs="override")
     phis = [cumulant_feature_name(name, k) for k in range(1, max_order + 1)]
-    result = compare(structures, metrics=("gfre",), names=phis, n_splits=n_splits, stratify_by="subset", progress=progress)
+    result = compare(structures, metrics=("gfre",), names=phis, n_splits=n_splits, stratify_by="subset", progress=progress,
+                     cv=cv)
     orders = np.arange(1, max_order + 1)
     g, s = result["gfre"].values, result["gfre_std"].values
     out = xr.Dataset(

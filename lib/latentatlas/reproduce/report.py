@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analyses import ARCHITECTURE, unrelated_pairs
+from ..diagnostics import FLAGS, caveats, cell_marks
+from .analyses import architecture, unrelated_pairs
 
 __all__ = ["PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "relation", "subset_summary", "write_report"]
 
@@ -52,7 +53,7 @@ def _short(name: str) -> str:
 
 
 def _is_mlip(model: str) -> bool:
-    return ARCHITECTURE.get(str(model), "descriptor") != "descriptor"
+    return architecture(model) != "descriptor"
 
 
 # -- computed conclusions --------------------------------------------------------------------
@@ -85,7 +86,7 @@ def conclusions(result) -> list[dict]:
     """
     cross = result.cross
     rows = []
-    unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and ARCHITECTURE[a] != ARCHITECTURE[b]  # noqa: E731
+    unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and architecture(a) != architecture(b)  # noqa: E731
     mlips = lambda a, b: _is_mlip(a) and _is_mlip(b)  # noqa: E731
 
     g_pairs, l_pairs = _ordered_pairs(cross, "gfre", unrelated), _ordered_pairs(cross, "lfre", unrelated)
@@ -276,6 +277,20 @@ def figures(result, out: str | Path) -> dict[str, Path]:
     ax.set_ylabel("RMS pointwise error, mean over\noff-diagonal uMLIP pairs (first split)")
     ax.legend()
     save(fig, "subsets")
+
+    if result.learning is not None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        curve = result.learning
+        n_train = curve["learning_n_train_structures"].values
+        for s in curve.source.values:
+            for t in curve.target.values:
+                if s != t:
+                    ax.errorbar(n_train, curve["learning_gfre"].sel(source=s, target=t),
+                                yerr=curve["learning_gfre_std"].sel(source=s, target=t), marker="o", ms=3, capsize=2,
+                                lw=0.8, label=f"{_short(s)} → {_short(t)}")
+        ax.set(xlabel="training structures", ylabel="GFRE (same test half)", title="learning curve", ylim=(0, None))
+        ax.legend(fontsize=5, ncol=2)
+        save(fig, "learning_curve")
     return paths
 
 
@@ -323,12 +338,34 @@ def subset_summary(result):
     return xr.Dataset(data, coords={"subset": sub.subset.values})
 
 
-def _md_matrix(matrix, spread) -> list[str]:
+def _md_matrix(matrix, spread, flags=None) -> list[str]:
+    """Markdown table of a matrix ± spread; with ``flags``, each cell carries its diagnostic marks."""
     sources = [_short(n) for n in matrix.source.values]
     targets = [_short(n) for n in matrix.target.values]
+    marks = np.full(matrix.shape, "") if flags is None else np.vectorize(cell_marks, otypes=[str])(flags.values)
     lines = ["| source \\ target | " + " | ".join(targets) + " |", "|---" * (len(targets) + 1) + "|"]
     for i, s in enumerate(sources):
-        lines.append(f"| {s} | " + " | ".join(_pm(matrix.values[i, j], spread.values[i, j], 2) for j in range(len(targets))) + " |")
+        lines.append(f"| {s} | " + " | ".join(_pm(matrix.values[i, j], spread.values[i, j], 2)
+                                              + (f" {marks[i, j]}" if marks[i, j] else "") for j in range(len(targets))) + " |")
+    return lines
+
+
+def _learning_lines(curve) -> list[str]:
+    """Markdown table of the learning curve: mean over off-diagonal pairs and the largest change of the last step."""
+    values, spread = curve["learning_gfre"].values, curve["learning_gfre_std"].values
+    off = ~np.eye(values.shape[1], dtype=bool)
+    n_train = curve["learning_n_train_structures"].values
+    lines = ["| training structures | share | mean off-diagonal GFRE | largest off-diagonal GFRE |", "|---|---|---|---|"]
+    for k, fraction in enumerate(curve.train_fraction.values):
+        v, e = values[k][off], spread[k][off]
+        top = int(np.argmax(v))
+        lines.append(f"| {n_train[k]:.0f} | {fraction:.0%} | {_pm(v.mean(), e.mean())} | {_pm(v[top], e[top])} |")
+    if len(n_train) > 1:
+        change = np.abs(values[-1] - values[-2])[off]
+        lines += ["", f"From {n_train[-2]:.0f} to {n_train[-1]:.0f} training structures the off-diagonal values change "
+                  f"by {np.median(change):.3f} (median; largest {change.max():.3f}): "
+                  + ("they have not converged, more structures would change them."
+                     if change.max() > 2 * np.median(spread[-1][off]) else "within about twice their spread over splits.")]
     return lines
 
 
@@ -378,7 +415,15 @@ def write_report(result, out: str | Path) -> Path:
         f"- Models: {', '.join(bench['models'])}",
         f"- Splits: {st.n_splits} random 50/50 splits of the structures, stratified by subset (first seed 0x5F3759DF); "
         "every value is mean ± standard deviation over the splits. Features centred and scaled to unit total variance "
-        "with training statistics; ridge with 2-fold cross-validated relative cut-off (scikit-matter's defaults).",
+        "with training statistics; ridge with 2-fold cross-validated relative cut-off over scikit-matter's alpha grid.",
+        f"- Inner CV mode: **{st.cv}**: " + (
+            "the two folds that choose the ridge cut-off keep each structure whole (LFRE: each feature vector of a "
+            "neighbourhood), as the train/test split does."
+            if st.cv == "grouped" else
+            "random folds, exactly as scikit-matter; atoms of one structure sit in both folds, which can choose too small "
+            "a cut-off (`--cv grouped` avoids it)."),
+        "- Marks after a value (see `latentatlas.diagnostics`): " + ", ".join(
+            f"`{mark}` {text}" for mark, text in ((m, t) for _, m, t in FLAGS.values())) + ".",
         f"- LFRE: {st.n_local_points} nearest training atoms; evaluated on at most {st.lfre_per_subset} random test atoms "
         "per subset in each split (the full training set is searched for neighbours).",
         f"- Differences are called real only beyond {Z:g} combined standard deviations; aggregate means (over pairs) are "
@@ -393,8 +438,9 @@ def write_report(result, out: str | Path) -> Path:
     L += [f"| {r['question']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |" for r in rows]
     L += [""] + [f"- **{r['question']}**: {r['why']}" for r in rows]
     L += ["", "## 1. Cross-model matrices (last layers)", "", "![cross-model](cross_model.png)", "", "GFRE:", ""]
-    L += _md_matrix(cross["gfre"], cross["gfre_std"]) + ["", "LFRE:", ""] + _md_matrix(cross["lfre"], cross["lfre_std"])
-    L += [""] + _cross_caveats(cross)
+    L += _md_matrix(cross["gfre"], cross["gfre_std"], cross.get("gfre_flags"))
+    L += ["", "LFRE:", ""] + _md_matrix(cross["lfre"], cross["lfre_std"], cross.get("lfre_flags"))
+    L += [""] + _cross_caveats(cross) + [f"- {line}" for line in caveats(cross, ["gfre", "lfre"])]
     diag = float(np.mean(np.diagonal(cross["lfre"].values)))
     L += ["", f"The LFRE diagonal (a set reconstructing itself locally from {st.n_local_points} neighbours) averages "
           f"{diag:.3f}: the floor of the local fits."]
@@ -452,8 +498,13 @@ def write_report(result, out: str | Path) -> Path:
     L += ["", "## 7. Uncertainty", "",
           f"Over {st.n_splits} splits the standard deviation of an off-diagonal cross-model FRE is "
           f"{np.median(spreads):.3f} (median; max {np.max(spreads):.3f}). Differences smaller than about "
-          f"{Z * np.sqrt(2) * np.median(spreads):.3f} ({Z:g}·√2 median sd) are noise.",
-          "", "## Files", ""]
+          f"{Z * np.sqrt(2) * np.median(spreads):.3f} ({Z:g}·√2 median sd) are noise."]
+    if result.learning is not None:
+        L += ["", "## 8. Is the benchmark big enough? Cross-model GFRE against training structures", "",
+              "![learning curve](learning_curve.png)", "",
+              "Same test half in each split; the training structures are a random (nested) share of the training half.", ""]
+        L += _learning_lines(result.learning)
+    L += ["", "## Files", ""]
     L += [f"- `{p.name}`" for p in sorted(out.glob("*.nc"))] + [f"- `{p.name}`" for p in paths.values()]
     L += ["", "## Runtime", "", "| step | seconds |", "|---|---|"]
     L += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]

@@ -45,14 +45,16 @@ def load_concepts(path: str | Path) -> xr.Dataset:
 
 
 def builtin_concepts_path() -> Path:
-    """The precomputed concept analysis shipped in ``data/`` (biased shapes demo).
+    """The precomputed concept analysis shipped in the package (biased shapes demo, :mod:`latentatlas.data`).
 
     Raises
     ------
     FileNotFoundError
         Saying how to create it.
     """
-    path = Path(__file__).resolve().parents[3] / "data" / "demo_concepts_shapes.nc"
+    from .. import data as shipped
+
+    path = shipped.folder() / "demo_concepts_shapes.nc"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run 'python -m latentatlas.viz.concept_demo' to create it")
     return path

@@ -1,22 +1,21 @@
 """The built-in concept result the concept app opens on: the biased shapes demo, compacted.
 
-``python -m latentatlas.viz.concept_demo [--from shapes.nc] [--out data/demo_concepts_shapes.nc]``
+``python -m latentatlas.viz.concept_demo [--from shapes.nc] [--out FILE]``
 runs :func:`latentatlas.concepts.shapes.shapes_demo` with ``bias=0.9`` (about two minutes on
 a CPU; the same as ``latentatlas concepts --demo shapes --out shapes.nc``), or reads such a
 file, and writes it without the held-out images: they are redrawn on demand from the
 recorded :func:`~latentatlas.concepts.shapes.make_shapes` parameters (checked here to
-reproduce the stored images exactly), which keeps ``data/`` under 1 MB.
+reproduce the stored images exactly), which keeps the shipped data under 1 MB. The default
+output is the package's data folder (:mod:`latentatlas.data`).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import numpy as np
 import xarray as xr
 
-OUT = Path(__file__).resolve().parents[3] / "data" / "demo_concepts_shapes.nc"
+from .. import data as shipped
 
 
 def compact(result: xr.Dataset) -> xr.Dataset:
@@ -48,7 +47,8 @@ def compact(result: xr.Dataset) -> xr.Dataset:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from", dest="source", help="a shapes demo result to compact instead of running the demo")
-    parser.add_argument("--out", default=str(OUT), help=f"output file (default {OUT})")
+    out = shipped.folder() / "demo_concepts_shapes.nc"
+    parser.add_argument("--out", default=str(out), help=f"output file (default {out})")
     args = parser.parse_args(argv)
     from ..io import load, save
 

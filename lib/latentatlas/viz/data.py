@@ -5,7 +5,9 @@ No UI imports here: these helpers are plain numpy/xarray so they are testable al
 A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns. Its layout and
 what every reader needs (:data:`METRICS` labels, :func:`metrics_of`, :func:`sample_dim`,
 :func:`default_pair`, :func:`check_comparison`) live in :mod:`latentatlas.schema` and are
-re-exported here.
+re-exported here. Optional: the diagnostics ``m_flags`` and friends
+(:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "check_comparison",
     "default_pair",
     "demo_comparison_paths",
+    "learning_curve_of",
     "load_levels",
     "metrics_of",
     "pair_key",
@@ -85,6 +88,16 @@ def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
     }
 
 
+def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
+    """``(n_train_structures, value, spread)`` of one pair's learning curve, or None if ``ds`` has none."""
+    name = f"learning_{metric}"
+    if name not in ds or source not in ds[name].source or target not in ds[name].target:
+        return None
+    cell = dict(source=source, target=target)
+    return (ds["learning_n_train_structures"].values, ds[name].sel(**cell).values,
+            np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
+
+
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
     """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
 
@@ -101,14 +114,16 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
 
 
 def demo_comparison_paths() -> list[Path]:
-    """The precomputed comparison files shipped in the repository's ``data/`` folder.
+    """The precomputed comparison files shipped in the package (:mod:`latentatlas.data`).
 
     Raises
     ------
     FileNotFoundError
-        When no ``data/demo_comparison*.nc`` exists, saying how to create it.
+        When no ``demo_comparison*.nc`` exists, saying how to create it.
     """
-    data = Path(__file__).resolve().parents[3] / "data"
+    from .. import data as shipped
+
+    data = shipped.folder()
     paths = sorted(data.glob("demo_comparison*.nc"))
     if not paths:
         raise FileNotFoundError(

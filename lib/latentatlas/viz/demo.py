@@ -1,8 +1,9 @@
 """The built-in demo comparison the dashboard opens on: real features of the built-in structures.
 
-``python -m latentatlas.viz.demo [--small] [--out data/]`` (re)writes
+``python -m latentatlas.viz.demo [--small] [--out FOLDER]`` (re)writes
 ``demo_comparison.nc`` (atom level) and ``demo_comparison_structure_level.nc``
-(progressive cumulants κ1..κ2 of the same feature sets) from the shipped models.
+(progressive cumulants κ1..κ2 of the same feature sets) from the shipped models, by default
+into the package's data folder (:mod:`latentatlas.data`).
 """
 
 from __future__ import annotations
@@ -26,17 +27,14 @@ DEMO_FEATURE_SETS = [
 
 def demo_features(frames, feature_sets=DEMO_FEATURE_SETS) -> xr.Dataset:
     """One features Dataset holding every demo feature set of ``frames``."""
+    from ..dataset import merge_features
     from ..features import get_featurizer
 
-    out = None
-    for name, layers in feature_sets:
-        ds = get_featurizer(name).featurize(frames, layers)
-        out = ds if out is None else out.assign(ds.data_vars)
-    return out
+    return merge_features(*(get_featurizer(name).featurize(frames, layers) for name, layers in feature_sets))
 
 
 def _compact(ds: xr.Dataset) -> xr.Dataset:
-    """float32 for the large arrays (errors and maps are shown to 3 digits) to keep data/ small."""
+    """float32 for the large arrays (errors and maps are shown to 3 digits) to keep the shipped data small."""
     big = [v for v in ds.data_vars if v.endswith("_pointwise") or v == "pca"]
     return ds.assign({v: ds[v].astype(np.float32) for v in big})
 
@@ -73,7 +71,9 @@ def write_demo_data(out_dir: str | Path, *, small: bool = False, max_order: int 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[3] / "data"), help="output folder")
+    from .. import data as shipped
+
+    parser.add_argument("--out", default=str(shipped.folder()), help="output folder (default: the package's data folder)")
     parser.add_argument("--small", action="store_true", help="52 structures instead of the full benchmark")
     parser.add_argument("--splits", type=int, default=3, help="random train/test splits (default 3)")
     args = parser.parse_args(argv)

@@ -6,18 +6,22 @@ import numpy as np
 import panel as pn
 import param
 import xarray as xr
-from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, TapTool
+from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, TapTool, Whisker
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
+from ..diagnostics import cell_marks, cell_notes
 from ..schema import metric_label
-from .data import check_comparison, default_pair, metrics_of, pair_key
+from .data import check_comparison, default_pair, learning_curve_of, metrics_of, pair_key
 
 
 class FREMatrix(pn.viewable.Viewer):
     """Sources x targets heatmap of a metric; clicking a cell sets :attr:`pair`.
 
-    Hovering a cell shows the mean over splits and its standard deviation (the spread).
+    Hovering a cell shows the mean over splits, its standard deviation (the spread) and its
+    diagnostics (:mod:`latentatlas.diagnostics`), whose marks follow the value in the cell.
+    When the comparison holds a learning curve (``latentatlas fre --learning-curve``), a
+    small plot below shows it for the selected pair.
     """
 
     comparison = param.ClassSelector(class_=xr.Dataset, doc="A comparison Dataset (latentatlas.compare)")
@@ -40,7 +44,9 @@ class FREMatrix(pn.viewable.Viewer):
         self.figure = self._figure()
         self._restyle()
         self.source.selected.on_change("indices", self._on_tap)
-        self._pane = pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
+        self.curve = ColumnDataSource(self._curve())
+        self._pane = pn.Column(pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
+                               pn.pane.Bokeh(self._curve_figure(), visible=self._has_curve()), sizing_mode="stretch_width")
 
     def _cells(self) -> dict[str, np.ndarray]:
         ds = self.comparison.sel(source=list(self.sources), target=list(self.sources))
@@ -48,12 +54,16 @@ class FREMatrix(pn.viewable.Viewer):
         value = ds[self.metric].values
         spread = ds[f"{self.metric}_std"].values if f"{self.metric}_std" in ds else np.full(value.shape, np.nan)
         key = np.array([self.key(s, t) for s, t in zip(src.ravel(), tgt.ravel())])
+        flags = ds[f"{self.metric}_flags"].values.ravel() if f"{self.metric}_flags" in ds else np.zeros(value.size, int)
+        marks = [cell_marks(f) for f in flags]
+        notes = ["; ".join(cell_notes(ds, self.metric, s, t)) or "none" for s, t in zip(src.ravel(), tgt.ravel())]
         return {
             "source": src.ravel(),
             "target": tgt.ravel(),
             "value": value.ravel(),
             "spread": spread.ravel(),
-            "label": np.array([f"{v:.2f}" for v in value.ravel()]),
+            "label": np.array([f"{v:.2f}{m}" for v, m in zip(value.ravel(), marks)]),
+            "notes": np.array(notes),
             # dark text on the light (high) end of Viridis, light text on the dark end
             "text_color": np.where(value.ravel() > 0.6 * np.nanmax(value), "black", "white"),
             "key": key,
@@ -92,6 +102,7 @@ class FREMatrix(pn.viewable.Viewer):
             ("source → target", "@source → @target"),
             ("value", "@value{0.0000}"),
             ("spread (std over splits)", "±@spread{0.0000}"),
+            ("caveats", "@notes"),
         ]))
         fig.select_one(TapTool).mode = "replace"
         fig.xaxis.major_label_orientation = 0.8
@@ -113,6 +124,8 @@ class FREMatrix(pn.viewable.Viewer):
     @param.depends("metric", "sources", watch=True)
     def _update(self):
         self.source.data = self._cells()
+        self.curve.data = self._curve()
+        self._pane[1].visible = self._has_curve()
         names = list(self.sources)
         self.figure.x_range.factors = names
         self.figure.y_range.factors = list(reversed(names))
@@ -121,6 +134,25 @@ class FREMatrix(pn.viewable.Viewer):
     @param.depends("pair", watch=True)
     def _select_pair(self):
         self._restyle()
+        self.curve.data = self._curve()
+
+    def _has_curve(self) -> bool:
+        return learning_curve_of(self.comparison, self.metric, *self.pair) is not None
+
+    def _curve(self) -> dict[str, np.ndarray]:
+        curve = learning_curve_of(self.comparison, self.metric, *self.pair)
+        if curve is None:
+            return {"n_train": [], "value": [], "low": [], "high": []}
+        n_train, value, spread = curve
+        return {"n_train": n_train, "value": value, "low": value - spread, "high": value + spread}
+
+    def _curve_figure(self):
+        fig = figure(height=220, width=420, tools="save", toolbar_location=None, x_axis_label="training structures",
+                     y_axis_label="value (same test half)", title="Learning curve of the selected pair (mean ± sd)")
+        fig.line("n_train", "value", source=self.curve)
+        fig.scatter("n_train", "value", source=self.curve, size=5)
+        fig.add_layout(Whisker(base="n_train", lower="low", upper="high", source=self.curve))
+        return fig
 
     def _on_tap(self, attr, old, new):
         if len(new) != 1:
