@@ -69,9 +69,9 @@ def _safe_torch_load(path, **kwargs):
 def _preloaded_checkpoint(path, raw: dict):
     """sevenn's ``SevenNetCheckpoint`` of ``path``, over the dict ``raw`` already read by :func:`_safe_torch_load`.
 
-    sevenn reads checkpoints with an unrestricted ``torch.load(weights_only=False)``; this
-    instance never does: it is handed the configuration and weights read with
-    ``weights_only=True`` and processes them as sevenn's own reader would.
+    sevenn's own reader unpickles checkpoints without restriction; this instance never reads
+    the file: it is handed the configuration and weights read with ``weights_only=True`` and
+    processes them as sevenn's reader would.
     """
     import sevenn.checkpoint
 
