@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch 2.13.0 is a local CPU wheel on this kind of machine; any other version pulls CUDA builds.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[models,app,concepts,test]"
+	$(PY) -m pip install --quiet -e ".[models,app,concepts,scale,test]"
 	touch $(STAMP)
 
 ## dashboard: set up, then serve the dashboard on the built-in data at http://127.0.0.1:5006/atlas

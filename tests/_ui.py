@@ -75,7 +75,9 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
         try:
-            urllib.request.urlopen(url, timeout=5).read(1)
+            # a loaded machine can take longer than a few seconds to build the first session; an
+            # abandoned request still costs the server that session, so wait for the answer
+            urllib.request.urlopen(url, timeout=60).read(1)
             return
         except OSError:
             time.sleep(0.5)

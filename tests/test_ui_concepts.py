@@ -27,6 +27,7 @@ from _ui import (  # noqa: E402
     browser_context_args,  # noqa: F401  (fixture)
     browser_type_launch_args,  # noqa: F401  (fixture)
     click_plot,
+    PLOT_XY,
     free_port,
     panel_serve,
     wait_http,
@@ -180,6 +181,53 @@ def test_static_export_offline_tap_and_layer(page, report, result):
     page.wait_for_function(f"() => ({STATE})().graph.startsWith({GRAPH + 'block1:'!r})", timeout=10_000)
     check_layer(page.evaluate(STATE), result, "block1")
     screenshot(page, "concepts-static")
+    assert watch.errors == []
+    assert watch.outside(OFFLINE) == []
+
+
+# The heatmap's cells as the browser holds them.
+CELLS = """() => {
+    const heat = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('Probe balanced accuracy')
+        || v.model.title?.text?.startsWith('Sensitivity per layer'));
+    const cells = heat.model.renderers.map((r) => r.data_source).find((s) => s.data.value !== undefined);
+    return {title: heat.model.title.text, value: Array.from(cells.data.value), label: Array.from(cells.data.label),
+            layer: Array.from(cells.data.layer), concept: Array.from(cells.data.concept)};
+}"""
+
+
+def test_static_export_sensitivity_toggle_and_why_flagged(page, report, result):
+    """Offline: the heatmap switches to sensitivity; a flagged edge's hover says which conditions held."""
+    from latentatlas.concepts.graph import rule_conditions, why
+    from latentatlas.viz.concept_data import sensitivity_cells
+
+    watch = Watch(page)
+    open_app(page, report.as_uri())
+    before = page.evaluate(CELLS)
+    np.testing.assert_allclose(before["value"], result["probe_accuracy"].transpose("layer", "concept").values.ravel())
+    page.get_by_role("button", name="sensitivity").click()
+    page.wait_for_function(f"() => ({CELLS})().title.startsWith('Sensitivity per layer')", timeout=10_000)
+    after = page.evaluate(CELLS)
+    expected = sensitivity_cells(result)
+    np.testing.assert_allclose(after["value"], expected["sens_value"], rtol=1e-9)
+    assert after["label"] == expected["sens_label"].tolist()
+    assert (after["layer"], after["concept"]) == (before["layer"], before["concept"])
+    screenshot(page, "concepts-sensitivity")
+    page.get_by_role("button", name="probe accuracy").click()
+    page.wait_for_function(f"() => ({CELLS})().title.startsWith('Probe balanced accuracy')", timeout=10_000)
+
+    # hover the midpoint of the planted edge at the opening layer: the tooltip says why it is flagged
+    state = page.evaluate(STATE)
+    layer = state["graph"][len(GRAPH):].split(":")[0]
+    ids = state["id"]
+    concept, cls = ids.index("concept:background=purple"), ids.index("class:circle")
+    mx, my = 0.5 * (state["x"][concept] + state["x"][cls]), 0.5 * (state["y"][concept] + state["y"][cls])
+    x, y = page.evaluate(PLOT_XY, [GRAPH, mx, my])
+    page.mouse.move(x - 3, y, steps=3)
+    page.mouse.move(x, y, steps=3)
+    expected_why = why(rule_conditions(result).sel(layer=layer, concept="background=purple", **{"class": "circle"}))
+    assert expected_why.startswith("flagged:")
+    page.get_by_text(expected_why).first.wait_for(timeout=10_000)  # the tooltip (in Bokeh's shadow DOM)
+    page.get_by_text("sensitivity (TCAV) / derivative").first.wait_for(timeout=1_000)
     assert watch.errors == []
     assert watch.outside(OFFLINE) == []
 

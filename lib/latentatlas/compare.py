@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .dataset import common_sample_dim, feature_arrays
+from .dataset import common_sample_dim, feature_arrays, select_feature_sets
 from .diagnostics import SplitDiagnostics
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
-from .fre._scale import fit_scaler
+from .fre._scale import scale_from_variance
 from .fre._split import check_cv
 from .schema import feature_set_coords, stamp
 
@@ -52,25 +52,52 @@ def sample_structures(features: xr.Dataset, sample: str) -> np.ndarray:
 
 
 def _pca(X, n_components=2):
-    """Projection of standardised ``X`` on its first principal components, (n_samples, n_components)."""
-    mean, scale = fit_scaler(X)
-    Z = (X - mean) / scale
-    _, _, Vt = np.linalg.svd(Z[:: max(1, len(Z) // 5000)], full_matrices=False)
-    out = np.zeros((len(Z), n_components))
+    """Projection of standardised ``X`` on its first principal components, (n_samples, n_components).
+
+    ``X`` may be a dask array: the statistics, the subsample and the projection are then
+    computed chunk by chunk, and only the result is held.
+    """
+    X = X.astype(np.float64)
+    mean = np.asarray(X.mean(axis=0))
+    scale = scale_from_variance(float(((X - mean) ** 2).mean(axis=0).sum()))
+    step = max(1, X.shape[0] // 5000)
+    _, _, Vt = np.linalg.svd((np.asarray(X[::step]) - mean) / scale, full_matrices=False)
+    out = np.zeros((X.shape[0], n_components))
     k = min(n_components, Vt.shape[0])
-    out[:, :k] = Z @ Vt[:k].T
+    out[:, :k] = np.asarray(((X - mean) / scale) @ Vt[:k].T)
     return out
 
 
 def _checked(features, names, n_splits, stratify_by, cv):
-    """The feature arrays to compare and the sample dimension, after checking the options."""
+    """The feature sets to compare, the sample dimension and whether they are dask-backed, after checking the options.
+
+    Feature sets in memory come as validated float64 arrays; dask-backed ones (a zarr
+    store) as their dask arrays, validated chunk by chunk when they are read.
+    """
     if n_splits < 1:
         raise ValueError(f"n_splits must be at least 1, got {n_splits}")
     check_cv(cv)
-    arrays = feature_arrays(features, names)
+    names, getter = select_feature_sets(features, names)
+    lazy = any(features[name].chunks is not None for name in names)
+    arrays = {name: getter(name) for name in names} if lazy else feature_arrays(features, names)
     if stratify_by is not None and stratify_by not in features.coords:
         raise KeyError(f"cannot stratify by {stratify_by!r}: no such coordinate; use one of {list(features.coords)} or None")
-    return arrays, common_sample_dim(features, list(arrays))
+    return arrays, common_sample_dim(features, list(arrays)), lazy
+
+
+def _pointwise(arrays, metric, lazy, **kwargs):
+    """Pointwise FRE matrix of one split: in memory, or streamed (GFRE, GFRD) / indexed (LFRE) for dask arrays."""
+    if not lazy:
+        return pointwise_fre_matrix(arrays, metric, **kwargs)
+    if metric == "lfre":
+        from .fre.indexed import indexed_pointwise_lfre_matrix
+
+        kwargs.pop("groups")  # LFRE's grouped CV groups identical source vectors, as in memory
+        return indexed_pointwise_lfre_matrix(arrays, **kwargs)
+    from .fre.streamed import streamed_pointwise_fre_matrix
+
+    kwargs.pop("n_local_points")
+    return streamed_pointwise_fre_matrix(arrays, metric, **kwargs)
 
 
 def compare(
@@ -89,7 +116,10 @@ def compare(
     Parameters
     ----------
     features : xarray.Dataset
-        A features Dataset (atom- or structure-level).
+        A features Dataset (atom- or structure-level). Dask-backed feature sets (a zarr
+        store from :func:`latentatlas.io.load`) are compared chunk by chunk: GFRE and GFRD
+        from streamed statistics (:mod:`latentatlas.fre.streamed`), LFRE with a neighbour
+        index (:mod:`latentatlas.fre.indexed`); the values are the in-memory ones.
     metrics : sequence of {"gfre", "gfrd", "lfre"}
     names : sequence of str, optional
         Feature sets to compare; default all.
@@ -115,7 +145,7 @@ def compare(
         as coordinates ``source_<key>`` and ``target_<key>``
         (:func:`latentatlas.schema.feature_set_coords`); stamped ``comparison``.
     """
-    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
+    arrays, sample, lazy = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))
     groups = sample_structures(features, sample)
@@ -124,8 +154,8 @@ def compare(
         diagnostics = SplitDiagnostics(features, sample, stratify_by)
         for split in range(n_splits):
             train, test = structure_split(features, seed=DEFAULT_SEED + split, stratify_by=stratify_by)
-            pointwise = pointwise_fre_matrix(
-                arrays, metric, train_idx=train, test_idx=test, n_local_points=n_local_points,
+            pointwise = _pointwise(
+                arrays, metric, lazy, train_idx=train, test_idx=test, n_local_points=n_local_points,
                 seed=DEFAULT_SEED + split, progress=progress, cv=cv, groups=groups,
             ).rename({"test_sample": f"test_{sample}"})
             diagnostics.add(pointwise, train, test)
@@ -195,7 +225,7 @@ def learning_curve(
     fractions = np.asarray(sorted(set(float(f) for f in fractions)))
     if fractions.size == 0 or fractions[0] <= 0 or fractions[-1] > 1:
         raise ValueError(f"fractions must lie in (0, 1], got {list(fractions)}")
-    arrays, sample = _checked(features, names, n_splits, stratify_by, cv)
+    arrays, sample, lazy = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
     groups = sample_structures(features, sample)
     values = np.empty((len(fractions), n_splits, len(names), len(names)))
@@ -213,8 +243,8 @@ def learning_curve(
             while len(sub) < 4 and count < len(order):  # the inner 2-fold CV needs 4 samples
                 count += 1
                 sub = train[np.isin(groups[train], order[:count])]
-            pointwise = pointwise_fre_matrix(arrays, metric, train_idx=sub, test_idx=test, seed=seed, cv=cv, groups=groups,
-                                             n_local_points=min(n_local_points, len(sub)), progress=False)
+            pointwise = _pointwise(arrays, metric, lazy, train_idx=sub, test_idx=test, seed=seed, cv=cv, groups=groups,
+                                   n_local_points=min(n_local_points, len(sub)), progress=False)
             values[i, split] = rms(pointwise.values)
             n_structures[i, split] = count
             steps.update()

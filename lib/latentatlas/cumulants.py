@@ -190,7 +190,8 @@ def structure_features(
     out = features.drop_vars(list(features.data_vars))
     for name in names:
         da = features[name]
-        phi = _progressive(da.values, index, order, n_structures=n_structures, scaled=scaled, name=name)
+        progressive = _progressive if da.chunks is None else _lazy_progressive
+        phi = progressive(da.data, index, order, n_structures=n_structures, scaled=scaled, name=name)
         new = cumulant_feature_name(name, order)
         fdim = feature_dim(new)
         n_features = da.shape[1]
@@ -210,6 +211,32 @@ def structure_features(
             },
         )
     return out
+
+
+def _lazy_progressive(X, structure_index, order, *, n_structures, scaled, name):
+    """:func:`_progressive` of a dask array, lazily, one task per chunk of whole structures.
+
+    The atom chunks are moved back to the first atom of the structure they would cut, so
+    every structure lies in one chunk and each chunk gives its structures' rows of φ.
+    Atoms not grouped by structure are loaded and handled in memory.
+    """
+    import dask.array as dsa
+    from dask import delayed
+
+    index = _check_index(structure_index, X.shape[0], n_structures, name)
+    if index.sort is not None:
+        return _progressive(np.asarray(X), structure_index, order, n_structures=n_structures, scaled=scaled, name=name)
+    structure_index = np.asarray(structure_index)
+    edges = np.cumsum(X.chunks[0])[:-1]
+    bounds = np.unique(np.concatenate([[0], index.starts[structure_index[edges]], [X.shape[0]]]))
+    X = X.rechunk((tuple(np.diff(bounds)), -1))
+    task = delayed(_progressive, pure=True)
+    blocks = []
+    for block, a, b in zip(X.to_delayed()[:, 0], bounds[:-1], bounds[1:]):
+        first, last = structure_index[a], structure_index[b - 1]
+        phi = task(block, structure_index[a:b] - first, order, n_structures=int(last - first + 1), scaled=scaled, name=name)
+        blocks.append(dsa.from_delayed(phi, shape=(int(last - first + 1), order * X.shape[1]), dtype=np.float64))
+    return dsa.concatenate(blocks)
 
 
 def _progressive(X, structure_index, order, *, n_structures, scaled, name) -> np.ndarray:

@@ -42,6 +42,7 @@ __all__ = [
     "feature_arrays",
     "common_sample_dim",
     "sample_dim",
+    "select_feature_sets",
     "validate_features",
 ]
 
@@ -311,9 +312,30 @@ def feature_arrays(features, names: Sequence[str] | None = None) -> dict[str, np
     -------
     dict of name -> ndarray (n_samples, n_features)
     """
+    names, getter = select_feature_sets(features, names)
+    arrays = {n: np.asarray(getter(n), dtype=np.float64) for n in names}
+    validate_features(arrays)
+    return arrays
+
+
+def select_feature_sets(features, names: Sequence[str] | None = None):
+    """Names of the requested feature sets, checked, and a getter of their raw data.
+
+    Parameters
+    ----------
+    features : xarray.Dataset or mapping of name -> array-like
+    names : sequence of str, optional
+        Subset and order; default all.
+
+    Returns
+    -------
+    names : list of str
+    getter : callable name -> array
+        The data as stored: numpy, or dask for a lazily loaded Dataset (nothing is read).
+    """
     if isinstance(features, xr.Dataset):
         available = list(features.data_vars)
-        getter = lambda k: features[k].values  # noqa: E731
+        getter = lambda k: features[k].data  # noqa: E731
         check_fingerprints(features, [n for n in (available if names is None else names) if n in available])
     elif isinstance(features, Mapping):
         available = list(features)
@@ -328,9 +350,7 @@ def feature_arrays(features, names: Sequence[str] | None = None) -> dict[str, np
         raise KeyError(f"feature sets {missing} not found; available: {available}")
     if not names:
         raise FeatureError("no feature set given; add at least one feature set")
-    arrays = {n: np.asarray(getter(n), dtype=np.float64) for n in names}
-    validate_features(arrays)
-    return arrays
+    return names, getter
 
 
 def validate_features(arrays: Mapping[str, np.ndarray]) -> int:

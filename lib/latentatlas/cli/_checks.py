@@ -17,6 +17,7 @@ EXTRAS = {
     "panel": "app", "holoviews": "app", "bokeh": "app", "networkx": "app",
     "torch": "models", "chgnet": "models", "sevenn": "models", "featomic": "models", "dscribe": "models",
     "torchani": "models", "metatomic": "models", "metatensor": "models", "vesin": "models", "sklearn": "concepts", "matplotlib": "reproduce",
+    "dask": "scale", "distributed": "scale", "zarr": "scale", "faiss": "scale",
 }
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ._checks import check_output, positive_int
+from ._cluster import add_cluster_arguments, cluster_client, wants_cluster
 
 
 def register(subparsers) -> None:
@@ -15,8 +16,10 @@ def register(subparsers) -> None:
         description=(
             "Compute per-atom features, every layer, of pretrained interatomic potentials (weights shipped "
             "with the packages, no network) for structures in any format ase.io.read understands, and "
-            "write them as one netCDF features file. Results are cached on disk "
-            "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant."
+            "write them as one netCDF features file (or a zarr store for --out *.zarr). Results are cached on disk "
+            "($LATENTATLAS_CACHE, default ~/.cache/latentatlas): a second run is instant. With --scheduler or "
+            "--workers the chunks run on a dask cluster and go straight into the zarr store, whose unfinished "
+            "form is the resume point instead of the cache."
         ),
         epilog=(
             "Models: " + ", ".join(_names()) + ", or the path of any exported metatomic model file (.pt). "
@@ -31,12 +34,17 @@ def register(subparsers) -> None:
     p.add_argument("--extensions-dir", metavar="DIR",
                    help="TorchScript extensions the metatomic model files need (mtt export writes them to extensions/)")
     p.add_argument("--layers", nargs="+", metavar="LAYER", help="layers to keep (default: all of each model)")
-    p.add_argument("--out", "-o", required=True, help="output netCDF file (written atomically)")
+    p.add_argument("--out", "-o", required=True,
+                   help="output file, written atomically: netCDF, or a zarr store (chunked along atoms) if it ends in .zarr")
     p.add_argument("--batch-size", type=positive_int, help="structures per forward pass (default: the model's, 16 for the potentials, 256 for SOAP)")
     p.add_argument("--skip-unsupported", action="store_true", help="drop structures with elements a model does not know")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    dist = add_cluster_arguments(
+        p, "on a dask cluster (needs the scale extra; --out must end in .zarr; an interrupted run resumes when rerun)")
+    dist.add_argument("--chunk-atoms", type=positive_int, default=4096,
+                      help="atoms per zarr chunk and per task (default 4096); keep it to resume a run")
     p.set_defaults(run=run)
 
 
@@ -77,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         unknown = [layer for layer in args.layers if not any(layer in f.layers for f in featurizers)]
         if unknown:
             raise KeyError(f"no model has layers {unknown}; layers: " + "; ".join(f"{f.name}: {f.layers}" for f in featurizers))
+    if wants_cluster(args):
+        return _run_distributed(args, frames, featurizers)
     ds = None
     for f in featurizers:
         layers = [layer for layer in args.layers if layer in f.layers] if args.layers else None
@@ -96,4 +106,41 @@ def run(args: argparse.Namespace) -> int:
     path = save(ds, args.out)
     n_atoms = ds.sizes["atom"]
     print(f"wrote {len(ds.data_vars)} feature sets for {ds.sizes['structure']} structures ({n_atoms} atoms) to {path}")
+    return 0
+
+
+def _run_distributed(args, frames, featurizers) -> int:
+    """Featurise on a dask cluster into a zarr store (see :mod:`latentatlas.features.distributed`)."""
+    from pathlib import Path
+
+    from ..features import UnsupportedElementError
+    from ..features.distributed import featurize_to_zarr, partial_path
+    from ..io import is_zarr
+
+    if not is_zarr(args.out):
+        raise ValueError(f"--scheduler/--workers write a zarr store: give --out ending in .zarr, not {args.out!r}")
+    if len(featurizers) == 1 and args.skip_unsupported:
+        keep = [a for a in frames if not featurizers[0].unsupported([a])]
+        if len(keep) < len(frames):
+            print(f"skipping {len(frames) - len(keep)} of {len(frames)} structures not supported by {featurizers[0].name}")
+        frames = keep
+    for f in featurizers:
+        bad = f.unsupported(frames)
+        if bad:
+            raise UnsupportedElementError(
+                f"{f.name} does not support the elements of {len(bad)} of {len(frames)} structures; "
+                "pass --skip-unsupported to drop them, or choose a model that covers these elements"
+            )
+    layers = {f.name: [la for la in args.layers if la in f.layers] if args.layers else list(f.layers) for f in featurizers}
+    try:
+        with cluster_client(args) as client:
+            path = featurize_to_zarr(frames, layers, args.out, client, models=args.model,
+                                     extensions_dir=args.extensions_dir, chunk_atoms=args.chunk_atoms,
+                                     batch_size=args.batch_size, threads=args.threads, progress=not args.quiet)
+    except KeyboardInterrupt:
+        if partial_path(args.out).exists():
+            print(f"the chunks done so far are kept in {partial_path(args.out)}; rerun the same command to resume")
+        raise
+    n_atoms = sum(len(a) for a in frames)
+    print(f"wrote {sum(map(len, layers.values()))} feature sets for {len(frames)} structures ({n_atoms} atoms) to {Path(path)}")
     return 0

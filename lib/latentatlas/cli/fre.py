@@ -8,6 +8,7 @@ import numpy as np
 
 from ..fre.matrix import METRICS
 from ._checks import check_output, open_fraction, positive_int
+from ._cluster import add_cluster_arguments, cluster_client
 
 
 def register(subparsers):
@@ -22,7 +23,8 @@ def register(subparsers):
             "that reconstruction distorts; LFRE: the same, locally around each test sample."
         ),
     )
-    p.add_argument("features", type=Path, help="features netCDF written by 'latentatlas featurize'")
+    p.add_argument("features", type=Path,
+                   help="features file written by 'latentatlas featurize' (netCDF, or a zarr store: compared chunk by chunk)")
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
     p.add_argument("--splits", type=positive_int, default=5, help="number of random splits for the spread (default: 5)")
@@ -43,7 +45,8 @@ def register(subparsers):
              "same test half, to see whether the values have converged",
     )
     p.add_argument("--out", type=Path, help="write the comparison (matrices, spread, pointwise errors, diagnostics, "
-                                            "learning curve) to this netCDF")
+                                            "learning curve) to this netCDF file (or .zarr store)")
+    add_cluster_arguments(p, "on a dask cluster (needs the scale extra; for features in a .zarr store)")
     p.set_defaults(run=run)
 
 
@@ -90,7 +93,6 @@ def format_learning_curve(curve, metric, digits=3) -> str:
 
 def run(args):
     from .. import io
-    from ..compare import compare
     from ..diagnostics import caveats
 
     if args.out:
@@ -102,6 +104,22 @@ def run(args):
             f"an FRE matrix compares feature sets, and {args.features} has {len(names)} ({names}); "
             "featurize with more models or layers (latentatlas featurize -m A -m B) or give two or more --names"
         )
+    with cluster_client(args):  # dask-backed (zarr) features are then compared on the cluster
+        result = _compare(args, features)
+    notes = caveats(result)
+    if notes:
+        print("Caveats:")
+        print("\n".join(f"- {line}" for line in notes))
+        print()
+    if args.out:
+        io.save(result, args.out)
+        print(f"wrote {args.out}")
+
+
+def _compare(args, features):
+    """The comparison (and learning curves) the arguments ask for, printed as they come."""
+    from ..compare import compare
+
     if args.cumulant_order is not None:
         from ..cumulants import structure_features
 
@@ -126,11 +144,4 @@ def run(args):
             print(format_learning_curve(curve, metric))
             print()
             result = result.merge(curve)
-    notes = caveats(result)
-    if notes:
-        print("Caveats:")
-        print("\n".join(f"- {line}" for line in notes))
-        print()
-    if args.out:
-        io.save(result, args.out)
-        print(f"wrote {args.out}")
+    return result

@@ -12,15 +12,15 @@ def register(subparsers) -> None:
         "serve",
         help="open the interactive dashboard (/atlas: FRE matrix, drill-down, 3D structures; /concepts: concept graph)",
         description=(
-            "Serve the dashboard at /atlas on RESULT files (comparison netCDF files from 'latentatlas fre --out', or "
-            "features files, compared on loading), or on the built-in demo comparison when none is given; each "
+            "Serve the dashboard at /atlas on RESULT files (comparison netCDF files or zarr stores from 'latentatlas fre "
+            "--out', or features files, compared on loading; a features zarr store is compared chunk by chunk), or on the built-in demo comparison when none is given; each "
             "file becomes one level of the dashboard (e.g. atom level and structure level). A concept result "
             "('latentatlas concepts --out') goes to the concept app at /concepts, which otherwise opens on the "
             "built-in shapes analysis."
         ),
     )
     parser.add_argument("results", nargs="*", metavar="RESULT.nc",
-                        help="comparison or features netCDF file(s), and at most one concept result; default: built-in demos")
+                        help="comparison or features file(s) (.nc, or .zarr stores), and at most one concept result; default: built-in demos")
     parser.add_argument("--port", type=port_number, default=5006, help="port (default 5006; 0 picks a free one)")
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: only this machine can connect)")

@@ -8,9 +8,10 @@ probes are first used.
 """
 
 from .activations import activation_arrays, capture_activations, layer_names, load_factory
-from .graph import knowledge_graph, spurious_correlations
+from .graph import knowledge_graph, rule_conditions, spurious_correlations
 from .moad import moad
 from .presence import analyse_concepts, benjamini_hochberg, concept_matrix, examples
+from .sensitivity import capture_gradients
 
 __all__ = [
     "activation_arrays",
@@ -19,6 +20,8 @@ __all__ = [
     "load_factory",
     "knowledge_graph",
     "spurious_correlations",
+    "rule_conditions",
+    "capture_gradients",
     "moad",
     "analyse_concepts",
     "benjamini_hochberg",

@@ -35,6 +35,19 @@ def _check_layers(model, layers: Sequence[str]) -> None:
         raise ValueError(f"layer names must be unique, got {list(layers)}")
 
 
+def as_batch(model, inputs):
+    """``inputs`` as a non-empty torch batch in the dtype of the model's parameters."""
+    import torch
+
+    x = torch.as_tensor(inputs)
+    params = next(model.parameters(), None)
+    if x.is_floating_point() and params is not None:
+        x = x.to(params.dtype)  # e.g. float64 arrays for a float32 model
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f"inputs must be a non-empty batch (n_samples, ...), got shape {tuple(x.shape)}")
+    return x
+
+
 def _pool(output, name: str):
     """Global average over every dimension after (batch, channel)."""
     import torch
@@ -90,12 +103,7 @@ def capture_activations(
 
     layers = list(layers)
     _check_layers(model, layers)
-    x = torch.as_tensor(inputs)
-    params = next(model.parameters(), None)
-    if x.is_floating_point() and params is not None:
-        x = x.to(params.dtype)  # e.g. float64 arrays for a float32 model
-    if x.ndim == 0 or len(x) == 0:
-        raise ValueError(f"inputs must be a non-empty batch (n_samples, ...), got shape {tuple(x.shape)}")
+    x = as_batch(model, inputs)
     pool = lambda name, out: _pool(out, name).detach().float().cpu()  # noqa: E731
     with evaluating(model), capture(model, {n: n for n in layers}, transform=pool) as chunks, torch.no_grad():
         for start in tqdm(range(0, len(x), batch_size), desc="activations", disable=not progress):

@@ -17,6 +17,16 @@ molecule, ...). Concepts per atom, computed from the geometry with ASE alone:
     molecules). Strongly rattled bulk atoms can pass too: their shell is one-sided.
 ``periodicity``
     Periodic directions of the structure: ``3d``, ``2d`` or ``0d``.
+
+Sensitivity of the energy
+-------------------------
+:func:`energy_gradients` gives, for CHGNet featurisers, the derivative of each structure's
+energy with respect to every atom's features at each layer (the perturbation flows through
+all later interaction blocks to the energy head), so :func:`analyse_atoms` with
+``gradients=`` says which chemical concepts the energy is sensitive to at each layer: the
+directional derivative of the energy along the concept's probe direction, its sign
+fraction per subset (TCAV score) and significance against probes of permuted labels
+(:mod:`latentatlas.concepts.sensitivity`). The one output, ``energy``, serves every class.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["atom_concepts", "analyse_atoms", "atoms_demo"]
+__all__ = ["atom_concepts", "analyse_atoms", "atoms_demo", "energy_gradients"]
 
 _NON_METALS = {1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32, 33, 34, 35, 36, 51, 52, 53, 54, 85, 86}
 _S_BLOCK = {1, 2, 3, 4, 11, 12, 19, 20, 37, 38, 55, 56, 87, 88}
@@ -120,10 +130,64 @@ def analyse_atoms(features: xr.Dataset, frames: Sequence | None = None, *, layer
     )
 
 
+def energy_gradients(frames: Sequence, model: str = "chgnet-0.3.0", layers=None, *, batch_size: int = 16,
+                     progress: bool = True) -> xr.Dataset:
+    """Derivative of each structure's energy with respect to its atoms' features, per layer.
+
+    Parameters
+    ----------
+    frames : sequence of ase.Atoms
+    model : str
+        A CHGNet featuriser name (``chgnet-0.3.0``, ``chgnet-0.2.0``, ``chgnet-r2scan``).
+    layers : sequence of str, optional
+        Layers of that featuriser (default all), as in its features Dataset.
+    batch_size : int
+        Structures per forward pass.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``"<model>:<layer>"`` with dims ``("sample", "output", "<model>:<layer>:feature")``,
+        samples = atoms of all frames in order, one output ``energy`` (eV per unit of feature):
+        the input :func:`~latentatlas.concepts.presence.analyse_concepts` takes as ``gradients``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..features import get_featurizer
+    from ..features.chgnet import CHGNetFeaturizer
+    from ..hooks import capture
+    from .sensitivity import gradients_dataset
+
+    featurizer = get_featurizer(model)
+    if not isinstance(featurizer, CHGNetFeaturizer):
+        raise ValueError(f"energy gradients are implemented for CHGNet featurisers, not {model!r}; use chgnet-0.3.0")
+    layers = list(featurizer.layers if layers is None else layers)
+    unknown = [name for name in layers if name not in featurizer.layers]
+    if unknown:
+        raise KeyError(f"unknown layer(s) {unknown} of {model}; valid: {featurizer.layers}")
+    net = featurizer.model
+    targets, pre = featurizer.layer_modules(layers)
+    chunks: dict[str, list] = {name: [] for name in layers}
+    frames = list(frames)
+    for start in tqdm(range(0, len(frames), batch_size), desc=f"{model} energy gradients", disable=not progress):
+        batch = frames[start : start + batch_size]
+        with capture(net, targets, pre=pre) as seen:
+            out = net(featurizer.graphs(batch), task="e")
+        n_atoms = torch.as_tensor([len(a) for a in batch], dtype=out["e"].dtype)
+        # each atom's features feed only its own structure's energy: one backward pass serves all
+        grads = torch.autograd.grad((out["e"] * n_atoms).sum(), [seen[name][0] for name in layers])
+        for name, g in zip(layers, grads):
+            chunks[name].append(g.detach().double().numpy())
+    values = {f"{featurizer.name}:{name}": np.concatenate(chunks[name])[:, None, :] for name in layers}
+    return gradients_dataset(values, ["energy"])
+
+
 def atoms_demo(
     models: Sequence[str] = ("chgnet-0.3.0", "sevennet-0"),
     *,
     small: bool = True,
+    sensitivity: bool = True,
     progress: bool = True,
     **kwargs,
 ) -> xr.Dataset:
@@ -138,6 +202,9 @@ def atoms_demo(
         Names from :func:`latentatlas.features.list_featurizers`.
     small : bool
         Use the small built-in set (434 atoms) instead of the full one (15,739 atoms).
+    sensitivity : bool
+        Also the sensitivity of the energy to each concept (:func:`energy_gradients`) for
+        the CHGNet models among ``models`` (NaN for the others' layers).
     """
     from ..dataset import merge_features
     from ..features import get_featurizer
@@ -146,4 +213,7 @@ def atoms_demo(
     frames = builtin_frames(small=small)
     parts = [get_featurizer(name).featurize(frames, progress=progress) for name in models]
     features = merge_features(*parts)
+    chgnet = [name for name in models if name.startswith("chgnet")]
+    if sensitivity and chgnet:
+        kwargs["gradients"] = xr.merge([energy_gradients(frames, name, progress=progress) for name in chgnet])
     return analyse_atoms(features, frames, **kwargs)

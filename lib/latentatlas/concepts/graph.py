@@ -7,23 +7,46 @@ is stored apart from the Dataset: the graph is rebuilt from it whenever needed.
 
 Spurious-correlation rule
 -------------------------
-Concept k is a *suspected spurious correlate* of class c at layer l when all hold:
+Concept k is a *suspected spurious correlate* of class c at layer l when the layer encodes
+k, links it to c, and the model uses k as evidence for c (:func:`rule_conditions` gives
+each condition; the app shows them in an edge's hover):
 
-1. the layer encodes the concept: held-out probe balanced accuracy >= ``min_accuracy``;
-2. the layer sees k in class c more than the labels explain: ``excess`` >= ``min_excess``
-   and different from the permuted-label baseline (adjusted p < ``alpha``);
-3. and, the other way round, it sees class c in samples with k more than their classes
-   explain: ``class_excess`` >= ``min_excess`` (adjusted p < ``alpha``);
-4. the model presence exceeds the dataset presence (``difference`` > 0).
+1. *encoded*: held-out probe balanced accuracy >= ``min_accuracy``;
+2. *layer link*, either of
+   a. *presence excess*: the layer sees k in class c more than the concept labels explain,
+      ``excess`` >= ``min_excess``, significant against permuted-label probes (adjusted
+      p < ``alpha``), with the model presence above the dataset's (``difference`` > 0);
+   b. *output sensitive* (with ``gradients``): class c's output grows along the probe's
+      direction more than along permuted-label probe directions: mean ``derivative`` above
+      its baseline, adjusted p < ``alpha``;
+3. *model uses it*: with the model's own class probabilities (``outputs``), images with k
+   get more probability of c than their classes explain: ``output_excess`` >=
+   ``min_output_excess``, adjusted p < ``alpha`` against permuted concept labels; without
+   them, the class probes' ``class_excess`` >= ``min_excess`` (adjusted p < ``alpha``).
 
-Conditions 2 and 3 use excesses, not the raw difference, because the raw difference of a
-class-balanced probe moves towards 0.5 - P(k | c) in every class as the probe's accuracy
-drops, while an excess is zero for a probe whose errors do not depend on the class.
-Requiring both directions separates a two-way link between concept and class from the
-one-sided quirks every model has (e.g. small shapes being harder to recognise).
-The permuted-label p-value of the accuracy is reported but not used: in low-dimensional,
-clustered layers (class logits) probes fitted to permuted labels still split the
-clusters, so their accuracy spreads widely and that test has little power.
+Excesses, not the raw difference, because the raw difference of a class-balanced probe moves
+towards 0.5 - P(k | c) in every class as the probe's accuracy drops, while an excess is zero
+for a probe whose errors do not depend on the class. The model's outputs come before class
+probes because a class probe re-fitted on a layer can separate classes the model itself
+confuses: it misses the very shortcut the model takes (issue 14: a texture shortcut with
+class excess 0.08 went unflagged). The sensitivity rescues fully biased models: where cue
+and class were identical in training the probes read the cue perfectly, so no presence
+excess is left, but the class output still moves along the cue's direction. The TCAV score
+(fraction of positive derivatives) is reported but not used: after the last convolution only
+linear maps follow, so every sample has the same derivative and random directions score 0 or 1
+too. The permuted-label p-value of the accuracy is reported but not used either: in
+low-dimensional, clustered layers (class logits) permuted-label probes still split the
+clusters, so that test has little power.
+
+Calibration. ``benchmarks/concept_power.py`` plants shortcuts of five kinds (background colour,
+shape texture, a watermark patch, size, and a cue on half of a class only) at bias 0.5, 0.8
+and 1.0 and trains the small CNN on each, with unbiased controls; a grid search on seeds 0-1
+of the colour, texture and patch kinds keeps the rules whose false-positive rate over
+(concept, class) pairs is at most 1 % in the controls and in the biased runs' other concepts,
+and takes the loosest of those with the highest power: :data:`CALIBRATED`. Without model
+outputs the earlier shapes-demo thresholds apply (:data:`PROBES_ONLY`; their power is the
+benchmark's "before" table). The measured power is in the README (section "Concept knowledge
+graphs").
 """
 
 from __future__ import annotations
@@ -31,7 +54,17 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["spurious_correlations", "knowledge_graph", "AGREEMENT_COLOURS"]
+__all__ = ["spurious_correlations", "rule_conditions", "why", "knowledge_graph", "AGREEMENT_COLOURS"]
+
+#: thresholds of the calibrated rule (model outputs available), chosen by ``benchmarks/concept_power.py``
+CALIBRATED = {"min_accuracy": 0.6, "min_excess": 0.0, "min_output_excess": 0.01, "alpha": 0.01}
+#: thresholds of the rule without model outputs (class probes as evidence): the shapes-demo rule
+PROBES_ONLY = {"min_accuracy": 0.7, "min_excess": 0.1, "min_output_excess": 0.01, "alpha": 0.05}
+RULE = (
+    "probe accuracy >= min_accuracy; layer link: presence excess (>= min_excess, significant, model presence above "
+    "the dataset's) or output sensitivity (significant); model uses it: output excess >= min_output_excess (class "
+    "excess >= min_excess without model outputs), significant"
+)
 
 AGREEMENT_COLOURS = {
     "agrees": "#2ca02c",
@@ -45,38 +78,129 @@ def _encoded(result: xr.Dataset, min_accuracy: float) -> xr.DataArray:
     return result["probe_accuracy"] >= min_accuracy
 
 
-def spurious_correlations(
-    result: xr.Dataset, *, min_accuracy: float = 0.7, min_excess: float = 0.1, alpha: float = 0.05
-) -> xr.DataArray:
+def rule_conditions(
+    result: xr.Dataset,
+    *,
+    min_accuracy: float | None = None,
+    min_excess: float | None = None,
+    min_output_excess: float | None = None,
+    alpha: float | None = None,
+    use_outputs: bool | None = None,
+    use_sensitivity: bool | None = None,
+) -> xr.Dataset:
+    """Each condition of the spurious-correlation rule, bool (layer, concept, class).
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        From :func:`~latentatlas.concepts.presence.analyse_concepts`.
+    min_accuracy, min_excess, min_output_excess, alpha : float
+        Thresholds of the rule (module docstring).
+    use_outputs : bool, optional
+        Take "the model uses the concept for the class" from the model's own outputs
+        (``output_excess``) rather than from class probes (``class_excess``). Default: when
+        the result has them.
+    use_sensitivity : bool, optional
+        Let a significant sensitivity of the class's output along the concept (``derivative``)
+        show the layer's link as well as its presence excess. Default: when the result has it.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``encoded``, ``excess`` (presence excess large, significant, model presence above the
+        dataset's), ``sensitive`` (where used), ``layer_link`` (excess or sensitive), ``used``
+        (``output`` or ``class_excess``) and ``flagged`` (encoded, layer link and used).
+    """
+    _check_result(result)
+    use_outputs = _use(result, use_outputs, "output_excess", "outputs= (the model's class probabilities)")
+    use_sensitivity = _use(result, use_sensitivity, "derivative", "gradients= (capture_gradients)")
+    given = dict(min_accuracy=min_accuracy, min_excess=min_excess, min_output_excess=min_output_excess, alpha=alpha)
+    t = thresholds(use_outputs, **given)
+    min_accuracy, min_excess, min_output_excess, alpha = (t[k] for k in given)
+    excess = (result["excess"] >= min_excess) & (result["excess_pvalue"] < alpha) & (result["difference"] > 0)
+    out = xr.Dataset({"encoded": _encoded(result, min_accuracy).broadcast_like(excess), "excess": excess})
+    out["layer_link"] = excess
+    if use_sensitivity:
+        out["sensitive"] = (result["derivative"] > result["derivative_baseline"]) & (result["derivative_pvalue"] < alpha)
+        out["layer_link"] = excess | out["sensitive"]
+    if use_outputs:
+        used = (result["output_excess"] >= min_output_excess) & (result["output_excess_pvalue"] < alpha)
+    else:
+        used = (result["class_excess"] >= min_excess) & (result["class_excess_pvalue"] < alpha)
+    out["used"] = used.broadcast_like(excess)
+    out["flagged"] = out["encoded"] & out["layer_link"] & out["used"]
+    return out.transpose("layer", "concept", "class").assign_attrs(
+        use_outputs=int(use_outputs), use_sensitivity=int(use_sensitivity), **t
+    )
+
+
+def thresholds(use_outputs: bool, **given) -> dict:
+    """The rule's thresholds: ``given`` ones (not None), else :data:`CALIBRATED` with model
+    outputs or :data:`PROBES_ONLY` without."""
+    defaults = CALIBRATED if use_outputs else PROBES_ONLY
+    return {k: float(given[k]) if given.get(k) is not None else v for k, v in defaults.items()}
+
+
+def _use(result: xr.Dataset, wanted: bool | None, variable: str, how: str) -> bool:
+    have = variable in result.data_vars
+    if wanted and not have:
+        raise ValueError(f"the result has no {variable!r}: pass {how} to analyse_concepts")
+    return have if wanted is None else bool(wanted)
+
+
+def spurious_correlations(result: xr.Dataset, **rule) -> xr.DataArray:
     """Where the rule of this module flags a suspected spurious correlation.
 
     Parameters
     ----------
     result : xarray.Dataset
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
-    min_accuracy, min_excess, alpha : float
-        Thresholds of the rule (module docstring).
+    **rule
+        ``min_accuracy``, ``min_excess``, ``min_output_excess``, ``alpha``, ``use_outputs``,
+        ``use_sensitivity``: the rule's thresholds and evidence (module docstring;
+        :func:`rule_conditions`); default the calibrated ones.
 
     Returns
     -------
     xarray.DataArray of bool (layer, concept, class)
     """
-    _check_result(result)
-    flagged = (
-        _encoded(result, min_accuracy)
-        & (result["excess"] >= min_excess)
-        & (result["excess_pvalue"] < alpha)
-        & (result["class_excess"] >= min_excess)
-        & (result["class_excess_pvalue"] < alpha)
-        & (result["difference"] > 0)
-    )
-    flagged.attrs = {
-        "rule": "probe accuracy >= min_accuracy; excess and class_excess >= min_excess, both significant; difference > 0",
-        "min_accuracy": min_accuracy,
-        "min_excess": min_excess,
-        "alpha": alpha,
-    }
-    return flagged.rename("spurious").transpose("layer", "concept", "class")
+    conditions = rule_conditions(result, **rule)
+    flagged = conditions["flagged"]
+    flagged.attrs = {"rule": RULE, **conditions.attrs}
+    return flagged.rename("spurious")
+
+
+#: how :func:`why` names each condition of :func:`rule_conditions`
+CONDITION_NAMES = {
+    "encoded": "encoded",
+    "excess": "presence excess",
+    "sensitive": "output sensitive",
+    "used": "model uses it",
+}
+
+
+def why(conditions: xr.Dataset) -> str:
+    """Which conditions of the rule hold for one (layer, concept, class), as text.
+
+    ``conditions`` is :func:`rule_conditions` at one point, e.g.
+    ``"flagged: encoded yes, presence excess yes, output sensitive no, model uses it yes"``;
+    the layer's link needs presence excess *or* output sensitivity.
+    """
+    return _why_table(conditions)
+
+
+def _why_table(conditions: xr.Dataset):
+    """:func:`why` for every point of ``conditions`` at once: nested lists of str in its dim order."""
+    parts = [
+        np.where(conditions[v].values, f"{label} yes", f"{label} no")
+        for v, label in CONDITION_NAMES.items()
+        if v in conditions
+    ]
+    head = np.where(conditions["flagged"].values, "flagged: ", "not flagged: ")
+    text = head.astype(object)
+    for i, part in enumerate(parts):
+        text = text + ("" if i == 0 else ", ") + part.astype(object)
+    return np.asarray(text, dtype=object).tolist()
 
 
 def _check_result(result) -> None:
@@ -96,10 +220,8 @@ def knowledge_graph(
     result: xr.Dataset,
     *,
     layer: str | None = None,
-    min_accuracy: float = 0.7,
-    min_excess: float = 0.1,
-    alpha: float = 0.05,
     agree_tolerance: float = 0.1,
+    **rule,
 ):
     """A networkx graph of classes, concepts and layers, ready to draw.
 
@@ -109,9 +231,10 @@ def knowledge_graph(
         From :func:`~latentatlas.concepts.presence.analyse_concepts`.
     layer : str, optional
         Layer whose presences label the class-concept edges; default the last layer.
-    min_accuracy, min_excess, alpha : float
-        Thresholds of the spurious-correlation rule (module docstring); ``min_accuracy`` and
-        ``alpha`` also decide which layer-concept edges are ``significant``.
+    **rule
+        The spurious-correlation rule's thresholds and evidence (module docstring,
+        :func:`rule_conditions`); its ``min_accuracy`` and ``alpha`` also decide which
+        layer-concept edges are ``significant``.
     agree_tolerance : float
         ``|difference|`` up to which model and dataset presence agree.
 
@@ -129,7 +252,10 @@ def knowledge_graph(
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
         ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
         or unreliable where the probe does not encode the concept at ``layer``), ``color``,
-        ``spurious`` (flagged at any layer) and ``spurious_layers`` (list of the layers that flag it).
+        ``spurious`` (flagged at any layer), ``spurious_layers`` (list of the layers that flag it),
+        ``why`` (which conditions of the rule hold at ``layer``, e.g. ``"encoded yes, excess no, ..."``)
+        and, where the result has them, ``sensitivity`` (TCAV score), ``derivative`` and
+        ``output_excess``.
         Layer-concept edges (``kind="encodes"``): ``weight`` (probe accuracy), ``moad``,
         ``pvalue`` (vs permuted labels), ``significant`` (``pvalue < alpha``), ``encoded``
         (accuracy >= ``min_accuracy``). Graph attributes: ``layer``, ``layers`` and the rule's
@@ -144,16 +270,17 @@ def knowledge_graph(
         raise KeyError(f"unknown layer {layer!r}; valid layers: {layers}")
     concepts = [str(v) for v in result["concept"].values]
     classes = [str(v) for v in result["class"].values]
-    flagged = spurious_correlations(result, min_accuracy=min_accuracy, min_excess=min_excess, alpha=alpha)
+    conditions = rule_conditions(result, **rule)
+    flagged = conditions["flagged"]
+    rule = {k: conditions.attrs[k] for k in ("min_accuracy", "min_excess", "min_output_excess", "alpha")}
+    min_accuracy, alpha = rule["min_accuracy"], rule["alpha"]
     encoded = _encoded(result, min_accuracy).transpose("layer", "concept")
     accuracy = result["probe_accuracy"].transpose("layer", "concept").values
 
     G = nx.Graph(
         layer=layer,
         layers=layers,
-        min_accuracy=min_accuracy,
-        min_excess=min_excess,
-        alpha=alpha,
+        **rule,
         agree_tolerance=agree_tolerance,
     )
 
@@ -201,31 +328,39 @@ def knowledge_graph(
                 encoded=bool(encoded.values[j, i]),
             )
 
+    # every edge attribute as a (concept, class) array at the layer: one lookup per edge, not per xarray .sel
     at = result.sel(layer=layer)
-    for k in concepts:
+    names = ("model_presence", "difference", "excess", "class_excess", "sensitivity", "derivative", "output_excess")
+    values = {v: at[v].transpose("concept", "class").values for v in names if v in at}
+    values["dataset_presence"] = result["dataset_presence"].transpose("concept", "class").values
+    reasons = _why_table(conditions.sel(layer=layer).transpose("concept", "class"))
+    flags = flagged.transpose("concept", "class", "layer").values
+    extra = [v for v in ("sensitivity", "derivative", "output_excess") if v in values]
+    for i, k in enumerate(concepts):
         reliable = bool(encoded.sel(layer=layer, concept=k))
-        for c in classes:
-            sel = {"concept": k, "class": c}
-            diff = float(at["difference"].sel(sel))
+        for j, c in enumerate(classes):
+            diff = float(values["difference"][i, j])
             if not reliable:
                 agreement = "unreliable"
             elif abs(diff) <= agree_tolerance:
                 agreement = "agrees"
             else:
                 agreement = "over" if diff > 0 else "under"
-            spurious_layers = [name for name, f in zip(layers, flagged.sel(sel).values) if f]
+            spurious_layers = [name for name, f in zip(layers, flags[i, j]) if f]
             G.add_edge(
                 f"class:{c}",
                 f"concept:{k}",
                 kind="presence",
-                weight=float(at["model_presence"].sel(sel)),
-                dataset_presence=float(result["dataset_presence"].sel(sel)),
+                weight=float(values["model_presence"][i, j]),
+                dataset_presence=float(values["dataset_presence"][i, j]),
                 difference=diff,
-                excess=float(at["excess"].sel(sel)),
-                class_excess=float(at["class_excess"].sel(sel)),
+                excess=float(values["excess"][i, j]),
+                class_excess=float(values["class_excess"][i, j]),
                 agreement=agreement,
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
                 spurious_layers=spurious_layers,
+                why=reasons[i][j],
+                **{v: float(values[v][i, j]) for v in extra},
             )
     return G

@@ -118,14 +118,18 @@ def split_indices(class_index: np.ndarray, n_classes: int, test_fraction: float,
 
 
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate), same shape as the input."""
+    """Benjamini-Hochberg adjusted p-values (false discovery rate), same shape as the input.
+
+    NaN entries (tests that could not be made) stay NaN and do not count as tests.
+    """
     p = np.asarray(pvalues, dtype=float)
-    flat = p.ravel()
+    out = np.full(p.size, np.nan)
+    finite = np.flatnonzero(~np.isnan(p.ravel()))
+    flat = p.ravel()[finite]
     order = np.argsort(flat)
     ranked = flat[order] * flat.size / np.arange(1, flat.size + 1)
     adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty_like(flat)
-    out[order] = np.minimum(adjusted, 1.0)
+    out[finite[order]] = np.minimum(adjusted, 1.0)
     return out.reshape(p.shape)
 
 
@@ -136,10 +140,11 @@ def _null_pvalue(observed: np.ndarray, null: np.ndarray, alternative: str) -> np
     r = len(null)
     mean = null.mean(0)
     spread = null.std(0, ddof=1) * np.sqrt(1 + 1 / r)
+    # (NaN statistics, e.g. layers without gradients, stay NaN)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = (observed - mean) / spread
-    # a null with no spread at all: any departure is certain, none is not
-    t = np.where(spread > 0, t, np.where(observed == mean, 0.0, np.sign(observed - mean) * np.inf))
+        # a null with no spread at all: any departure is certain, none is not
+        t = np.where(spread > 0, t, np.where(observed == mean, 0.0, np.sign(observed - mean) * np.inf))
     if alternative == "greater":
         return stats.t.sf(t, r - 1)
     return 2 * stats.t.sf(np.abs(t), r - 1)
@@ -188,6 +193,53 @@ def _concept_statistics(class_proba: np.ndarray, member: np.ndarray, Y: np.ndarr
     return np.einsum("...nc,nk->...kc", resid, Y.astype(float)) / Y.sum(0)[:, None]
 
 
+def _sensitivity(probes, grads, test, own_output, test_class, n_classes, K, n_permutations) -> dict:
+    """TCAV score and mean directional derivative per (layer, concept, class), with p-values.
+
+    The probe of concept k (and each of its permuted-label twins) gives a direction in each
+    layer; each held-out sample's derivative is taken of the output that belongs to its class.
+    """
+    from .sensitivity import directional_derivatives
+
+    L, width, _ = probes.coef_.shape
+    scale = np.ones((L, width))
+    for i, name in enumerate(probes.layers_):
+        scale[i, : len(probes.scale_[name])] = probes.scale_[name]
+    # columns of coef_ run over (repeat, concept-or-class): keep the concept probes of every repeat
+    coef = probes.coef_.reshape(L, width, 1 + n_permutations, -1)[..., :K]
+    directions = (coef / scale[:, :, None, None]).reshape(L, width, -1)
+    G = np.full((L, len(test), width), np.nan)  # NaN: a layer without gradients
+    for i, name in enumerate(probes.layers_):
+        if name in grads:
+            G[i] = 0.0
+            G[i, :, : grads[name].shape[2]] = grads[name][test, own_output]
+    dd = directional_derivatives(G, directions).reshape(L, len(test), 1 + n_permutations, K).transpose(2, 0, 1, 3)
+    onehot = np.eye(n_classes)[test_class]
+    counts = onehot.sum(0)
+    score = np.einsum("rlnk,nc->rlkc", np.where(np.isnan(dd), np.nan, dd > 0), onehot) / counts
+    mean = np.einsum("rlnk,nc->rlkc", dd, onehot) / counts
+    lkc = ("layer", "concept", "class")
+    return {
+        "sensitivity": (lkc, score[0], {"long_name": "fraction of held-out samples of the class whose output grows along the concept (TCAV score)"}),
+        "sensitivity_baseline": (lkc, score[1:].mean(0), {"long_name": "TCAV score of permuted-label probes"}),
+        "sensitivity_pvalue": (lkc, benjamini_hochberg(_null_pvalue(score[0], score[1:], "two-sided")), {"long_name": "TCAV score differs from baseline, adjusted p-value"}),
+        "derivative": (lkc, mean[0], {"long_name": "mean derivative of the class's output along the unit concept direction"}),
+        "derivative_baseline": (lkc, mean[1:].mean(0), {"long_name": "mean derivative along permuted-label probe directions"}),
+        "derivative_pvalue": (lkc, benjamini_hochberg(_null_pvalue(mean[0], mean[1:], "two-sided")), {"long_name": "mean derivative differs from baseline, adjusted p-value"}),
+    }  # fmt: skip
+
+
+def _output_excess(outputs: np.ndarray, member: np.ndarray, Y: np.ndarray, n_permutations: int, rng) -> dict:
+    """Class excess of the model's own class probabilities, tested against permuted concept labels."""
+    observed = _concept_statistics(outputs, member, Y)
+    null = np.stack([_concept_statistics(outputs, member, Y[rng.permutation(len(Y))]) for _ in range(n_permutations)])
+    cc = ("concept", "class")
+    return {
+        "output_excess": (cc, observed, {"long_name": "model class probability not explained by the class labels, over samples with the concept"}),
+        "output_excess_pvalue": (cc, benjamini_hochberg(_null_pvalue(observed, null, "two-sided")), {"long_name": "output excess differs from permuted concept labels, adjusted p-value"}),
+    }  # fmt: skip
+
+
 def _membership(classes: np.ndarray, class_names: list) -> np.ndarray:
     return classes[:, None] == np.asarray(class_names)[None, :]
 
@@ -203,6 +255,8 @@ def analyse_concepts(
     n_permutations: int = 20,
     C: float = 0.1,
     seed: int = 0,
+    outputs=None,
+    gradients: xr.Dataset | None = None,
 ) -> xr.Dataset:
     """Probe every (layer, concept) and compare model and dataset concept presence per class.
 
@@ -227,6 +281,14 @@ def analyse_concepts(
         Inverse regularisation of the probes (BAGEL: 0.1).
     seed : int
         Seeds the split and the permutations.
+    outputs : array-like (n_samples, n_classes), optional
+        The model's own class probabilities, columns in the order of ``class_names``; adds
+        ``output_excess`` and ``output_excess_pvalue`` (concept, class): class excess
+        measured on the model's outputs instead of on class probes.
+    gradients : xarray.Dataset, optional
+        From :func:`~latentatlas.concepts.sensitivity.capture_gradients` on the same inputs
+        and layers; adds the concept sensitivity (module docstring). Class c uses the output
+        named c, or the only output (e.g. a potential's energy) for every class.
 
     Returns
     -------
@@ -239,7 +301,9 @@ def analyse_concepts(
         ``class_accuracy`` (layer, class); ``dataset_presence`` (concept, class); ``moad`` (layer, concept);
         ``probability`` (layer, sample, concept) and ``concept_label`` (sample, concept) for
         the held-out samples. Concept coords ``concept_attribute``/``concept_value``, sample
-        coord ``sample_class``.
+        coord ``sample_class``. With ``gradients``: ``sensitivity``, ``sensitivity_baseline``,
+        ``sensitivity_pvalue``, ``derivative``, ``derivative_baseline``, ``derivative_pvalue``
+        (layer, concept, class). With ``outputs``: ``output_excess``, ``output_excess_pvalue``.
     """
     from .probes import LinearProbes, balanced_accuracy  # scikit-learn: imported on first use
 
@@ -266,6 +330,23 @@ def analyse_concepts(
         raise ValueError(f"class(es) {small} have a single example; each class needs at least 2 (train and held-out)")
     if n_permutations < 2:
         raise ValueError(f"n_permutations must be at least 2 for a baseline with a spread, got {n_permutations}")
+    if outputs is not None:
+        outputs = np.asarray(outputs, dtype=np.float64)
+        if outputs.shape != (n, len(class_names)):
+            raise ValueError(
+                f"outputs must hold the model's probability of each of the {len(class_names)} classes "
+                f"{class_names} for each of the {n} samples, got shape {outputs.shape}"
+            )
+    if gradients is not None:
+        from .sensitivity import gradient_arrays
+
+        grads, output_names = gradient_arrays(gradients, list(arrays), n, [v.shape[1] for v in arrays.values()])
+        unmatched = [c for c in class_names if c not in output_names]
+        if len(output_names) > 1 and unmatched:
+            raise ValueError(
+                f"gradients have outputs {output_names}: name one output per class (missing {unmatched}) "
+                "or give a single output (e.g. an energy) that serves every class"
+            )
 
     idx = np.flatnonzero(keep)
     lookup = {c: i for i, c in enumerate(class_names)}
@@ -313,6 +394,15 @@ def analyse_concepts(
     widths = [v.shape[1] for v in arrays.values()]
     moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
 
+    extra = {}
+    if gradients is not None:
+        own = [output_names.index(c) if len(output_names) > 1 else 0 for c in class_names]
+        extra.update(
+            _sensitivity(probes, grads, test, np.asarray(own)[test_class], test_class, n_classes, K, n_permutations)
+        )
+    if outputs is not None:
+        extra.update(_output_excess(outputs[test], member, Y_test, n_permutations, rng))
+
     lk, lkc = ("layer", "concept"), ("layer", "concept", "class")
     return stamp(xr.Dataset(
         {
@@ -332,6 +422,7 @@ def analyse_concepts(
             "moad": (lk, moad_values, {"long_name": "MOAD: mean cosine similarity, pairs sharing the concept minus mixed pairs"}),
             "probability": (("layer", "sample", "concept"), proba[0], {"long_name": "probe probability on held-out samples"}),
             "concept_label": (("sample", "concept"), Y_test),
+            **extra,
         },
         coords={
             "layer": list(arrays),

@@ -123,14 +123,22 @@ class CHGNetFeaturizer(Featurizer):
                 raise ValueError(f"CHGNet cannot build a graph for {atoms.get_chemical_formula()}: {err}") from err
         return graphs
 
+    def layer_modules(self, layers) -> tuple[dict, set]:
+        """The submodule each of ``layers`` is read from, and the layers read from its input.
+
+        For :func:`latentatlas.hooks.capture`: ``conv<i>`` is the output of
+        ``atom_conv_layers[i - 1]``, ``last`` the input of the energy head ``mlp``.
+        """
+        blocks = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
+        return {layer: self.model.mlp if layer == "last" else blocks[layer] for layer in layers}, {"last"} & set(layers)
+
     def _forward(self, frames, layers):
         import torch
 
         from ..hooks import capture
 
-        blocks = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
-        targets = {layer: self.model.mlp if layer == "last" else blocks[layer] for layer in layers}
-        with capture(self.model, targets, pre={"last"} & set(layers)) as seen, torch.inference_mode():
+        targets, pre = self.layer_modules(layers)
+        with capture(self.model, targets, pre=pre) as seen, torch.inference_mode():
             out = self.model(self.graphs(frames), task="e")
         n_atoms = np.array([len(a) for a in frames])
         energy = out["e"].numpy().astype(np.float64) * n_atoms  # CHGNet predicts eV/atom

@@ -1,6 +1,9 @@
 """Feature reconstruction measures (GFRE, GFRD, LFRE) and matrices of them.
 
-See :mod:`latentatlas.fre.metrics` for the definitions.
+See :mod:`latentatlas.fre.metrics` for the definitions. For more samples than memory holds
+(dask-backed features, e.g. a zarr store): :mod:`latentatlas.fre.streamed` (GFRE, GFRD from
+chunk-wise sufficient statistics) and :mod:`latentatlas.fre.indexed` (LFRE with a faiss
+neighbour index), both on a ``dask.distributed`` cluster when a client is active.
 """
 
 from ._ridge import DEFAULT_ALPHAS

@@ -88,19 +88,25 @@ class SharedRidge:
         Seed of the 2-fold split (scikit-matter's ``random_state``).
     folds : pair of index arrays or slices, optional
         Rows of the two CV folds; default ``two_folds(n_train, seed)``.
+    fold_sizes : pair of int, optional
+        Numbers of samples in the two folds when the rows of each fold are a stand-in with
+        the same Gram matrix (a triangular factor, see :mod:`latentatlas.fre.streamed`);
+        default the numbers of rows.
     """
 
-    def __init__(self, X_train, alphas=None, seed=DEFAULT_SEED, folds=None):
+    def __init__(self, X_train, alphas=None, seed=DEFAULT_SEED, folds=None, fold_sizes=None):
         alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
         if np.any(alphas < 0) or np.any(alphas >= 1):
             raise ValueError(f"relative alphas must lie in [0, 1), got {alphas}")
         self.alphas = alphas
         n_train = X_train.shape[0]
-        if n_train < 4:
-            raise ValueError(f"need at least 4 training samples for 2-fold cross-validation, got {n_train}")
-        rcond = max(X_train.shape) * np.spacing(X_train.dtype.type(1))
+        n_samples = n_train if fold_sizes is None else int(sum(fold_sizes))
+        if n_samples < 4:
+            raise ValueError(f"need at least 4 training samples for 2-fold cross-validation, got {n_samples}")
+        rcond = max(n_samples, X_train.shape[1]) * np.spacing(X_train.dtype.type(1))
         self.n_train = n_train
         self.folds = two_folds(n_train, seed) if folds is None else folds
+        self.fold_sizes = fold_sizes
         rows1, rows2 = self.folds
         self.fold1, self.fold2 = _Fold(X_train, rows1, rcond), _Fold(X_train, rows2, rcond)
         f1, f2 = self.fold1, self.fold2
@@ -114,7 +120,7 @@ class SharedRidge:
         # scikit-matter keeps len(s) components before the cut-off (its `len(s > rcond)`).
         self.final_ranks = np.minimum(len(self.s), np.sum(self.s[None, :] > self.scaled_alphas[:, None], axis=1))
 
-    def _fold_rmse(self, Y_to, total, D_to, fold_to, C, B_from, ranks, starts):
+    def _fold_rmse(self, Y_to, n_to, total, D_to, fold_to, C, B_from, ranks, starts):
         """RMSE of predictions from the other fold, per alpha and per block of target columns.
 
         ``total`` holds the column sums of squares of ``Y_to``. Returns an array
@@ -133,7 +139,7 @@ class SharedRidge:
         for i, k in enumerate(distinct):
             residual -= C[:, done:k] @ B_from[done:k]
             done = k
-            mse = (out_of_span + np.einsum("ij,ij->j", residual, residual)) / Y_to.shape[0]
+            mse = (out_of_span + np.einsum("ij,ij->j", residual, residual)) / n_to
             column_rmse = np.sqrt(np.maximum(mse, 0.0))
             rmse[i] = np.add.reduceat(column_rmse, starts) / np.diff(np.append(starts, len(column_rmse)))
         return rmse[np.searchsorted(distinct, ranks)].T
@@ -166,8 +172,9 @@ class SharedRidge:
             raise ValueError(f"targets have {targets.n_train} training samples, the source {self.n_train}")
         f1, f2, t = self.fold1, self.fold2, targets
         D1, D2 = f1.U.T @ t.Y1, f2.U.T @ t.Y2
-        rmse_on_2 = self._fold_rmse(t.Y2, t.sq2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, t.starts)
-        rmse_on_1 = self._fold_rmse(t.Y1, t.sq1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2, t.starts)
+        n1, n2 = (len(t.Y1), len(t.Y2)) if self.fold_sizes is None else self.fold_sizes
+        rmse_on_2 = self._fold_rmse(t.Y2, n2, t.sq2, D2, f2, self.C12, D1[: f1.n_kept], self.ranks1, t.starts)
+        rmse_on_1 = self._fold_rmse(t.Y1, n1, t.sq1, D1, f1, self.C21, D2[: f2.n_kept], self.ranks2, t.starts)
         cv_scores = (-rmse_on_2 + -rmse_on_1) / 2
         best = np.argmax(cv_scores, axis=1)
         UtY = self.Um.T @ np.vstack([D1, D2])

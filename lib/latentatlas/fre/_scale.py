@@ -17,13 +17,17 @@ def fit_scaler(X_train, name="X"):
         ``sqrt(sum of column variances)``, so scaled training data has unit total variance.
     """
     mean = np.average(X_train, axis=0)
-    var_sum = np.average((X_train - mean) ** 2, axis=0).sum()
+    return mean, scale_from_variance(np.average((X_train - mean) ** 2, axis=0).sum(), name)
+
+
+def scale_from_variance(var_sum, name="X"):
+    """``sqrt(var_sum)``, the scale giving unit total variance; an error if there is no variance."""
     if var_sum < 1e-12:
         raise FeatureError(
             f"feature set {name!r} has zero variance on the training samples; "
             "it carries no information to reconstruct from or to (check it, or drop it)"
         )
-    return mean, np.sqrt(var_sum)
+    return np.sqrt(var_sum)
 
 
 def scale_rows(X, rows, mean, scale, out=None):

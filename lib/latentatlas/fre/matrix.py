@@ -103,19 +103,8 @@ def pointwise_fre_matrix(
         folds = inner_folds(len(train_idx), cv, None if groups is None else np.asarray(groups)[train_idx], seed)
         values, best, at_edge = _global_errors([arrays[name] for name in names], train_idx, test_idx, names, metric, alphas,
                                       folds, n_jobs, progress)
-    sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
-    test_dim = f"test_{sample}"
-    attrs = {
-        "metric": metric,
-        "scaler": "centred, unit total variance (training statistics)",
-        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
-        "cv": cv,
-        "cv_folds": CV_DESCRIPTION[metric == "lfre"][cv],
-        "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
-        "seed": int(seed),
-        "n_train": int(len(train_idx)),
-        "n_test": int(len(test_idx)),
-    }
+    test_dim = test_dim_name(features, names)
+    attrs = result_attrs(metric, alphas, seed, train_idx, test_idx, cv=cv)
     if metric == "lfre":
         attrs["n_local_points"] = int(n_local_points)
     best_dims = ("source", "target", test_dim)[: best.ndim]
@@ -127,6 +116,28 @@ def pointwise_fre_matrix(
         name=f"{metric}_pointwise",
         attrs=attrs,
     )
+
+
+def test_dim_name(features, names) -> str:
+    """``test_<sample>``: the dimension of pointwise errors over the test samples of ``features``."""
+    sample = common_sample_dim(features, names) if isinstance(features, xr.Dataset) else "sample"
+    return f"test_{sample}"
+
+
+def result_attrs(metric, alphas, seed, train_idx, test_idx, cv="skmatter", **extra) -> dict:
+    """Attributes of an FRE result: metric, scaler, estimator, inner CV, cut-offs, seed and split sizes, plus ``extra``."""
+    return {
+        "metric": metric,
+        "scaler": "centred, unit total variance (training statistics)",
+        "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
+        "cv": cv,
+        "cv_folds": CV_DESCRIPTION[metric == "lfre"][cv],
+        "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
+        "seed": int(seed),
+        "n_train": int(len(train_idx)),
+        "n_test": int(len(test_idx)),
+        **extra,
+    }
 
 
 def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_jobs, progress):

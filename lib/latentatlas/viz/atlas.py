@@ -58,12 +58,14 @@ def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
 def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
     """Levels to display from a loaded comparison, or from features compared on the spot.
 
+    Features from a zarr store stay on disk and are compared chunk by chunk (see
+    :func:`latentatlas.compare.compare`); only the comparison is held in memory.
+
     ``name`` (the file's) is what error messages call the Dataset.
     """
     if kind_of(ds) == "comparison":
-        return as_levels(ds)
+        return as_levels(ds.load())  # results are small: read a lazily opened (zarr) comparison once
     from ..compare import compare
-    from ..dataset import validate_features
 
     names = feature_sets(ds)
     if len(names) < 2:
@@ -71,7 +73,7 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
             f"{name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
             "or a features file with at least two feature sets (latentatlas featurize ... --out features.nc)"
         )
-    n_samples = validate_features({n: ds[n].values for n in names})
+    n_samples = ds[names[0]].shape[0]  # compare validates the features (chunk by chunk for a zarr store)
     # about half the samples train; LFRE neighbourhoods must fit in the training set of small files
     return as_levels(compare(ds, names=names, n_local_points=int(min(100, max(4, n_samples // 4)))))
 

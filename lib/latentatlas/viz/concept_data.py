@@ -25,6 +25,7 @@ __all__ = [
     "load_concepts",
     "node_id",
     "profiles",
+    "sensitivity_cells",
 ]
 
 #: colours of the node kinds in the graph and of class lines in the profiles
@@ -92,7 +93,8 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
         ``color``, ``alpha``, ``info``), ``presence`` (class-concept edges: ``x0``, ``y0``,
         ``x1``, ``y1``, midpoint ``mx``, ``my``, ``concept``, ``class``, ``width``, ``color``, ``agreement``,
         ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this
-        layer), ``spurious_layers`` (text for hover)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
+        layer), ``spurious_layers`` (text for hover), ``why`` (the rule's conditions at this layer),
+        ``sensitivity``, ``derivative``, ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
         ``alpha``, ``color``, ``width``), each a dict of lists.
     """
     from ..concepts import knowledge_graph
@@ -122,7 +124,8 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
                                           KIND_COLOURS[d["kind"]], alpha, info)):
                 nodes[key].append(value)
         presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
-                                    "model", "dataset", "excess", "class_excess", "spurious", "spurious_layers")}
+                                    "model", "dataset", "excess", "class_excess", "spurious", "spurious_layers", "why",
+                                    "sensitivity", "derivative", "output_excess")}
         encodes = {k: [] for k in ("x0", "y0", "x1", "y1", "alpha", "color", "width")}
         for a, b, e in G.edges(data=True):
             na, nb = G.nodes[a], G.nodes[b]
@@ -132,7 +135,8 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
                 row = (con["x"], con["y"], cls["x"], cls["y"], 0.5 * (con["x"] + cls["x"]), 0.5 * (con["y"] + cls["y"]),
                        con["label"], cls["label"], 0.5 + 7 * e["weight"],
                        e["color"], e["agreement"], e["weight"], e["dataset_presence"], e["excess"],
-                       e["class_excess"], int(spurious_here), ", ".join(e["spurious_layers"]) or "none")
+                       e["class_excess"], int(spurious_here), ", ".join(e["spurious_layers"]) or "none", e["why"],
+                       *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
                 for key, value in zip(presence, row):
                     presence[key].append(value)
             else:
@@ -150,7 +154,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
 def _lines(*rows, dash: str = "solid") -> dict[str, list]:
     """Profile lines as columns ``xs``, ``ys``, ``label``, ``color``, ``dash``, ``width``.
 
-    ``rows`` are (label, color, layers, values); dashed lines are references, drawn thinner.
+    ``rows`` are (label, color, layers, values); dashed and dotted lines are drawn thinner.
     """
     out = {"xs": [], "ys": [], "label": [], "color": [], "dash": [], "width": []}
     for label, color, xs, ys in rows:
@@ -161,6 +165,38 @@ def _lines(*rows, dash: str = "solid") -> dict[str, list]:
         out["dash"].append(dash)
         out["width"].append(2.5 if dash == "solid" else 1.5)
     return out
+
+
+def sensitivity_cells(result: xr.Dataset, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """The heatmap's sensitivity view, per (layer, concept) flattened layer-major.
+
+    The class whose output is most significantly sensitive along the concept (smallest
+    adjusted p-value of the mean derivative among derivatives above the permuted-label
+    baseline) and ``1 - p`` as the cell value (0 where no class's derivative is above the
+    baseline). Empty dict if the result has no sensitivity.
+
+    Returns
+    -------
+    dict
+        ``value``, ``sens_class``, ``sens_pvalue``, ``sens_score`` (TCAV score of that class),
+        ``sens_label`` (value, ``*`` when p < ``alpha``), each of length n_layers * n_concepts.
+    """
+    if "derivative" not in result.data_vars:
+        return {}
+    r = result[["derivative", "derivative_baseline", "derivative_pvalue", "sensitivity"]].transpose("layer", "concept", "class")
+    above = (r["derivative"] > r["derivative_baseline"]).values
+    p = np.where(above, r["derivative_pvalue"].values, 1.0)
+    best = p.argmin(-1)
+    pick = lambda a: np.take_along_axis(a, best[..., None], -1)[..., 0].ravel()  # noqa: E731
+    pbest = pick(p)
+    value = np.where(pbest < 1.0, 1.0 - pbest, 0.0)
+    return {
+        "sens_value": value,
+        "sens_class": np.asarray(r["class"].values).astype(str)[best].ravel(),
+        "sens_pvalue": pbest,
+        "sens_score": pick(r["sensitivity"].values),
+        "sens_label": np.array([f"{v:.2f}" + ("*" if q < alpha else "") for v, q in zip(value, pbest)]),
+    }
 
 
 def _profile(title: str, solid: dict, dashed: dict | None = None) -> dict:
@@ -179,7 +215,9 @@ def profiles(result: xr.Dataset, max_concepts: int = 3) -> dict[str, dict]:
     """The per-layer profile of every graph node.
 
     - concept: probe balanced accuracy and its permuted-label baseline, and the model presence
-      of the concept in each class (solid) against its dataset presence (dashed);
+      of the concept in each class (solid) against its dataset presence (dashed); beside
+      them, where the result has it, the sensitivity of each class's output along the
+      concept (TCAV score, dotted);
     - class: the class probe's balanced accuracy and the excess presence of the
       ``max_concepts`` concepts most over-present in the class (flagged ones first);
     - layer: mean probe accuracy, mean class-probe accuracy and mean MOAD over concepts.
@@ -207,6 +245,10 @@ def profiles(result: xr.Dataset, max_concepts: int = 3) -> dict[str, dict]:
                         *((f"dataset presence in {c}", colours[c], layers,
                            np.full(len(layers), float(at["dataset_presence"].sel({"class": c})))) for c in classes),
                         dash="dashed")
+        if "sensitivity" in at:
+            dotted = _lines(*((f"sensitivity (TCAV) of {c}", colours[c], layers, at["sensitivity"].sel({"class": c}).values)
+                              for c in classes), dash="dotted")
+            dashed = {k: dashed[k] + dotted[k] for k in dashed}
         out[node_id("concept", concept)] = _profile(f"Concept {concept} across layers", solid, dashed)
     for c in classes:
         at = result.sel({"class": c})

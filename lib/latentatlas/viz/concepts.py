@@ -22,6 +22,7 @@ from bokeh.models import (
     GroupFilter,
     HoverTool,
     LinearColorMapper,
+    RadioButtonGroup,
     Range1d,
     Select,
     TapTool,
@@ -32,7 +33,7 @@ from bokeh.plotting import figure
 from bokeh.transform import dodge
 
 from ..concepts.graph import AGREEMENT_COLOURS
-from .concept_data import check_concepts, default_selection, graph_tables, node_id, profiles
+from .concept_data import check_concepts, default_selection, graph_tables, node_id, profiles, sensitivity_cells
 
 __all__ = ["ConceptGraph", "ConceptHeatmap", "ConceptProfile"]
 
@@ -65,6 +66,18 @@ if (i.length != 1) { return; }
 select.value = heat.data.layer[i[0]];
 const k = nodes.data.id.indexOf('concept:' + heat.data.concept[i[0]]);
 if (k >= 0) { nodes.selected.indices = [k]; }
+"""
+
+# Runs in the browser when the heatmap's toggle changes: show probe accuracy or sensitivity.
+_SHOW_JS = """
+const key = toggle.active == 1 ? 'sens' : 'acc';
+const d = Object.assign({}, cells.data);
+d.value = d[key + '_value'];
+d.label = d[key + '_label'];
+d.text_color = Array.from(d.value, (v) => v > 0.8 ? 'black' : 'white');  // value may be a typed array
+cells.data = d;
+title.text = titles[toggle.active];
+bar.title = bars[toggle.active];
 """
 
 _GRAPH_TITLE = ("Knowledge graph at layer ", ": edge width = model presence — tap a node")
@@ -155,7 +168,10 @@ class ConceptGraph(pn.viewable.Viewer):
                 ("model presence", "@model{0.000}"),
                 ("dataset presence", "@dataset{0.000}"),
                 ("excess / class excess", "@excess{+0.000} / @class_excess{+0.000}"),
+                ("sensitivity (TCAV) / derivative", "@sensitivity{0.00} / @derivative{+0.000}"),
+                ("model's own class excess", "@output_excess{+0.000}"),
                 ("agreement", "@agreement"),
+                ("rule at this layer", "@why"),
                 ("flagged spurious at", "@spurious_layers"),
             ]),
         )
@@ -266,18 +282,31 @@ class ConceptProfile(pn.viewable.Viewer):
         return self._pane
 
 
+_SHOW = ["probe accuracy", "sensitivity"]
+_HEAT_TITLES = [
+    "Probe balanced accuracy per layer and concept (held out; * above the permuted-label baseline, "
+    "adjusted p < {alpha}) — tap a cell",
+    "Sensitivity per layer and concept: 1 - adjusted p of the most sensitive class's output along the concept "
+    "(* p < {alpha}; hover for the class) — tap a cell",
+]
+
+
 class ConceptHeatmap(pn.viewable.Viewer):
-    """Layers x concepts heatmap of held-out probe balanced accuracy (0.5 = chance).
+    """Layers x concepts heatmap of held-out probe balanced accuracy (0.5 = chance), or of sensitivity.
 
     Hover a cell for the accuracy, its permuted-label baseline, the adjusted p-value and
-    MOAD; an asterisk marks accuracies significantly above the baseline. The chosen
-    :attr:`layer` is outlined; tapping a cell sets :attr:`layer` and :attr:`concept`.
+    MOAD; an asterisk marks accuracies significantly above the baseline. Where the result
+    has concept sensitivities, a toggle (:attr:`show`) switches to them: per cell the class
+    whose output moves most significantly along the concept (see
+    :func:`~latentatlas.viz.concept_data.sensitivity_cells`). The chosen :attr:`layer` is
+    outlined; tapping a cell sets :attr:`layer` and :attr:`concept`.
     """
 
     result = param.ClassSelector(class_=xr.Dataset, doc="A concept analysis (latentatlas.concepts.analyse_concepts)")
     layer = param.Selector(objects=[""], doc="Layer outlined")
     concept = param.String(default="", doc="Concept of the tapped cell")
     alpha = param.Number(default=0.05, bounds=(0, 1), doc="Significance level of the asterisks")
+    show = param.Selector(objects=_SHOW, default=_SHOW[0], doc="What the cells show (sensitivity needs gradients)")
 
     def __init__(self, result: xr.Dataset, **params):
         params.setdefault("concept", _opening(self, result, params))
@@ -286,19 +315,33 @@ class ConceptHeatmap(pn.viewable.Viewer):
         self.band = ColumnDataSource({"layer": [self.layer]})
         self.figure = self._figure()
         self.cells.selected.on_change("indices", self._on_tap)
-        self._pane = pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
+        self.toggle = RadioButtonGroup(labels=_SHOW, active=_SHOW.index(self.show), visible="sens_value" in self.cells.data)
+        bar = self.figure.select_one(ColorBar)
+        self.toggle.js_on_change("active", CustomJS(
+            args=dict(toggle=self.toggle, cells=self.cells, title=self.figure.title, bar=bar,
+                      titles=[t.format(alpha=self.alpha) for t in _HEAT_TITLES],
+                      bars=["balanced accuracy", "1 - p (sensitivity)"]),
+            code=_SHOW_JS,
+        ))
+        self.toggle.on_change("active", lambda attr, old, new: setattr(self, "show", _SHOW[new]))
+        if self.show != _SHOW[0]:
+            self._show_values()
+        self._pane = pn.pane.Bokeh(column(self.toggle, self.figure, sizing_mode="stretch_width"),
+                                   sizing_mode="stretch_width")
 
     def _cells(self) -> dict:
         r = self.result.transpose("layer", "concept", ...)
         layer, concept = xr.broadcast(r["layer"], r["concept"])
         acc, p = r["probe_accuracy"].values.ravel(), r["accuracy_pvalue"].values.ravel()
+        labels = [f"{a:.2f}" + ("*" if v < self.alpha else "") for a, v in zip(acc, p)]
         return {
             "layer": layer.values.astype(str).ravel(), "concept": concept.values.astype(str).ravel(),
             "accuracy": acc, "baseline": r["accuracy_baseline"].values.ravel(), "pvalue": p,
             "moad": r["moad"].values.ravel(),
             "significant": ["yes" if v < self.alpha else "no" for v in p],
-            "label": [f"{a:.2f}" + ("*" if v < self.alpha else "") for a, v in zip(acc, p)],
+            "value": acc, "label": labels, "acc_value": acc, "acc_label": labels,
             "text_color": ["black" if a > 0.8 else "white" for a in acc],
+            **sensitivity_cells(self.result, self.alpha),
         }
 
     def _figure(self):
@@ -307,11 +350,10 @@ class ConceptHeatmap(pn.viewable.Viewer):
         fig = figure(name="concept_heatmap", x_range=concepts, y_range=list(reversed(layers)), tools="tap,save,reset",
                      toolbar_location="above", height=140 + 42 * len(layers), min_width=480,
                      sizing_mode="stretch_width", x_axis_label="concept", y_axis_label="layer",
-                     title="Probe balanced accuracy per layer and concept (held out; * above the permuted-label "
-                           f"baseline, adjusted p < {self.alpha}) — tap a cell")
+                     title=_HEAT_TITLES[0].format(alpha=self.alpha))
         mapper = LinearColorMapper(palette=Viridis256, low=0.5, high=1.0, low_color=Viridis256[0])
         fig.rect("concept", "layer", 1, 1, source=self.cells, line_color="white",
-                 fill_color={"field": "accuracy", "transform": mapper}, nonselection_fill_alpha=1.0,
+                 fill_color={"field": "value", "transform": mapper}, nonselection_fill_alpha=1.0,
                  selection_line_color="red", selection_line_width=3)
         fig.text("concept", "layer", text="label", source=self.cells, text_align="center", text_baseline="middle",
                  text_font_size="8pt", text_color="text_color", nonselection_text_alpha=1.0)
@@ -324,6 +366,8 @@ class ConceptHeatmap(pn.viewable.Viewer):
             ("adjusted p-value", "@pvalue{0.0000}"),
             ("significant", "@significant"),
             ("MOAD", "@moad{0.000}"),
+            *([("most sensitive class (TCAV score)", "@sens_class (@sens_score{0.00})"),
+               ("its derivative adjusted p", "@sens_pvalue{0.0000}")] if "sens_value" in self.cells.data else []),
         ]))
         fig.select_one(TapTool).mode = "replace"
         fig.xaxis.major_label_orientation = 0.8
@@ -334,6 +378,21 @@ class ConceptHeatmap(pn.viewable.Viewer):
     @param.depends("layer", watch=True)
     def _show_layer(self):
         self.band.data = {"layer": [self.layer]}
+
+    @param.depends("show", watch=True)
+    def _show_values(self):
+        i = _SHOW.index(self.show)
+        if i == 1 and "sens_value" not in self.cells.data:
+            raise ValueError("this result has no concept sensitivity: analyse it with gradients= (capture_gradients)")
+        key = ("acc", "sens")[i]
+        data = dict(self.cells.data)
+        data["value"], data["label"] = data[f"{key}_value"], data[f"{key}_label"]
+        data["text_color"] = ["black" if v > 0.8 else "white" for v in data["value"]]
+        self.cells.data = data
+        self.figure.title.text = _HEAT_TITLES[i].format(alpha=self.alpha)
+        self.figure.select_one(ColorBar).title = ("balanced accuracy", "1 - p (sensitivity)")[i]
+        if self.toggle.active != i:
+            self.toggle.active = i
 
     def _on_tap(self, attr, old, new):
         if len(new) != 1:

@@ -134,7 +134,7 @@ def demo_comparison_paths() -> list[Path]:
 
 
 def load_levels(paths) -> dict[str, xr.Dataset]:
-    """Load comparison netCDF files into checked levels.
+    """Load comparison files (netCDF, or zarr stores) into checked levels.
 
     Parameters
     ----------
@@ -144,11 +144,11 @@ def load_levels(paths) -> dict[str, xr.Dataset]:
     from ..io import load
 
     if isinstance(paths, Mapping):
-        return as_levels({label: load(p) for label, p in paths.items()})
+        return as_levels({label: load(p).load() for label, p in paths.items()})
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     levels = {}
     for path in paths:
-        ds = load(path)
+        ds = load(path).load()  # a zarr comparison opens lazily; results are small, so read them once
         label = _level_label(ds)
         levels[f"{label} ({Path(path).name})" if label in levels else label] = ds
     return as_levels(levels)
