@@ -187,8 +187,7 @@ def test_static_export_offline_tap_and_layer(page, report, result):
 
 # The heatmap's cells as the browser holds them.
 CELLS = """() => {
-    const heat = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('Probe balanced accuracy')
-        || v.model.title?.text?.startsWith('Sensitivity per layer'));
+    const heat = (""" + FIND_PLOT + """)('concept_heatmap');
     const cells = heat.model.renderers.map((r) => r.data_source).find((s) => s.data.value !== undefined);
     return {title: heat.model.title.text, value: Array.from(cells.data.value), label: Array.from(cells.data.label),
             layer: Array.from(cells.data.layer), concept: Array.from(cells.data.concept)};
@@ -221,7 +220,7 @@ def test_static_export_sensitivity_toggle_and_why_flagged(page, report, result):
     ids = state["id"]
     concept, cls = ids.index("concept:background=purple"), ids.index("class:circle")
     mx, my = 0.5 * (state["x"][concept] + state["x"][cls]), 0.5 * (state["y"][concept] + state["y"][cls])
-    x, y = page.evaluate(PLOT_XY, [GRAPH, mx, my])
+    x, y = page.evaluate(PLOT_XY, ["concept_graph", mx, my])
     page.mouse.move(x - 3, y, steps=3)
     page.mouse.move(x, y, steps=3)
     expected_why = why(rule_conditions(result).sel(layer=layer, concept="background=purple", **{"class": "circle"}))
