@@ -60,3 +60,30 @@ def test_cli_fre_structure_level(features, tmp_path, capsys):
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["fre", str(tmp_path / "missing.nc")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_compare_takes_every_measure_on_the_same_splits(features):
+    from latentatlas import similarity as sim
+
+    result = compare(features, metrics=("gfre", "cka", "procrustes", "mutual_knn", "svcca"), n_splits=2,
+                     progress=False)
+    assert result.attrs["metrics"] == ["gfre", "cka", "procrustes", "mknn", "svcca"]
+    assert "cka_pointwise" not in result and result.mknn_pointwise.dims == ("source", "target", "test_atom")
+    values = []
+    for split in range(2):
+        train, test = structure_split(features, seed=fre.DEFAULT_SEED + split)
+        values.append(sim.linear_cka(features["a:x"].values[test], features["b:y"].values[test]))
+    assert result.cka.sel(source="a:x", target="b:y").item() == pytest.approx(np.mean(values), rel=1e-12)
+    assert result.cka_std.sel(source="a:x", target="b:y").item() == pytest.approx(np.std(values, ddof=1), rel=1e-9)
+    assert result.procrustes_map.dims == ("source", "axis") and result.procrustes.attrs["lower_is_better"] == 1
+
+
+def test_cli_fre_other_measures(features, tmp_path, capsys):
+    io.save(features, tmp_path / "features.nc")
+    assert main(["fre", str(tmp_path / "features.nc"), "--splits", "2", "--metrics", "cka", "mknn",
+                 "--out", str(tmp_path / "cmp.nc")]) == 0
+    out = capsys.readouterr().out
+    assert "CKA (row: source, column: target)" in out and "MKNN (row" in out
+    assert set(io.load(tmp_path / "cmp.nc").attrs["metrics"]) == {"cka", "mknn"}
+    with pytest.raises(SystemExit):
+        main(["fre", str(tmp_path / "features.nc"), "--metrics", "nonsense"])

@@ -79,12 +79,19 @@ def test_bad_features_name_the_feature_set(features, message):
         fre.fre_matrix(features, progress=False)
 
 
-def test_too_many_local_points_is_explained():
-    X = np.random.default_rng(2).standard_normal((40, 3))
+def test_too_many_local_points_use_the_whole_training_set_with_a_warning():
+    rng = np.random.default_rng(2)
+    X, Y = rng.standard_normal((40, 3)), rng.standard_normal((40, 2))
+    with pytest.warns(UserWarning, match="n_local_points=100 exceeds the 20 training samples"):
+        matrix = fre.fre_matrix({"a": X, "b": Y}, "lfre", progress=False)
+    assert matrix.attrs["n_local_points"] == 20
+    assert matrix.sel(source="a", target="b").item() == pytest.approx(fre.lfre(X, Y, n_local_points=20), rel=1e-12)
     with pytest.raises(FeatureError, match="n_local_points=100 but the training set has 20"):
-        fre.fre_matrix({"a": X, "b": X}, "lfre", progress=False)
+        fre.fre_matrix({"a": X, "b": X}, "lfre", progress=False, strict_local_points=True)
     with pytest.raises(FeatureError, match="n_local_points"):
-        fre.lfre(X, X, n_local_points=30)
+        fre.lfre(X, X, n_local_points=30, strict_local_points=True)
+    with pytest.raises(FeatureError, match="n_local_points=3"):
+        fre.lfre(X, X, n_local_points=3)
 
 
 def test_unknown_metric_and_feature_set():

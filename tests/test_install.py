@@ -84,7 +84,18 @@ def _wait_listening(port: int, server: subprocess.Popen, timeout: float = 300) -
 
 
 def _document_strings(url: str) -> set[str]:
-    """Every string property of the Bokeh document a browser would get from ``url``."""
+    """Every string property of the Bokeh document a browser would get from ``url``.
+
+    Pulled in a thread of its own: Bokeh's client runs an event loop, which fails in a test
+    process where an earlier test (Playwright, a notebook) left one running.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_pull_document_strings, url).result()
+
+
+def _pull_document_strings(url: str) -> set[str]:
     import panel  # noqa: F401  (registers Panel's models for the client)
     from bokeh.client import pull_session
 

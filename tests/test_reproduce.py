@@ -17,7 +17,9 @@ from latentatlas.reproduce.analyses import (
     benchmark_frames,
     cumulant_steps,
     fine_tuning,
+    cross_model,
     lfre_over_splits,
+    measure_rankings,
     pair_table,
     subset_breakdown,
     unrelated_pairs,
@@ -41,6 +43,25 @@ def features(small_frames):
     base = rng.standard_normal((ds.sizes["atom"], 5))
     ds = add_feature_set(ds, base, model="a", layer="x")
     return add_feature_set(ds, np.tanh(base @ rng.standard_normal((5, 7))), model="b", layer="y")
+
+
+def test_measure_rankings_put_the_measures_side_by_side(features):
+    rng = np.random.default_rng(4)
+    n = features.sizes["atom"]
+    ds = add_feature_set(features, features["a:x"].values + 0.3 * rng.standard_normal((n, 5)), model="c", layer="z")
+    ds = add_feature_set(ds, rng.standard_normal((n, 4)), model="noise", layer="w")
+    cross = cross_model(ds, n_splits=2, lfre_per_subset=5, n_local_points=12, progress=False)
+    ms = measure_rankings(ds, cross, metrics=("cka", "procrustes", "mknn"), n_splits=2, progress=False)
+    assert list(ms.measure.values) == ["gfre", "lfre", "cka", "procrustes", "mknn"]
+    assert ms.sizes["pair"] == 6 and ms.rank_correlation.shape == (5, 5)
+    np.testing.assert_allclose(np.diag(ms.rank_correlation.values), 1.0)
+    k = list(ms.pair.values).index("a:x | b:y")
+    g = cross.gfre.sel(source="a:x", target="b:y").item() + cross.gfre.sel(source="b:y", target="a:x").item()
+    assert ms.pair_value.sel(measure="gfre").values[k] == pytest.approx(g / 2, rel=1e-12)
+    # every measure ranks the pairs with the unrelated noise set as the least similar three
+    noisy = [i for i, p in enumerate(ms.pair.values) if "noise" in p]
+    assert np.all(ms.pair_rank.values[noisy] >= 4)
+    assert ms.cka_map.dims == ("source", "axis")
 
 
 def test_relation_uses_combined_spread():
@@ -204,7 +225,8 @@ def test_cli_reproduce_quick_writes_consistent_results(tmp_path, capsys):
     names = {p.name for p in out.iterdir()}
     assert {"cross_model.nc", "variants.nc", "fine_tuning.nc", "cumulants.nc", "subsets.nc",
             "layers_chgnet-0.3.0.nc", "layers_chgnet-r2scan.nc", "report.md", "cross_model.png",
-            "cumulants.png", "layers.png", "subsets.png", "learning_curve.nc", "learning_curve.png"} <= names
+            "cumulants.png", "layers.png", "subsets.png", "learning_curve.nc", "learning_curve.png",
+            "measures.nc", "measures.png"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     cross = io.load(out / "cross_model.nc")
     tuned = io.load(out / "fine_tuning.nc")
@@ -225,6 +247,9 @@ def test_cli_reproduce_quick_writes_consistent_results(tmp_path, capsys):
     curve = io.load(out / "learning_curve.nc")
     assert float(curve.learning_gfre.sel(train_fraction=1.0, source="chgnet-r2scan:last",
                                          target="chgnet-0.3.0:last")) == pytest.approx(g, rel=1e-10)
+    measures = io.load(out / "measures.nc")
+    assert "## 9. Other measures" in report and "linear CKA ↑" in report
+    assert f"({measures.pair_rank.values[0, 0]:g})" in report
 
 
 def test_cli_reproduce_bad_model_writes_nothing(tmp_path, capsys):

@@ -40,7 +40,7 @@ def test_check_comparison_names_the_problem(features, comparison):
 
     with pytest.raises(ValueError, match="is a features result, not a comparison result"):
         check_comparison(features)
-    with pytest.raises(ValueError, match="no FRE metric"):
+    with pytest.raises(ValueError, match="no metric with per-sample values"):
         check_comparison(comparison[["pca"]])
     with pytest.raises(ValueError, match="lacks \\['pca'\\]"):
         check_comparison(comparison.drop_vars("pca"))
@@ -170,6 +170,33 @@ def test_atlas_links_matrix_drilldown_and_structure(comparison):
     assert "GFRD" in atlas.viewer.error_label
 
 
+def test_atlas_shows_other_measures_with_a_model_map(features):
+    from latentatlas.compare import compare
+    from latentatlas.viz import Atlas
+
+    ds = compare(features, metrics=("gfre", "cka", "mknn"), n_splits=2, progress=False)
+    atlas = Atlas(ds)
+    assert atlas.param.metric.objects == ["gfre", "cka", "mknn"]
+    atlas.metric = "cka"
+    assert atlas.matrix.source.data["value"].min() == ds["cka"].values.min()
+    assert "each pair of feature sets" in atlas.matrix.figure.title.text
+    # CKA has no per-sample form: the drill-down keeps the pair on GFRE and says so
+    assert atlas.drill.metric == "gfre" and "no per-sample form" in atlas._drill_note.object
+    assert atlas._map.visible and "Model map from linear CKA" in atlas._map.object.title.text
+    np.testing.assert_array_equal(atlas._map.object.renderers[0].data_source.data["x"],
+                                  ds["cka_map"].sel(axis=0).values)
+    atlas.metric = "mknn"
+    assert atlas.drill.metric == "mknn" and atlas._drill_note.object == ""
+    assert "mutual k-NN" in atlas.viewer.error_label
+    # the least similar pair (smallest shared fraction) is the default cell
+    values = ds["mknn"].values.copy()
+    np.fill_diagonal(values, np.inf)
+    i, j = np.unravel_index(np.argmin(values), values.shape)
+    from latentatlas.viz.data import default_pair
+
+    assert default_pair(ds, "mknn") == (str(ds.source.values[i]), str(ds.target.values[j]))
+
+
 def test_upload_bad_file_shows_message_and_good_file_replaces_data(tmp_path, comparison, features):
     from latentatlas.viz import Atlas
 
@@ -210,7 +237,7 @@ def test_export_is_self_contained_and_atomic(tmp_path, comparison, structure_com
     assert "cdn.holoviz.org" not in html and "cdn.bokeh.org" not in html
     tab = "{} \\u00b7 {}"  # tab titles sit JSON-escaped in the embedded document
     assert tab.format("GFRE", "structure level") in html and tab.format("LFRE", "atom level") in html
-    with pytest.raises(ValueError, match="no FRE metric"):
+    with pytest.raises(ValueError, match="no metric with per-sample values"):
         export_html(comparison[["pca"]], tmp_path / "bad.html")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # nothing half-written
 

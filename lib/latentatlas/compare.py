@@ -1,11 +1,13 @@
-"""Comparison of feature sets: FRE matrices with their spread over splits, in one Dataset.
+"""Comparison of feature sets: FRE (and any other measure's) matrices with their spread over splits.
 
 This is what the dashboard shows and what ``latentatlas fre --out`` writes: the features'
 coordinates (structures, atoms, positions) plus, per metric, the mean matrix over several
-random splits, its spread, and the pointwise errors of the first split, so that every
-matrix cell can be traced back to atoms, plus the diagnostics of every cell
-(:mod:`latentatlas.diagnostics`). The inner CV that picks the ridge cut-off keeps each
-structure in one fold by default (``cv="grouped"``), as the outer split does.
+random splits, its spread, the pointwise values of the first split (so that every matrix
+cell can be traced back to atoms), the diagnostics of every FRE cell
+(:mod:`latentatlas.diagnostics`) and a model map per metric. The inner CV that picks the
+ridge cut-off keeps each structure in one fold by default (``cv="grouped"``), as the outer
+split does. Any measure of :data:`latentatlas.similarity.MEASURES` can be asked for
+(``"gfre"``, ``"lfre"``, ``"cka"``, ``"procrustes"``, ``"mknn"``, ...); all use the same splits.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from .diagnostics import SplitDiagnostics
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
 from .fre._scale import scale_from_variance
 from .fre._split import check_cv
-from .schema import feature_set_coords, stamp
+from .schema import FRE_METRICS, feature_set_coords, stamp
+from .similarity import measure_matrices, model_map, resolve_metric
 
 __all__ = ["compare", "learning_curve", "sample_structures", "structure_split"]
 
@@ -110,8 +113,9 @@ def compare(
     stratify_by: str | None = "subset",
     progress: bool = True,
     cv: str = "grouped",
+    options: dict | None = None,
 ) -> xr.Dataset:
-    """FRE matrices between feature sets, with spread over random structure-level splits.
+    """Matrices of FRE and other measures between feature sets, with spread over structure-level splits.
 
     Parameters
     ----------
@@ -120,7 +124,12 @@ def compare(
         store from :func:`latentatlas.io.load`) are compared chunk by chunk: GFRE and GFRD
         from streamed statistics (:mod:`latentatlas.fre.streamed`), LFRE with a neighbour
         index (:mod:`latentatlas.fre.indexed`); the values are the in-memory ones.
-    metrics : sequence of {"gfre", "gfrd", "lfre"}
+    metrics : sequence of str
+        Names of :data:`latentatlas.similarity.MEASURES`: ``"gfre"``, ``"gfrd"``, ``"lfre"``,
+        ``"cka"``, ``"debiased_cka"``, ``"rbf_cka"``, ``"procrustes"``, ``"procrustes_cca"``,
+        ``"cca"``, ``"svcca"``, ``"mknn"`` (or their long function names). In-sample measures
+        are evaluated on the test samples of each split; measures other than FRE need the
+        features in memory.
     names : sequence of str, optional
         Feature sets to compare; default all.
     n_splits : int, default 5
@@ -132,21 +141,31 @@ def compare(
     cv : {"grouped", "skmatter"}, default "grouped"
         Inner CV folds of the ridge: by structure (GFRE, GFRD) and by identical source
         vector (LFRE neighbourhoods), or random as scikit-matter (its published numbers).
+    options : dict, optional
+        Further options of the other measures (``k`` for mutual k-NN, ``sigma`` and
+        ``max_samples`` for RBF CKA, ``svcca_variance``).
 
     Returns
     -------
     xarray.Dataset
         Coordinates of ``features``; per metric ``m``: ``m`` (source, target), mean over
         splits (attrs record ``cv``); ``m_std`` (source, target); ``m_pointwise`` (source,
-        target, test_<sample>) for the first split; the diagnostics ``m_flags``,
-        ``m_unseen_error_share``, ``m_edge_cutoff_fraction`` (source, target) and
-        ``test_unseen_element`` (test_<sample>) of :mod:`latentatlas.diagnostics`.
+        target, test_<sample>) for the first split, for measures with a per-sample form;
+        the diagnostics ``m_flags``, ``m_unseen_error_share``, ``m_edge_cutoff_fraction``
+        (source, target) and ``test_unseen_element`` (test_<sample>) of
+        :mod:`latentatlas.diagnostics` for FRE; ``m_map`` (source, axis): classical MDS of
+        the symmetrised mean matrix (:func:`latentatlas.similarity.model_map`).
         ``pca`` (source, <sample>, pc): 2-D PCA map of each source. Each feature set's attrs
         as coordinates ``source_<key>`` and ``target_<key>``
         (:func:`latentatlas.schema.feature_set_coords`); stamped ``comparison``.
     """
     arrays, sample, lazy = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
+    metrics = [resolve_metric(m).name for m in metrics]
+    others = [m for m in metrics if m not in FRE_METRICS]
+    if lazy and others:
+        raise ValueError(f"{others} need the features in memory (these are dask-backed, from a zarr store); "
+                         "load them with features.load(), or compare only gfre, gfrd, lfre")
     out = xr.Dataset(coords=features.coords, attrs=dict(features.attrs))
     groups = sample_structures(features, sample)
     for metric in metrics:
@@ -154,6 +173,15 @@ def compare(
         diagnostics = SplitDiagnostics(features, sample, stratify_by)
         for split in range(n_splits):
             train, test = structure_split(features, seed=DEFAULT_SEED + split, stratify_by=stratify_by)
+            if metric not in FRE_METRICS:
+                matrix, pointwise = measure_matrices(
+                    arrays, metric, train_idx=train, test_idx=test, seed=DEFAULT_SEED + split, progress=progress,
+                    pointwise=split == 0, **(options or {}),
+                )
+                if pointwise is not None:
+                    out[f"{metric}_pointwise"] = pointwise.rename({"test_sample": f"test_{sample}"})
+                per_split.append(matrix.values)
+                continue
             pointwise = _pointwise(
                 arrays, metric, lazy, train_idx=train, test_idx=test, n_local_points=n_local_points,
                 seed=DEFAULT_SEED + split, progress=progress, cv=cv, groups=groups,
@@ -164,8 +192,14 @@ def compare(
                 out["test_unseen_element"] = (f"test_{sample}", diagnostics.first_unseen, {
                     "description": "the test sample's structure holds an element absent from training (first split)"})
             per_split.append(rms(pointwise.values))
-        store_split_summary(out, metric, np.stack(per_split), pointwise.attrs, diagnostics,
-                      split="by structure, stratified by " + str(stratify_by))
+        split_label = "by structure, stratified by " + str(stratify_by)
+        if metric in FRE_METRICS:
+            store_split_summary(out, metric, np.stack(per_split), pointwise.attrs, diagnostics, split=split_label)
+        else:
+            _store_mean_spread(out, metric, np.stack(per_split), matrix.attrs, split_label)
+        if np.all(np.isfinite(out[metric].values)):
+            out[f"{metric}_map"] = model_map(out[metric].assign_coords(source=names, target=names)).rename(
+                feature_set="source")
     out = out.assign_coords(source=names, target=names)
     out = out.assign_coords(feature_set_coords({n: features[n].attrs for n in names}))
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
@@ -176,16 +210,23 @@ def compare(
 
 def store_split_summary(out, metric, per_split, attrs, diagnostics, split):
     """Mean, spread and diagnostics of ``per_split`` (n_splits, source, target) into ``out``."""
+    mean, std = _store_mean_spread(out, metric, per_split, attrs, split)
+    variables, extra = diagnostics.variables(metric, mean, std)
+    out[metric].attrs.update(extra)
+    for name, value in variables.items():
+        out[name] = value
+
+
+def _store_mean_spread(out, metric, per_split, attrs, split):
+    """``metric`` (mean over splits) and ``metric_std`` into ``out``; returns (mean, std)."""
     n_splits = len(per_split)
     attrs = {k: v for k, v in attrs.items() if k not in ("seed", "n_train", "n_test")}
     attrs.update(n_splits=n_splits, split=split, first_seed=DEFAULT_SEED)
     mean = per_split.mean(axis=0)
     std = per_split.std(axis=0, ddof=1) if n_splits > 1 else np.full(per_split.shape[1:], np.nan)
-    variables, extra = diagnostics.variables(metric, mean, std)
-    out[metric] = (("source", "target"), mean, attrs | extra)
+    out[metric] = (("source", "target"), mean, attrs)
     out[f"{metric}_std"] = (("source", "target"), std, {"description": f"standard deviation of {metric} over splits"})
-    for name, value in variables.items():
-        out[name] = value
+    return mean, std
 
 
 def learning_curve(

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .schema import check_comparison, check_concepts, default_pair, kind_of, metric_label, metrics_of, sample_dim
+from .schema import check_comparison, check_concepts, default_pair, kind_of, metric_label, pointwise_metrics_of, sample_dim
 
 __all__ = ["chemiscope_input", "write_chemiscope"]
 
@@ -127,7 +127,7 @@ def _comparison_input(ds: xr.Dataset, metric, pair) -> dict:
 
     from .dataset import frames_from_features
 
-    metrics = metrics_of(ds)
+    metrics = pointwise_metrics_of(ds)  # chemiscope shows values per sample
     metric = metrics[0] if metric is None else metric
     if metric not in metrics:
         raise ValueError(f"the comparison has no metric {metric!r}; it has {metrics}")

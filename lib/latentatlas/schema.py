@@ -47,6 +47,7 @@ __all__ = [
     "kind_of",
     "metric_label",
     "metrics_of",
+    "pointwise_metrics_of",
     "sample_dim",
     "stamp",
     "upgrade",
@@ -103,15 +104,35 @@ def stamp(ds: xr.Dataset, kind: str) -> xr.Dataset:
     return ds
 
 
+def _measures() -> dict:
+    """The similarity measures' registry (imported late: latentatlas.similarity imports dataset, which imports this module)."""
+    from .similarity.registry import MEASURES
+
+    return MEASURES
+
+
 def metric_label(metric: str) -> str:
-    """Short display label of a metric (its name in capitals when it has no entry in :data:`METRICS`)."""
-    return METRICS[metric][0] if metric in METRICS else metric.upper()
+    """Short display label of a metric: :data:`METRICS`, the similarity registry's, or its name in capitals."""
+    if metric in METRICS:
+        return METRICS[metric][0]
+    measures = _measures()
+    return measures[metric].label if metric in measures else metric.upper()
 
 
 def metrics_of(ds: xr.Dataset) -> list[str]:
-    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others."""
-    found = [m for m in ds.data_vars if f"{m}_pointwise" in ds.data_vars and ds[m].dims == ("source", "target")]
-    return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
+    """Metrics present in a comparison Dataset: FRE first (:data:`METRICS` order), then the other measures.
+
+    A metric is a (source, target) variable that is a known measure or has a per-sample form.
+    """
+    known = list(dict.fromkeys([*METRICS, *_measures()]))
+    found = [m for m in ds.data_vars if ds[m].dims == ("source", "target")
+             and (m in known or f"{m}_pointwise" in ds.data_vars)]
+    return sorted(found, key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def pointwise_metrics_of(ds: xr.Dataset) -> list[str]:
+    """The metrics of ``ds`` that have per-sample values (what the drill-down can show)."""
+    return [m for m in metrics_of(ds) if f"{m}_pointwise" in ds.data_vars]
 
 
 def sample_dim(ds: xr.Dataset, metric: str) -> str:
@@ -121,8 +142,13 @@ def sample_dim(ds: xr.Dataset, metric: str) -> str:
 
 
 def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
-    """The off-diagonal pair with the largest ``metric`` (the diagonal if there is one feature set)."""
-    values = ds[metric].values.copy()
+    """The least similar off-diagonal pair (the diagonal if there is one feature set).
+
+    Largest error or distance; smallest similarity for measures where higher is more similar.
+    """
+    measures = _measures()
+    sign = -1.0 if metric in measures and not measures[metric].lower_is_better else 1.0
+    values = sign * ds[metric].values
     if values.shape[0] > 1:
         np.fill_diagonal(values, -np.inf)
     i, j = np.unravel_index(np.nanargmax(values), values.shape)
@@ -217,9 +243,11 @@ def check_features(ds, name: str = "the features") -> xr.Dataset:
 
 def check_comparison(ds, name: str = "the comparison") -> xr.Dataset:
     """Check that ``ds`` has the comparison layout the viewers need."""
-    fix = _checked(ds, "comparison", name, content=metrics_of, needs=_COMPARISON_COORDS,
-                   what="FRE metric (no variable with a matching '<metric>_pointwise')")
-    for m in metrics_of(ds):
+    pointwise = [m.name for m in _measures().values() if m.pointwise]
+    fix = _checked(ds, "comparison", name, content=pointwise_metrics_of, needs=_COMPARISON_COORDS,
+                   what=f"metric with per-sample values (no variable with a matching '<metric>_pointwise'; "
+                        f"compare with at least one of {pointwise})")
+    for m in pointwise_metrics_of(ds):
         dims = ds[f"{m}_pointwise"].dims
         if dims[:2] != ("source", "target") or dims[-1] not in ("test_atom", "test_structure"):
             raise ValueError(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fre.matrix import METRICS
+from ..similarity.registry import ALIASES, MEASURES
 from ._checks import check_output, open_fraction, positive_int
 from ._cluster import add_cluster_arguments, cluster_client
 
@@ -14,18 +14,21 @@ from ._cluster import add_cluster_arguments, cluster_client
 def register(subparsers):
     p = subparsers.add_parser(
         "fre",
-        help="FRE matrices (GFRE, GFRD, LFRE) between the feature sets of a features file",
+        help="FRE matrices (GFRE, GFRD, LFRE) and other similarity measures between the feature sets of a file",
         description=(
             "Compute feature reconstruction errors between every pair of feature sets in a "
             "features netCDF (from 'latentatlas featurize'), with the spread over random "
             "train/test splits of the structures (stratified by subset). GFRE: how well the "
             "source reconstructs the target linearly (0 perfect, 1 nothing); GFRD: how much "
-            "that reconstruction distorts; LFRE: the same, locally around each test sample."
+            "that reconstruction distorts; LFRE: the same, locally around each test sample. "
+            "Other measures on the same splits: " + "; ".join(f"{m.name}: {m.label}" for m in MEASURES.values()
+                                                              if m.name not in ("gfre", "gfrd", "lfre")) + "."
         ),
     )
     p.add_argument("features", type=Path,
                    help="features file written by 'latentatlas featurize' (netCDF, or a zarr store: compared chunk by chunk)")
-    p.add_argument("--metrics", nargs="+", choices=METRICS, default=["gfre"], help="measures to compute (default: gfre)")
+    p.add_argument("--metrics", nargs="+", choices=[*MEASURES, *ALIASES], default=["gfre"], metavar="METRIC",
+                   help=f"measures to compute (default: gfre); any of {', '.join(MEASURES)}")
     p.add_argument("--names", nargs="+", help="feature sets to compare (default: all in the file)")
     p.add_argument("--splits", type=positive_int, default=5, help="number of random splits for the spread (default: 5)")
     p.add_argument("--n-local-points", type=positive_int, default=100, help="neighbourhood size for LFRE (default: 100)")
@@ -130,14 +133,14 @@ def _compare(args, features):
         cv=args.cv,
     )
     print(f"inner CV: {args.cv}")
-    for metric in args.metrics:
+    for metric in result.attrs["metrics"]:
         print(format_matrix(result[metric], result[f"{metric}_std"] if args.splits > 1 else None,
-                            flags=result[f"{metric}_flags"]))
+                            flags=result.get(f"{metric}_flags")))
         print()
     if args.learning_curve is not None:
         from ..compare import LEARNING_FRACTIONS, learning_curve
 
-        for metric in args.metrics:
+        for metric in [m for m in result.attrs["metrics"] if m in ("gfre", "gfrd", "lfre")]:
             curve = learning_curve(features, metric=metric, names=args.names, n_splits=args.splits, cv=args.cv,
                                    fractions=args.learning_curve or LEARNING_FRACTIONS,
                                    n_local_points=args.n_local_points)

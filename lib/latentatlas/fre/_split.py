@@ -188,12 +188,32 @@ def resolve_split(n_samples, train_idx=None, test_idx=None, seed=DEFAULT_SEED):
     return train_idx, test_idx
 
 
-def check_local_points(n_local_points, n_train):
-    """LFRE needs 4 <= n_local_points <= n_train (two CV folds of at least two samples)."""
+def check_local_points(n_local_points, n_train, strict=False):
+    """Neighbourhood size for LFRE: ``n_local_points``, or all ``n_train`` training samples.
+
+    Like scikit-matter, a neighbourhood larger than the training set uses every training
+    sample, with a warning that says so; ``strict=True`` raises instead. Two CV folds of at
+    least two samples need 4 or more points.
+
+    Returns
+    -------
+    int
+        The number of neighbours to use.
+    """
+    import warnings
+
     from ..dataset import FeatureError
 
-    if not 4 <= n_local_points <= n_train:
+    if n_local_points < 4 or n_train < 4 or (strict and n_local_points > n_train):
         raise FeatureError(
             f"n_local_points={n_local_points} but the training set has {n_train} samples; "
             f"choose n_local_points between 4 and {n_train}"
         )
+    if n_local_points > n_train:
+        warnings.warn(
+            f"n_local_points={n_local_points} exceeds the {n_train} training samples: every neighbourhood is the "
+            f"whole training set (as in scikit-matter); pass n_local_points <= {n_train}, or strict_local_points=True "
+            "to make this an error",
+            stacklevel=3,
+        )
+    return min(n_local_points, n_train)

@@ -194,7 +194,7 @@ def indexed_pointwise_lfre_matrix(
 
     alphas_ = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
     names, scaled, train_idx, test_idx = _scaled_sets(features, names, train_idx, test_idx, seed)
-    check_local_points(n_local_points, len(train_idx))
+    n_local_points = check_local_points(n_local_points, len(train_idx))
     folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
     starts = list(range(0, len(test_idx), chunk_size))
     values = np.empty((len(names), len(names), len(test_idx)))

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .._xarray import labelled_array
 from ..dataset import common_sample_dim, feature_arrays
 from ..schema import FRE_METRICS as METRICS
 from ._local import local_errors
@@ -39,6 +40,7 @@ def pointwise_fre_matrix(
     seed: int = DEFAULT_SEED,
     n_jobs: int = -1,
     progress: bool = True,
+    strict_local_points: bool = False,
     cv: str = "skmatter",
     groups=None,
 ) -> xr.DataArray:
@@ -58,7 +60,8 @@ def pointwise_fre_matrix(
     train_idx, test_idx : array-like of int, optional
         Default: scikit-matter's 50/50 split (see :func:`default_split`).
     n_local_points : int, default 100
-        Neighbourhood size for LFRE.
+        Neighbourhood size for LFRE; above the number of training samples, all of them are
+        used with a warning (scikit-matter's behaviour), or an error if ``strict_local_points``.
     alphas : array-like, optional
         Relative ridge cut-offs; default ``geomspace(1e-9, 0.9, 20)``.
     seed : int
@@ -91,7 +94,7 @@ def pointwise_fre_matrix(
     n = next(iter(arrays.values())).shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
     if metric == "lfre":
-        check_local_points(n_local_points, len(train_idx))
+        n_local_points = check_local_points(n_local_points, len(train_idx), strict_local_points)
     names = list(arrays)
     if metric == "lfre":
         scaled = [scale_split(arrays[name], train_idx, test_idx, name) for name in names]
@@ -108,14 +111,9 @@ def pointwise_fre_matrix(
     if metric == "lfre":
         attrs["n_local_points"] = int(n_local_points)
     best_dims = ("source", "target", test_dim)[: best.ndim]
-    return xr.DataArray(
-        values,
-        dims=("source", "target", test_dim),
-        coords={"source": names, "target": names, test_dim: test_idx, "alpha_index": (best_dims, best),
-                "cutoff_at_edge": (best_dims, at_edge)},
-        name=f"{metric}_pointwise",
-        attrs=attrs,
-    )
+    return labelled_array(values, ("source", "target", test_dim), {"source": names, "target": names, test_dim: test_idx},
+                          extra_coords={"alpha_index": (best_dims, best), "cutoff_at_edge": (best_dims, at_edge)},
+                          name=f"{metric}_pointwise", attrs=attrs)
 
 
 def test_dim_name(features, names) -> str:
@@ -198,10 +196,6 @@ def fre_matrix(features, metric: str = "gfre", **kwargs) -> xr.DataArray:
     """
     pointwise = pointwise_fre_matrix(features, metric, **kwargs)
     test_dim = pointwise.dims[-1]
-    return xr.DataArray(
-        rms(pointwise.values),
-        dims=("source", "target"),
-        coords={"source": pointwise.source.values, "target": pointwise.target.values},
-        name=metric,
-        attrs=pointwise.attrs,
-    ).assign_attrs(test_samples=test_dim)
+    return labelled_array(rms(pointwise.values), ("source", "target"),
+                          {"source": pointwise.source.values, "target": pointwise.target.values},
+                          name=metric, attrs={**pointwise.attrs, "test_samples": test_dim})

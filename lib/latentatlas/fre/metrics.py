@@ -133,7 +133,7 @@ def gfrd(X, Y, *, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED,
 
 def pointwise_lfre(
     X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
-    cv="skmatter",
+    strict_local_points=False, cv="skmatter",
 ):
     """Local feature reconstruction error of each test sample.
 
@@ -143,6 +143,8 @@ def pointwise_lfre(
     chunks of ``chunk_size`` test samples, so memory stays bounded; ``n_jobs`` threads
     (default: all cores) process chunks in parallel. With ``cv="grouped"`` the CV folds of
     each neighbourhood keep identical X vectors together (see :mod:`latentatlas.fre._local`).
+    A ``n_local_points`` above the number of training samples uses them all, with a
+    warning, as scikit-matter does (``strict_local_points=True``: an error instead).
 
     Returns
     -------
@@ -150,7 +152,7 @@ def pointwise_lfre(
     """
     check_cv(cv)
     _, X_train, X_test, Y_train, Y_test = _prepare(X, Y, train_idx, test_idx, seed)
-    check_local_points(n_local_points, len(X_train))
+    n_local_points = check_local_points(n_local_points, len(X_train), strict_local_points)
     errors, _, _ = local_errors(X_train, X_test, [(Y_train, Y_test)], n_local_points, alphas, seed, chunk_size, n_jobs,
                                 cv=cv)
     return errors[0]
@@ -158,7 +160,7 @@ def pointwise_lfre(
 
 def lfre(
     X, Y, *, n_local_points, train_idx=None, test_idx=None, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1,
-    cv="skmatter",
+    strict_local_points=False, cv="skmatter",
 ) -> float:
     """Local feature reconstruction error X → Y: RMS of :func:`pointwise_lfre`."""
     return float(
@@ -166,6 +168,7 @@ def lfre(
             pointwise_lfre(
                 X, Y, n_local_points=n_local_points, train_idx=train_idx, test_idx=test_idx,
                 alphas=alphas, seed=seed, chunk_size=chunk_size, n_jobs=n_jobs, cv=cv,
+                strict_local_points=strict_local_points,
             )
         )
     )

@@ -11,7 +11,9 @@ SevenNet variants, plus SOAP as a hand-made reference):
 5. progressive cumulants φ^(1) → φ^(k) and φ^(k) → φ^(k+1) on structure-level features;
 6. per-subset breakdown of the pointwise errors;
 7. every FRE with its spread over random splits (bootstrap over structures for item 6);
-8. a learning curve: cross-model GFRE from 10 % … 100 % of the training structures.
+8. a learning curve: cross-model GFRE from 10 % … 100 % of the training structures;
+9. the ranking of model pairs by every other measure (CKA, Procrustes, CCA, SVCCA, mutual
+   k-NN) beside GFRE and LFRE, with rank correlations between the measures and model maps.
 
 The inner CV that picks each ridge cut-off is grouped by structure by default
 (``Settings.cv``; ``"skmatter"`` gives scikit-matter's random folds), and every matrix
@@ -44,6 +46,7 @@ from .analyses import (
     fine_tuning,
     layers_within,
     load_features,
+    measure_rankings,
     prefixed,
     subset_breakdown,
     variants,
@@ -173,6 +176,7 @@ class Reproduction:
     benchmark : dict — frames used and dropped.
     timings : dict of str -> float — seconds per step.
     learning : Dataset or None — analysis 8 (:func:`latentatlas.compare.learning_curve` of GFRE).
+    measures : Dataset or None — analysis 9 (:func:`~latentatlas.reproduce.analyses.measure_rankings`).
     """
 
     cross: xr.Dataset
@@ -185,6 +189,7 @@ class Reproduction:
     benchmark: dict
     timings: dict[str, float]
     learning: xr.Dataset | None = None
+    measures: xr.Dataset | None = None
 
     def save(self, out: str | Path) -> list[Path]:
         """Write every analysis as netCDF into folder ``out``; returns the paths."""
@@ -196,6 +201,8 @@ class Reproduction:
             items["learning_curve"] = self.learning
         if self.fine_tuning is not None:
             items["fine_tuning"] = self.fine_tuning
+        if self.measures is not None:
+            items["measures"] = self.measures
         items |= {f"layers_{model}": ds for model, ds in self.layers.items()}
         return [save(ds, out / f"{name}.nc") for name, ds in items.items()]
 
@@ -273,6 +280,8 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
     learning = learning_curve(last, metric="gfre", fractions=settings.learning_fractions, n_splits=settings.n_splits,
                               cv=settings.cv, progress=progress)
     tick("8 learning curve")
+    measures = measure_rankings(last, cross, n_splits=settings.n_splits, progress=progress)
+    tick("9 other measures, rankings of model pairs")
     summary = {
         "n_structures": len(frames),
         "n_atoms": int(sum(len(a) for a in frames)),
@@ -280,7 +289,8 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
         "dropped": dropped,
         "models": models,
     }
-    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, learning)
+    result = Reproduction(cross, variant_table, tuned, layers, cumulants, subsets, settings, summary, timings, learning,
+                          measures)
     if out is not None:
         from .report import write_report
 

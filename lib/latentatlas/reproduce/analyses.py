@@ -22,6 +22,7 @@ from ..fre import DEFAULT_SEED, pointwise_fre_matrix, rms
 __all__ = [
     "ARCHITECTURE",
     "FINE_TUNED",
+    "RANKED_MEASURES",
     "VARIANT_PAIRS",
     "architecture",
     "benchmark_frames",
@@ -31,6 +32,7 @@ __all__ = [
     "layers_within",
     "lfre_over_splits",
     "load_features",
+    "measure_rankings",
     "pair_table",
     "prefixed",
     "subset_breakdown",
@@ -221,6 +223,64 @@ def cross_model(
     result = result.merge(local)
     result.attrs["metrics"] = ["gfre", "lfre"]
     return result
+
+
+#: Measures set beside GFRE and LFRE in the ranking of model pairs (RBF CKA is left out: it
+#: works on a subsample of at most 2,000 atoms).
+RANKED_MEASURES = ("cka", "debiased_cka", "procrustes", "procrustes_cca", "cca", "svcca", "mknn")
+
+
+def measure_rankings(
+    features: xr.Dataset,
+    cross: xr.Dataset,
+    *,
+    metrics: Sequence[str] = RANKED_MEASURES,
+    n_splits: int = 5,
+    progress: bool = True,
+) -> xr.Dataset:
+    """Analysis 8: do the measures rank model pairs alike? GFRE, LFRE, CKA, Procrustes, CCA, ... side by side.
+
+    The other measures are computed by :func:`latentatlas.compare.compare` on the same
+    structure-level splits as ``cross`` (the cross-model result, whose GFRE and LFRE are
+    reused). Each unordered pair of feature sets gets one value per measure (FRE, which is
+    asymmetric, as the mean of both directions) and a rank (1: most similar pair).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per measure ``m``: ``m``, ``m_std`` (source, target) and ``m_map`` (source, axis), a
+        classical-MDS model map; ``pair_value`` and ``pair_rank`` (pair, measure);
+        ``rank_correlation`` (measure, other_measure): Spearman's rank correlation between
+        the measures' values over the pairs (sign-aligned, so +1 means the same ranking).
+    """
+    from scipy.stats import rankdata
+
+    from ..similarity import model_map
+    from ..similarity.registry import direction
+
+    names = [str(n) for n in cross.source.values]
+    other = compare(features, metrics=metrics, names=names, n_splits=n_splits, stratify_by="subset", progress=progress)
+    measures = ["gfre", "lfre", *[str(m) for m in other.attrs["metrics"]]]
+    data = {}
+    for m in measures:
+        ds = cross if m in ("gfre", "lfre") else other
+        data[m] = ds[m].assign_coords(source=names, target=names).reset_coords(drop=True)
+        data[f"{m}_std"] = ds[f"{m}_std"].assign_coords(source=names, target=names).reset_coords(drop=True)
+        if np.all(np.isfinite(data[m].values)):
+            data[f"{m}_map"] = model_map(data[m]).rename(feature_set="source")
+    i, j = np.triu_indices(len(names), k=1)
+    values = np.stack([(data[m].values[i, j] + data[m].values[j, i]) / 2 for m in measures], axis=1)
+    # rank 1 = most similar: distances and errors ascending, similarities descending
+    ranks = np.stack([rankdata(direction(m) * values[:, k]) for k, m in enumerate(measures)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.corrcoef(ranks.T) if len(i) > 1 else np.full((len(measures),) * 2, np.nan)
+    pairs = [f"{names[a]} | {names[b]}" for a, b in zip(i, j)]
+    out = xr.Dataset(data)
+    out["pair_value"] = (("pair", "measure"), values, {"description": "mean of both directions for FRE"})
+    out["pair_rank"] = (("pair", "measure"), ranks, {"description": "1 = most similar pair (ties share the mean rank)"})
+    out["rank_correlation"] = (("measure", "other_measure"), np.atleast_2d(correlation),
+                               {"description": "Spearman rank correlation between the measures over the pairs"})
+    return out.assign_coords(pair=pairs, measure=measures, other_measure=measures).assign_attrs(n_splits=n_splits)
 
 
 def _model_index(result: xr.Dataset, model: str) -> str | None:

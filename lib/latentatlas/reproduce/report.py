@@ -277,6 +277,8 @@ def figures(result, out: str | Path) -> dict[str, Path]:
     ax.set_ylabel("RMS pointwise error, mean over\noff-diagonal uMLIP pairs (first split)")
     ax.legend()
     save(fig, "subsets")
+    if result.measures is not None:
+        save(_measures_figure(plt, result.measures), "measures")
 
     if result.learning is not None:
         fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -292,6 +294,65 @@ def figures(result, out: str | Path) -> dict[str, Path]:
         ax.legend(fontsize=5, ncol=2)
         save(fig, "learning_curve")
     return paths
+
+
+def _measures_figure(plt, ms):
+    """Rank correlations between the measures, and one model map (classical MDS) per measure."""
+    from ..similarity import MEASURES
+
+    measures = [str(m) for m in ms.measure.values]
+    maps = [m for m in measures if f"{m}_map" in ms]
+    cols = min(5, 1 + len(maps))
+    rows = -(-(1 + len(maps)) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), layout="constrained", squeeze=False)
+    ax = axes[0, 0]
+    labels = [MEASURES[m].label for m in measures]
+    im = ax.imshow(ms["rank_correlation"].values, vmin=-1, vmax=1, cmap="RdBu")
+    ax.set_xticks(range(len(labels)), labels, rotation=70, fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_title("rank correlation over model pairs", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.7)
+    slots = [a for k, a in enumerate(axes.ravel()) if k != 0]
+    for a, m in zip(slots, maps):
+        xy = ms[f"{m}_map"].transpose("source", "axis").values
+        a.scatter(xy[:, 0], xy[:, 1], s=25)
+        for (x, y), name in zip(xy, ms.source.values):
+            a.annotate(_short(name), (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        a.set_title(f"model map: {MEASURES[m].label}", fontsize=9)
+        a.tick_params(labelsize=6)
+    for a in slots[len(maps):]:
+        a.axis("off")
+    return fig
+
+
+def _measure_lines(ms) -> list[str]:
+    """Section 8: the pairs ranked by every measure, and how far the rankings agree."""
+    from ..similarity import MEASURES
+
+    measures = [str(m) for m in ms.measure.values]
+    labels = [MEASURES[m].label + (" ↓" if MEASURES[m].lower_is_better else " ↑") for m in measures]
+    lines = ["", f"## 9. Other measures: how each ranks the model pairs ({ms.attrs['n_splits']} splits)", "",
+             "![measures](measures.png)", "",
+             "Each unordered pair of last-layer feature sets, by every measure (FRE: mean of both directions; "
+             "↓ smaller is more similar, ↑ larger is), with its rank in brackets (1: most similar pair). CKA, CCA, "
+             "SVCCA and mutual k-NN are computed on the test atoms of each split; Procrustes angles are aligned on "
+             "the training atoms and judged on the test atoms, like FRE.", "",
+             "| pair | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    order = np.argsort(ms["pair_rank"].sel(measure="gfre").values)
+    for p in order:
+        a, b = str(ms.pair.values[p]).split(" | ")
+        cells = [f"{ms['pair_value'].values[p, k]:.3f} ({ms['pair_rank'].values[p, k]:g})" for k in range(len(measures))]
+        lines.append(f"| {_short(a)} \\| {_short(b)} | " + " | ".join(cells) + " |")
+    corr = ms["rank_correlation"].values
+    lines += ["", "Spearman rank correlation between the measures over the pairs (+1: the same ranking):", "",
+              "| | " + " | ".join(MEASURES[m].label for m in measures) + " |", "|---" * (len(measures) + 1) + "|"]
+    lines += [f"| {MEASURES[m].label} | " + " | ".join(f"{v:+.2f}" for v in corr[k]) + " |" for k, m in enumerate(measures)]
+    if ms.sizes["pair"] > 2 and np.all(np.isfinite(corr[0, 1:])):
+        others = corr[0, 1:]
+        best, worst = measures[1 + int(np.argmax(others))], measures[1 + int(np.argmin(others))]
+        lines += ["", f"Over {ms.sizes['pair']} pairs, the ranking closest to GFRE's is {MEASURES[best].label}'s "
+                  f"(ρ = {others.max():+.2f}), the farthest {MEASURES[worst].label}'s (ρ = {others.min():+.2f})."]
+    return lines
 
 
 # -- tables ---------------------------------------------------------------------------------
@@ -504,6 +565,8 @@ def write_report(result, out: str | Path) -> Path:
               "![learning curve](learning_curve.png)", "",
               "Same test half in each split; the training structures are a random (nested) share of the training half.", ""]
         L += _learning_lines(result.learning)
+    if result.measures is not None:
+        L += _measure_lines(result.measures)
     L += ["", "## Files", ""]
     L += [f"- `{p.name}`" for p in sorted(out.glob("*.nc"))] + [f"- `{p.name}`" for p in paths.values()]
     L += ["", "## Runtime", "", "| step | seconds |", "|---|---|"]

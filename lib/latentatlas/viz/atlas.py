@@ -9,10 +9,12 @@ import panel as pn
 import param
 import xarray as xr
 
-from ..schema import METRICS, feature_sets, kind_of, metric_label
-from .data import as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors
+from ..schema import feature_sets, kind_of, metric_label
+from .data import (METRICS, as_levels, demo_comparison_paths, load_levels, metrics_of, per_atom_errors,
+                   pointwise_metrics_of)
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
+from .model_map import model_map_figure
 from .structure import StructureViewer
 from .upload import open_upload
 
@@ -126,9 +128,12 @@ class Atlas(pn.viewable.Viewer):
         with param.parameterized.discard_events(self):
             self.metric = self.metric if self.metric in metrics else metrics[0]
         self.matrix = FREMatrix(ds, metric=self.metric)
-        self.drill = DrillDown(ds, metric=self.metric, pair=self.matrix.pair)
+        self.drill = DrillDown(ds, metric=self._drill_metric(), pair=self.matrix.pair)
         self.drill.link(self.matrix.source)
-        self.viewer = StructureViewer(ds, color_by="error" if per_atom_errors(ds, self.metric, *self.matrix.pair) is not None else "element")
+        self._map = pn.pane.Bokeh(model_map_figure(ds, self.metric), visible=f"{self.metric}_map" in ds)
+        self._drill_note = pn.pane.Markdown(self._drill_text(), sizing_mode="stretch_width")
+        errors = per_atom_errors(ds, self.drill.metric, *self.matrix.pair)
+        self.viewer = StructureViewer(ds, color_by="error" if errors is not None else "element")
         self.matrix.param.watch(self._on_pair, "pair")
         self.drill.param.watch(self._on_structure, "structure")
         self._on_pair()
@@ -143,26 +148,46 @@ class Atlas(pn.viewable.Viewer):
                              f"{n} structures, {splits} train/test splits)"),
             sources,
             self.matrix,
+            self._map,
             pn.pane.Markdown("### Drill-down: the selected pair on every test sample\n"
                              "Box- or lasso-select points in either plot to highlight them in both; "
                              "the structure of the selected sample with the largest error opens below."),
+            self._drill_note,
             self.drill,
             pn.pane.Markdown("### Structure\nAtoms in Jmol colours with covalent bonds and the unit cell; "
                              "hover an atom for its index, element and error. Positions in Å."),
             self.viewer,
         ]
 
+    def _drill_metric(self) -> str:
+        """The metric itself, or (CKA, CCA, ... have no per-sample form) the first one that has one."""
+        pointwise = pointwise_metrics_of(self.levels[self.level])
+        return self.metric if self.metric in pointwise else pointwise[0]
+
+    def _drill_text(self) -> str:
+        drill = self._drill_metric()
+        if drill == self.metric:
+            return ""
+        name = lambda m: metric_label(m)  # noqa: E731
+        return (f"*{name(self.metric)} has no per-sample form: the drill-down shows {name(drill)} "
+                "for the selected pair.*")
+
     @param.depends("metric", watch=True)
     def _new_metric(self):
+        ds = self.levels[self.level]
         self.matrix.metric = self.metric
-        self.drill.metric = self.metric
+        self.drill.metric = self._drill_metric()
+        self._drill_note.object = self._drill_text()
+        self._map.object = model_map_figure(ds, self.metric)
+        self._map.visible = f"{self.metric}_map" in ds
         self._on_pair()
 
     def _on_pair(self, *_):
         ds = self.levels[self.level]
         self.drill.pair = self.matrix.pair
-        errors = per_atom_errors(ds, self.metric, *self.matrix.pair)
-        label = f"{metric_label(self.metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
+        metric = self.drill.metric
+        errors = per_atom_errors(ds, metric, *self.matrix.pair)
+        label = f"{metric_label(metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
         self.viewer.param.update(atom_errors=errors, error_label=label)
 
     def _on_structure(self, *_):

@@ -3,10 +3,11 @@
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
 A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns. Its layout and
-what every reader needs (:data:`METRICS` labels, :func:`metrics_of`, :func:`sample_dim`,
+what every reader needs (:func:`metrics_of`, :func:`pointwise_metrics_of`, :func:`sample_dim`,
 :func:`default_pair`, :func:`check_comparison`) live in :mod:`latentatlas.schema` and are
-re-exported here. Optional: the diagnostics ``m_flags`` and friends
-(:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+re-exported here; :data:`METRICS` adds the similarity measures' labels to the FRE ones.
+Optional: the diagnostics ``m_flags`` and friends (:mod:`latentatlas.diagnostics`), shown
+as marks on the cells, and a learning curve
 ``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
@@ -18,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..schema import METRICS, check_comparison, default_pair, metrics_of, sample_dim
+from .. import schema
+from ..schema import check_comparison, default_pair, metrics_of, pointwise_metrics_of, sample_dim
+from ..similarity.registry import MEASURES
 
 __all__ = [
     "METRICS",
@@ -32,8 +35,17 @@ __all__ = [
     "pair_key",
     "pair_table",
     "per_atom_errors",
+    "pointwise_metrics_of",
     "sample_dim",
 ]
+
+#: Short label and one-line meaning of each metric shown in the dashboard: the FRE measures
+#: (:data:`latentatlas.schema.METRICS`), then the other measures of latentatlas.similarity.
+METRICS = {
+    **schema.METRICS,
+    **{m.name: (m.label, m.description[0].upper() + m.description[1:] + ".") for m in MEASURES.values()
+       if m.name not in schema.METRICS},
+}
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -48,7 +60,7 @@ def as_levels(comparison) -> dict[str, xr.Dataset]:
 
 def _level_label(ds: xr.Dataset) -> str:
     """``"atom level"``, or ``"structure level"`` with the cumulant order of ``:phi<k>`` feature sets."""
-    metric = metrics_of(check_comparison(ds))[0]
+    metric = pointwise_metrics_of(check_comparison(ds))[0]
     if sample_dim(ds, metric) == "atom":
         return "atom level"
     orders = set(ds["source_cumulant_order"].values.tolist()) if "source_cumulant_order" in ds.coords else set()

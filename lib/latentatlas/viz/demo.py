@@ -39,6 +39,10 @@ def _compact(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign({v: ds[v].astype(np.float32) for v in big})
 
 
+#: Measures in the demo files: the three FRE, and one of each other family (see latentatlas.similarity).
+DEMO_METRICS = ("gfre", "gfrd", "lfre", "cka", "procrustes", "mknn")
+
+
 def write_demo_data(out_dir: str | Path, *, small: bool = False, max_order: int = 2, n_splits: int = 3) -> list[Path]:
     """Compute and save the demo comparisons (atom level and structure level) into ``out_dir``.
 
@@ -60,11 +64,11 @@ def write_demo_data(out_dir: str | Path, *, small: bool = False, max_order: int 
 
     out_dir = Path(out_dir)
     features = demo_features(builtin_frames(small=small))
-    paths = [save(_compact(compare(features, n_splits=n_splits)), out_dir / "demo_comparison.nc")]
+    paths = [save(_compact(compare(features, metrics=DEMO_METRICS, n_splits=n_splits)), out_dir / "demo_comparison.nc")]
     structures = structure_features(features, max_order)
     # LFRE neighbourhoods must fit in the training half of the (few) structures
     n_local = int(min(100, max(4, structures.sizes["structure"] // 4)))
-    structure = compare(structures, n_splits=n_splits, n_local_points=n_local)
+    structure = compare(structures, metrics=DEMO_METRICS, n_splits=n_splits, n_local_points=n_local)
     paths.append(save(_compact(structure), out_dir / "demo_comparison_structure_level.nc"))
     return paths
 

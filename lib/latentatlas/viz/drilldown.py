@@ -18,7 +18,7 @@ from bokeh.plotting import figure
 from bokeh.transform import jitter
 
 from ..schema import metric_label
-from .data import check_comparison, default_pair, metrics_of, pair_key, pair_table, sample_dim
+from .data import check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
 # Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
@@ -53,6 +53,11 @@ title.text = heat.data.source[i[0]] + ' → ' + heat.data.target[i[0]] + suffix;
 """
 
 
+#: Unit of the per-sample values of measures that are not in units of the target's spread.
+_UNITS = {"gfrd": "dimensionless", "procrustes": "aligned distance, unit RMS", "procrustes_cca": "aligned distance, unit RMS",
+          "mknn": "fraction of shared neighbours"}
+
+
 class DrillDown(pn.viewable.Viewer):
     """Pointwise errors of one pair: per-subset distribution and PCA map of the source features.
 
@@ -67,7 +72,7 @@ class DrillDown(pn.viewable.Viewer):
 
     def __init__(self, comparison: xr.Dataset, **params):
         check_comparison(comparison)
-        metrics = metrics_of(comparison)
+        metrics = pointwise_metrics_of(comparison)
         self.param.metric.objects = metrics
         params.setdefault("metric", metrics[0])
         params.setdefault("pair", default_pair(comparison, params["metric"]))
@@ -96,7 +101,7 @@ class DrillDown(pn.viewable.Viewer):
     @property
     def suffix(self) -> str:
         """Title after 'source → target' (shared with the browser-side update)."""
-        unit = "target σ" if self.metric != "gfrd" else "dimensionless"
+        unit = _UNITS.get(self.metric, "target σ")
         return f": pointwise {self.label} per test {sample_dim(self.comparison, self.metric)} ({unit})"
 
     def _fill(self):

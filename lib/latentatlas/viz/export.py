@@ -22,7 +22,9 @@ from bokeh.resources import INLINE
 
 from ..schema import METRICS, kind_of, metric_label
 from .atlas import INTRO, TITLE, metric_help
-from .data import as_levels, default_pair, metrics_of, pair_table
+from ..schema import kind_of, metric_label
+from .data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
+from .model_map import model_map_figure
 from .drilldown import DrillDown
 from .fre_matrix import FREMatrix
 from .structure import structure_gallery
@@ -56,13 +58,15 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
         for metric in metrics_of(ds):
             seen.add(metric)
             matrix = FREMatrix(ds, metric=metric)
-            drill = DrillDown(ds, metric=metric, pair=matrix.pair)
+            pointwise = pointwise_metrics_of(ds)
+            drill = DrillDown(ds, metric=metric if metric in pointwise else pointwise[0], pair=matrix.pair)
             drill.link(matrix.source)
             label = metric_label(metric)
-            tabs.append((f"{label} · {level}", pn.Column(matrix, drill, sizing_mode="stretch_width")))
+            views = [matrix, *[pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None], drill]
+            tabs.append((f"{label} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
     first = next(iter(levels.values()))
     frames = frames_from_features(first)
-    chosen = _showcase(first, metrics_of(first)[0], max_structures)
+    chosen = _showcase(first, pointwise_metrics_of(first)[0], max_structures)
     labels = [f"{k}: {frames[k].get_chemical_formula()} ({first['subset'].values[k]})" for k in chosen]
     structures = pn.pane.Bokeh(structure_gallery([frames[k] for k in chosen], labels, "structure "),
                                sizing_mode="stretch_width")

@@ -12,6 +12,7 @@ from bokeh.plotting import figure
 
 from ..diagnostics import cell_marks, cell_notes
 from ..schema import metric_label
+from ..similarity.registry import MEASURES
 from .data import check_comparison, default_pair, learning_curve_of, metrics_of, pair_key
 
 
@@ -116,7 +117,10 @@ class FREMatrix(pn.viewable.Viewer):
         values = self.source.data["value"]
         self.mapper.high = float(max(np.nanmax(values), 1e-12)) if values.size else 1.0
         self.colorbar.title = f"{label} (dimensionless, mean over splits)"
-        self.figure.title.text = f"{label}: reconstructing each target (column) from each source (row) — click a cell"
+        measure = MEASURES.get(self.metric)
+        what = ("each pair of feature sets (symmetric)" if measure is not None and measure.symmetric
+                else "reconstructing each target (column) from each source (row)")
+        self.figure.title.text = f"{label}: {what} — click a cell"
         keys = list(self.source.data["key"])
         want = self.key(*self.pair) if set(self.pair) <= set(self.param.sources.objects) else None
         self.source.selected.indices = [keys.index(want)] if want in keys else []
