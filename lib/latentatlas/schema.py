@@ -166,7 +166,7 @@ def _recognise(ds: xr.Dataset) -> str | None:
     """The kind a Dataset's content shows, for files written before the stamp (None: not a result)."""
     if "probe_accuracy" in ds.data_vars and "layer" in ds.dims:
         return "concepts"
-    if metrics_of(ds):
+    if pointwise_metrics_of(ds) and "pca" in ds.data_vars:  # not a bare matrix (fre_matrix)
         return "comparison"
     if feature_sets(ds):
         return "features"
