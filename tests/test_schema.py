@@ -1,5 +1,7 @@
 """Result kinds and schema: stamped where created, checked where loaded, older files upgraded."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -8,13 +10,14 @@ from test_compare import features  # noqa: F401  (fixture: two feature sets over
 from latentatlas import io, schema
 from latentatlas.compare import compare
 from latentatlas.cumulants import structure_features
-from latentatlas.viz.concept_data import builtin_concepts_path
-from latentatlas.viz.data import demo_comparison_paths
+
+LEGACY = Path(__file__).parent / "data" / "legacy"
 
 
 def shipped_demo_files():
-    """The demo results shipped with latentatlas, written before results were stamped (schema 0)."""
-    return [*demo_comparison_paths(), builtin_concepts_path()]
+    """The demo results as the previous version shipped them (data/*.nc at e19a881), written
+    before results were stamped (schema 0)."""
+    return sorted(LEGACY.glob("*.nc"))
 
 
 def test_results_are_stamped_where_created(features):
