@@ -145,7 +145,7 @@ def main(argv=None) -> None:
                 open_dashboard(page, url)
                 render.append(time.perf_counter() - t)
                 source, target = names[k % len(names)], names[(k + 1) % len(names)]
-                xy = page.evaluate(PLOT_XY, ["GFRE:", target, source])
+                xy = page.evaluate(PLOT_XY, ["fre_matrix", target, source])
                 t = time.perf_counter()
                 page.mouse.click(*xy)
                 page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})",
@@ -159,7 +159,7 @@ def main(argv=None) -> None:
                 # the worst sample of another structure: a tap there opens that structure
                 pick = max((i for i, s in enumerate(state["structure"]) if f"structure {s}:" != shown),
                            key=lambda i: state["error"][i])
-                xy = page.evaluate(PLOT_XY, [f"{source} → {target}:", state["x"][pick], state["y"][pick]])
+                xy = page.evaluate(PLOT_XY, ["drill_map", state["x"][pick], state["y"][pick]])
                 t = time.perf_counter()
                 page.mouse.click(*xy)
                 # overlapping points may all be hit: whichever structure opens, it is a new one

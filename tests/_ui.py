@@ -30,11 +30,13 @@ LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
 #: URL prefixes an exported file may request
 OFFLINE = ("file://", "data:", "blob:")
 
-# Browser-side helpers: find a Bokeh plot by its title and turn data coordinates into page pixels.
-FIND_PLOT = """(prefix) => Bokeh.index.query_one(
-    (v) => v.model.title != null && v.model.title.text != null && v.model.title.text.startsWith(prefix) && v.frame != null)"""
-PLOT_XY = f"""([prefix, x, y]) => {{
-    const v = ({FIND_PLOT})(prefix);
+# Browser-side helpers: find a Bokeh plot by its name (the ``name`` the viewers give their figures:
+# fre_matrix, drill_map, drill_strip, structure, concept_graph, concept_profile, concept_heatmap) among
+# those shown (a static export holds one per tab), and turn data coordinates into page pixels.
+FIND_PLOT = """(name) => Bokeh.index.query_one(
+    (v) => v.model.name === name && v.frame != null && v.el.getClientRects().length > 0)"""
+PLOT_XY = f"""([name, x, y]) => {{
+    const v = ({FIND_PLOT})(name);
     v.el.scrollIntoView({{block: "center"}});
     const r = v.canvas_view.el.getBoundingClientRect();
     return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
@@ -113,16 +115,16 @@ class Watch:
         return [u for u in self.requests if not u.startswith(allowed)]
 
 
-def click_plot(page, prefix, x, y):
-    """Click data point (x, y) of the plot titled ``prefix...`` once the page layout has settled.
+def click_plot(page, name, x, y):
+    """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled.
 
     Views still sizing themselves (or panes rendering above) move the plot between reading its
     position and clicking, so the position is read until two readings agree.
     """
-    previous, xy = None, page.evaluate(PLOT_XY, [prefix, x, y])
+    previous, xy = None, page.evaluate(PLOT_XY, [name, x, y])
     for _ in range(20):
         if xy == previous:
             break
         page.wait_for_timeout(150)
-        previous, xy = xy, page.evaluate(PLOT_XY, [prefix, x, y])
+        previous, xy = xy, page.evaluate(PLOT_XY, [name, x, y])
     page.mouse.click(*xy)

@@ -95,7 +95,7 @@ def test_graph_is_derived_from_the_dataset(result, tmp_path):
     assert sorted(kinds.values()).count("layer") == 2
     assert G.number_of_edges() == 3 * 3 + 2 * 3
     edge = G.edges["class:a", "concept:glow"]
-    assert edge["spurious"] and edge["spurious_layers"] == "mixed"
+    assert edge["spurious"] and edge["spurious_layers"] == ["mixed"]
     assert edge["weight"] == pytest.approx(float(result["model_presence"].sel(layer="mixed", concept="glow", **{"class": "a"})))
     assert edge["agreement"] == "over" and edge["color"] == "#d62728"
     assert not G.edges["class:b", "concept:glow"]["spurious"]

@@ -154,3 +154,21 @@ def test_moad_matches_pairwise_cosines():
     Y2 = np.c_[np.arange(40) < 20, rng.random(40) < 0.5]
     score = moad(X2, Y2)
     assert score[0] > 1.0 > abs(score[1])
+
+
+def test_a_scikit_learn_estimator_in_a_pipeline():
+    from sklearn.base import clone
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    X, Y = _layers()
+    probes = LinearProbes(C=0.5, tol=1e-8)
+    copy = clone(probes).set_params(max_iter=50)
+    assert copy.get_params() == {"C": 0.5, "tol": 1e-8, "max_iter": 50} and probes.max_iter == 100
+    pipe = make_pipeline(PCA(n_components=4), LinearProbes(tol=1e-8)).fit(X["b"], Y)
+    reduced = PCA(n_components=4).fit_transform(X["b"])
+    alone = LinearProbes(tol=1e-8).fit({"X": reduced}, Y)
+    np.testing.assert_allclose(pipe.predict_proba(X["b"]), alone.predict_proba({"X": reduced}), rtol=1e-12, atol=1e-12)
+    assert pipe.predict_proba(X["b"]).shape == (1, len(Y), Y.shape[1])
+    with pytest.raises(ValueError, match="one 2-D array"):
+        LinearProbes().fit(X["b"][:, 0], Y)

@@ -96,6 +96,11 @@ def test_mace_features_are_rotation_invariant(featurizers):
     assert_rotation_invariant(featurizers["mace"], frames())
 
 
+def test_model_file_features_claim_no_invariance(featurizers):
+    ds = featurizers["pet"].featurize(frames()[:2], ["last"], progress=False, cache=False)
+    assert "invariant" not in ds[f"{featurizers['pet'].name}:last"].attrs
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_permutation_invariance(featurizers, name):
     f = featurizers[name]

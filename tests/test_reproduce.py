@@ -187,7 +187,8 @@ def _reproduction(cross, steps):
     orders = np.arange(1, len(steps) + 2)
     cum = xr.Dataset(
         {"step": (("feature_set", "step_order"), [steps]), "step_std": (("feature_set", "step_order"), [np.full(len(steps), 0.01)])},
-        coords={"feature_set": ["chgnet-0.3.0:last"], "step_order": orders[:-1]},
+        coords={"feature_set": ["chgnet-0.3.0:last"], "feature_set_model": ("feature_set", ["chgnet-0.3.0"]),
+                "step_order": orders[:-1]},
     )
     return Reproduction(cross, pair_table(cross, []), fine_tuning(cross), {}, cum, xr.Dataset(), Settings(), {}, {})
 

@@ -19,6 +19,7 @@ pytest.importorskip("playwright")
 from _ui import (  # noqa: E402
     ARTIFACTS,
     DEEP_ALL,
+    FIND_PLOT,
     PLOT_XY,
     ROOT,
     UI_MARKS,
@@ -34,15 +35,14 @@ from _ui import (  # noqa: E402
 pytestmark = UI_MARKS
 
 DRILL_STATE = """() => {
-    const v = Bokeh.index.query_one((v) => v.model.title != null && v.model.title.text != null
-        && v.model.title.text.includes(": pointwise") && v.frame != null);
+    const v = (""" + FIND_PLOT + """)('drill_map');
     const src = v.model.renderers[0].data_source;
     return {title: v.model.title.text, error: Array.from(src.data.error), structure: Array.from(src.data.structure),
             x: Array.from(src.data.x), y: Array.from(src.data.y), selected: Array.from(src.selected.indices)};
 }"""
-# The 3D viewer: the Bokeh plot titled "structure <k>: ..."; its atoms as drawn (turned, depth-sorted) in the browser.
+# The 3D viewer (titled "structure <k>: ..."); its atoms as drawn (turned, depth-sorted) in the browser.
 STRUCTURE_STATE = """() => {
-    const v = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('structure ') && v.frame != null);
+    const v = (""" + FIND_PLOT + """)('structure');
     if (v == null) { return null; }
     const atoms = v.model.renderers.find((r) => r.data_source.data.element != null).data_source.data;
     const r = v.canvas_view.el.getBoundingClientRect();
@@ -53,7 +53,7 @@ STRUCTURE_STATE = """() => {
             span: v.model.x_range.end - v.model.x_range.start, centre: [r.left + r.width / 2, r.top + r.height / 2]};
 }"""
 STRUCTURE_DRAWN = f"() => ({STRUCTURE_STATE})()?.index.length > 0"
-SHOW_STRUCTURE = """() => { const v = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('structure '));
+SHOW_STRUCTURE = """() => { const v = (""" + FIND_PLOT + """)('structure');
     v.el.scrollIntoView({block: "center"}); return v.el.getBoundingClientRect().toJSON(); }"""
 TOOLTIPS = f"() => ({DEEP_ALL})('.bk-tooltip-content').map((e) => e.textContent)"
 
@@ -97,7 +97,7 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     source, target = names[-1], names[0]  # a cell that is not the initial (largest) pair
     if before["title"].startswith(f"{source} → {target}:"):
         source, target = names[0], names[-1]
-    click_plot(page, "GFRE:", target, source)
+    click_plot(page, "fre_matrix", target, source)
     page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     after = page.evaluate(DRILL_STATE)
     expected = demo["gfre_pointwise"].sel(source=source, target=target).values
@@ -110,7 +110,7 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     # tap the worst sample on the map: its structure opens in 3D
     worst = int(np.argmax(expected))
     structure = int(after["structure"][worst])
-    click_plot(page, f"{source} → {target}:", after["x"][worst], after["y"][worst])
+    click_plot(page, "drill_map", after["x"][worst], after["y"][worst])
     page.wait_for_function(f"() => ({STRUCTURE_STATE})().title.startsWith('structure {structure}:')", timeout=15_000)
     assert page.evaluate(DRILL_STATE)["selected"] == [worst]
     page.evaluate(SHOW_STRUCTURE)
@@ -192,15 +192,14 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({STRUCTURE_DRAWN})()", timeout=60_000)
     names = [str(s) for s in demo["source"].values]
     source, target = names[0], names[-1]
-    click_plot(page, "GFRE:", target, source)
+    click_plot(page, "fre_matrix", target, source)
     page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     state = page.evaluate(DRILL_STATE)
     assert np.allclose(state["error"], demo["gfre_pointwise"].sel(source=source, target=target).values, rtol=1e-6)
     # box-select on the map: the selection lives on the data source both drill-down plots draw
-    prefix = f"{source} → {target}:"
     x0, x1 = np.percentile(state["x"], [10, 90])
     y0, y1 = np.percentile(state["y"], [10, 90])
-    a, b = page.evaluate(PLOT_XY, [prefix, x0, y0]), page.evaluate(PLOT_XY, [prefix, x1, y1])
+    a, b = page.evaluate(PLOT_XY, ["drill_map", x0, y0]), page.evaluate(PLOT_XY, ["drill_map", x1, y1])
     page.mouse.move(*a)
     page.mouse.down()
     page.mouse.move(*b, steps=5)
@@ -209,7 +208,7 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     x, y = np.array(state["x"]), np.array(state["y"])
     inside = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
     assert sorted(page.evaluate(DRILL_STATE)["selected"]) == inside.tolist()
-    strip_selected = page.evaluate("""() => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('Distribution'))
+    strip_selected = page.evaluate("() => (" + FIND_PLOT + """)('drill_strip')
         .model.renderers.at(-1).data_source.selected.indices.length""")
     assert strip_selected == inside.size
     # the structure drop-down swaps the 3D scene in the browser

@@ -18,6 +18,7 @@ pytest.importorskip("playwright")
 from _ui import (  # noqa: E402
     ARTIFACTS,
     DEEP_ALL,
+    FIND_PLOT,
     LOCAL,
     OFFLINE,
     ROOT,
@@ -36,14 +37,11 @@ from latentatlas import data as shipped  # noqa: E402
 
 pytestmark = UI_MARKS
 
-GRAPH = "Knowledge graph at layer "
+GRAPH = "Knowledge graph at layer "  # the graph's title says which layer it shows
 # The graph's node, edge and profile data as the browser holds them.
 STATE = """() => {
-    const title = (p) => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith(p) && v.frame != null);
-    const graph = title('Knowledge graph at layer ');
-    const profile = Bokeh.index.query_one((v) => v.model.title?.text?.includes('across layers')
-        || v.model.title?.text?.includes('among all layers'));
-    const heat = title('Probe balanced accuracy') ?? title('Sensitivity per layer');
+    const named = """ + FIND_PLOT + """;
+    const graph = named('concept_graph'), profile = named('concept_profile'), heat = named('concept_heatmap');
     const src = (view, column) => view.model.renderers.map((r) => r.data_source).find((s) => s.data[column] !== undefined);
     const nodes = src(graph, 'id'), presence = src(graph, 'spurious'), lines = src(profile, 'xs');
     return {graph: graph.model.title.text, profile: profile.model.title.text,
@@ -79,7 +77,7 @@ def open_app(page, url):
 
 def tap_node(page, state, node):
     k = state["id"].index(node)
-    click_plot(page, GRAPH, state["x"][k], state["y"][k])
+    click_plot(page, "concept_graph", state["x"][k], state["y"][k])
 
 
 def check_class_profile(state, result, cls):
@@ -155,7 +153,7 @@ def test_bad_upload_shows_message(page, server):
     open_app(page, server)
     comparison = (shipped.folder() / "demo_comparison.nc").read_bytes()
     for name, data, why in [("broken.nc", b"definitely not netCDF", "is not a readable netCDF file"),
-                            ("comparison.nc", comparison, "holds no probe accuracies")]:
+                            ("comparison.nc", comparison, "is a comparison result, not a concepts result")]:
         page.locator("input[type=file]").set_input_files(
             files=[{"name": name, "mimeType": "application/x-netcdf", "buffer": data}])
         page.get_by_text(f"Could not open {name}").wait_for(timeout=15_000)
@@ -189,8 +187,7 @@ def test_static_export_offline_tap_and_layer(page, report, result):
 
 # The heatmap's cells as the browser holds them.
 CELLS = """() => {
-    const heat = Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('Probe balanced accuracy')
-        || v.model.title?.text?.startsWith('Sensitivity per layer'));
+    const heat = (""" + FIND_PLOT + """)('concept_heatmap');
     const cells = heat.model.renderers.map((r) => r.data_source).find((s) => s.data.value !== undefined);
     return {title: heat.model.title.text, value: Array.from(cells.data.value), label: Array.from(cells.data.label),
             layer: Array.from(cells.data.layer), concept: Array.from(cells.data.concept)};
@@ -223,7 +220,7 @@ def test_static_export_sensitivity_toggle_and_why_flagged(page, report, result):
     ids = state["id"]
     concept, cls = ids.index("concept:background=purple"), ids.index("class:circle")
     mx, my = 0.5 * (state["x"][concept] + state["x"][cls]), 0.5 * (state["y"][concept] + state["y"][cls])
-    x, y = page.evaluate(PLOT_XY, [GRAPH, mx, my])
+    x, y = page.evaluate(PLOT_XY, ["concept_graph", mx, my])
     page.mouse.move(x - 3, y, steps=3)
     page.mouse.move(x, y, steps=3)
     expected_why = why(rule_conditions(result).sel(layer=layer, concept="background=purple", **{"class": "circle"}))

@@ -123,8 +123,10 @@ def test_bad_input_names_the_problem(result, tmp_path):
     from latentatlas.viz import ConceptAtlas
     from latentatlas.viz.data import demo_comparison_paths
 
-    with pytest.raises(ValueError, match="holds no probe accuracies"):
+    with pytest.raises(ValueError, match="is a comparison result, not a concepts result"):
         check_concepts(load(demo_comparison_paths()[0]))
+    with pytest.raises(ValueError, match="holds no probe accuracies"):
+        check_concepts(result.drop_vars("probe_accuracy"))
     with pytest.raises(ValueError, match=r"lacks \['probability'\]"):
         check_concepts(result.drop_vars("probability"))
     with pytest.raises(ValueError, match="not an xarray.Dataset"):

@@ -38,8 +38,10 @@ def structure_comparison(features):
 def test_check_comparison_names_the_problem(features, comparison):
     from latentatlas.viz.data import check_comparison
 
-    with pytest.raises(ValueError, match="no metric with per-sample values"):
+    with pytest.raises(ValueError, match="is a features result, not a comparison result"):
         check_comparison(features)
+    with pytest.raises(ValueError, match="no metric with per-sample values"):
+        check_comparison(comparison[["pca"]])
     with pytest.raises(ValueError, match="lacks \\['pca'\\]"):
         check_comparison(comparison.drop_vars("pca"))
     assert check_comparison(comparison) is comparison

@@ -20,10 +20,8 @@ from .diagnostics import SplitDiagnostics
 from .fre import DEFAULT_SEED, default_split, pointwise_fre_matrix, rms
 from .fre._scale import scale_from_variance
 from .fre._split import check_cv
+from .schema import FRE_METRICS, feature_set_coords, stamp
 from .similarity import measure_matrices, model_map, resolve_metric
-
-#: The reconstruction measures, with diagnostics and the dask-backed (streamed, indexed) engines.
-FRE_METRICS = ("gfre", "gfrd", "lfre")
 
 __all__ = ["compare", "learning_curve", "sample_structures", "structure_split"]
 
@@ -157,7 +155,9 @@ def compare(
         (source, target) and ``test_unseen_element`` (test_<sample>) of
         :mod:`latentatlas.diagnostics` for FRE; ``m_map`` (source, axis): classical MDS of
         the symmetrised mean matrix (:func:`latentatlas.similarity.model_map`).
-        ``pca`` (source, <sample>, pc): 2-D PCA map of each source.
+        ``pca`` (source, <sample>, pc): 2-D PCA map of each source. Each feature set's attrs
+        as coordinates ``source_<key>`` and ``target_<key>``
+        (:func:`latentatlas.schema.feature_set_coords`); stamped ``comparison``.
     """
     arrays, sample, lazy = _checked(features, names, n_splits, stratify_by, cv)
     names = list(arrays)
@@ -201,12 +201,11 @@ def compare(
             out[f"{metric}_map"] = model_map(out[metric].assign_coords(source=names, target=names)).rename(
                 feature_set="source")
     out = out.assign_coords(source=names, target=names)
+    out = out.assign_coords(feature_set_coords({n: features[n].attrs for n in names}))
     out["pca"] = (("source", sample, "pc"), np.stack([_pca(arrays[n]) for n in names]))
-    for name in names:
-        out.attrs[f"feature_set:{name}"] = ", ".join(f"{k}={v}" for k, v in features[name].attrs.items())
     out.attrs["metrics"] = list(metrics)
     out.attrs["cv"] = cv
-    return out
+    return stamp(out, "comparison")
 
 
 def store_split_summary(out, metric, per_split, attrs, diagnostics, split):

@@ -8,7 +8,8 @@ Layout (see DESIGN.md)::
     vars    one per feature set, named ``"<model>:<layer>"``, dims ``("atom", "<name>:feature")``
             attrs: model, model_version, layer, backend, invariant, description,
                    fingerprint (of the frames this feature set was computed on)
-    attrs   fingerprint (of the frames the coordinates describe), latentatlas_version
+    attrs   fingerprint (of the frames the coordinates describe), latentatlas_version,
+            latentatlas_kind = "features", latentatlas_schema (see :mod:`latentatlas.schema`)
 
 Every operation that pairs feature sets checks that their fingerprints agree
 (:func:`check_fingerprints`); :func:`merge_features` combines Datasets the checked way.
@@ -26,6 +27,7 @@ import xarray as xr
 
 from . import __version__
 from .frames import fingerprint, structure_metadata
+from .schema import stamp
 
 __all__ = [
     "FeatureError",
@@ -73,7 +75,7 @@ def empty_features(frames: Sequence, subset: Sequence[str] | None = None) -> xr.
         One label per frame; defaults to ``atoms.info["subset"]`` or ``"all"``.
     """
     meta = structure_metadata(frames, subset)
-    return xr.Dataset(
+    return stamp(xr.Dataset(
         coords={
             "structure": np.arange(len(frames)),
             "subset": ("structure", meta["subset"].astype(str)),
@@ -86,7 +88,7 @@ def empty_features(frames: Sequence, subset: Sequence[str] | None = None) -> xr.
             "pbc": (("structure", "xyz"), _stack([[a.pbc] for a in frames], (0, 3)).astype(bool)),
         },
         attrs={"fingerprint": fingerprint(frames), "latentatlas_version": __version__},
-    )
+    ), "features")
 
 
 def _stack(arrays, empty_shape):

@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .dataset import FingerprintMismatchError, with_feature_fingerprints
+from .dataset import FingerprintMismatchError
 from .frames import fingerprint
+from .schema import upgrade
 
 __all__ = ["FingerprintMismatchError", "ZARR_CHUNK_ATOMS", "is_zarr", "save", "load"]
 
@@ -187,13 +188,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def load(path: str | Path, frames: Sequence | None = None) -> xr.Dataset:
-    """Read a Dataset written by :func:`save`: netCDF fully into memory, zarr lazily.
+    """Read a Dataset written by :func:`save`, upgraded to the current schema: netCDF fully into
+    memory, zarr lazily.
 
     A zarr store comes back with dask arrays chunked as stored (along ``atom``); nothing is
     read until the values are used.
 
-    Feature sets of files written before each carried its own ``fingerprint`` get the
-    Dataset's.
+    Results written by older versions are brought to today's layout by
+    :func:`latentatlas.schema.upgrade` (e.g. feature sets of files written before each
+    carried its own ``fingerprint`` get the Dataset's).
 
     Parameters
     ----------
@@ -217,7 +220,7 @@ def load(path: str | Path, frames: Sequence | None = None) -> xr.Dataset:
                 ds = ds.load()
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} is not a readable netCDF file ({err}); give a file written by latentatlas") from err
-    ds = with_feature_fingerprints(ds)
+    ds = upgrade(ds)  # files of older versions open in today's layout
     if frames is not None:
         expected = fingerprint(frames)
         found = ds.attrs.get("fingerprint")

@@ -58,12 +58,12 @@ def split_results(paths) -> tuple[list, object]:
         More than one concept result is given.
     """
     from ..io import load
-    from ..viz.concept_data import check_concepts, is_concept_result
+    from ..schema import check_concepts, kind_of
 
     comparisons, concepts = [], []
     for path in paths:
         ds = load(path)
-        if is_concept_result(ds):
+        if kind_of(ds) == "concepts":
             concepts.append((path, check_concepts(ds, str(path))))
         else:
             comparisons.append((path, ds))

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from ..dataset import feature_arrays
+from ..hooks import capture, evaluating
 
 __all__ = ["layer_names", "capture_activations", "activation_arrays", "load_factory"]
 
@@ -103,23 +104,10 @@ def capture_activations(
     layers = list(layers)
     _check_layers(model, layers)
     x = as_batch(model, inputs)
-    chunks: dict[str, list] = {name: [] for name in layers}
-    hooks = [
-        model.get_submodule(name).register_forward_hook(
-            lambda _m, _in, out, name=name: chunks[name].append(_pool(out, name).detach().float().cpu())
-        )
-        for name in layers
-    ]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in tqdm(range(0, len(x), batch_size), desc="activations", disable=not progress):
-                model(x[start : start + batch_size])
-    finally:
-        for hook in hooks:
-            hook.remove()
-        model.train(was_training)
+    pool = lambda name, out: _pool(out, name).detach().float().cpu()  # noqa: E731
+    with evaluating(model), capture(model, {n: n for n in layers}, transform=pool) as chunks, torch.no_grad():
+        for start in tqdm(range(0, len(x), batch_size), desc="activations", disable=not progress):
+            model(x[start : start + batch_size])
     return xr.Dataset(
         {
             name: xr.DataArray(torch.cat(chunks[name]).numpy(), dims=("sample", f"{name}:feature"), attrs={"layer": name})

@@ -156,6 +156,7 @@ def energy_gradients(frames: Sequence, model: str = "chgnet-0.3.0", layers=None,
 
     from ..features import get_featurizer
     from ..features.chgnet import CHGNetFeaturizer
+    from ..hooks import capture
     from .sensitivity import gradients_dataset
 
     featurizer = get_featurizer(model)
@@ -166,27 +167,16 @@ def energy_gradients(frames: Sequence, model: str = "chgnet-0.3.0", layers=None,
     if unknown:
         raise KeyError(f"unknown layer(s) {unknown} of {model}; valid: {featurizer.layers}")
     net = featurizer.model
-    modules = {f"conv{i + 1}": m for i, m in enumerate(net.atom_conv_layers)}
+    targets, pre = featurizer.layer_modules(layers)
     chunks: dict[str, list] = {name: [] for name in layers}
     frames = list(frames)
     for start in tqdm(range(0, len(frames), batch_size), desc=f"{model} energy gradients", disable=not progress):
         batch = frames[start : start + batch_size]
-        captured = {}
-        handles = [
-            modules[name].register_forward_hook(lambda m, a, out, name=name: captured.__setitem__(name, out))
-            for name in layers
-            if name != "last"
-        ]
-        if "last" in layers:
-            handles.append(net.mlp.register_forward_pre_hook(lambda m, args: captured.__setitem__("last", args[0])))
-        try:
+        with capture(net, targets, pre=pre) as seen:
             out = net(featurizer.graphs(batch), task="e")
-        finally:
-            for h in handles:
-                h.remove()
         n_atoms = torch.as_tensor([len(a) for a in batch], dtype=out["e"].dtype)
         # each atom's features feed only its own structure's energy: one backward pass serves all
-        grads = torch.autograd.grad((out["e"] * n_atoms).sum(), [captured[name] for name in layers])
+        grads = torch.autograd.grad((out["e"] * n_atoms).sum(), [seen[name][0] for name in layers])
         for name, g in zip(layers, grads):
             chunks[name].append(g.detach().double().numpy())
     values = {f"{featurizer.name}:{name}": np.concatenate(chunks[name])[:, None, :] for name in layers}

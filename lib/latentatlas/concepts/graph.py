@@ -252,8 +252,8 @@ def knowledge_graph(
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
         ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
         or unreliable where the probe does not encode the concept at ``layer``), ``color``,
-        ``spurious`` (flagged at any layer), ``spurious_layers`` (comma-separated), ``why``
-        (which conditions of the rule hold at ``layer``, e.g. ``"encoded yes, excess no, ..."``)
+        ``spurious`` (flagged at any layer), ``spurious_layers`` (list of the layers that flag it),
+        ``why`` (which conditions of the rule hold at ``layer``, e.g. ``"encoded yes, excess no, ..."``)
         and, where the result has them, ``sensitivity`` (TCAV score), ``derivative`` and
         ``output_excess``.
         Layer-concept edges (``kind="encodes"``): ``weight`` (probe accuracy), ``moad``,
@@ -359,7 +359,7 @@ def knowledge_graph(
                 agreement=agreement,
                 color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
-                spurious_layers=",".join(spurious_layers),
+                spurious_layers=spurious_layers,
                 why=reasons[i][j],
                 **{v: float(values[v][i, j]) for v in extra},
             )

@@ -39,9 +39,9 @@ import numpy as np
 import xarray as xr
 
 from .. import __version__
+from ..schema import stamp
 from .activations import activation_arrays
 from .moad import moad
-from .probes import LinearProbes, balanced_accuracy
 
 __all__ = ["concept_matrix", "split_indices", "benjamini_hochberg", "analyse_concepts", "examples"]
 
@@ -305,6 +305,8 @@ def analyse_concepts(
         ``sensitivity_pvalue``, ``derivative``, ``derivative_baseline``, ``derivative_pvalue``
         (layer, concept, class). With ``outputs``: ``output_excess``, ``output_excess_pvalue``.
     """
+    from .probes import LinearProbes, balanced_accuracy  # scikit-learn: imported on first use
+
     arrays = activation_arrays(activations, layers)
     n = len(next(iter(arrays.values())))
     classes = np.asarray(classes).astype(str)
@@ -402,7 +404,7 @@ def analyse_concepts(
         extra.update(_output_excess(outputs[test], member, Y_test, n_permutations, rng))
 
     lk, lkc = ("layer", "concept"), ("layer", "concept", "class")
-    return xr.Dataset(
+    return stamp(xr.Dataset(
         {
             "probe_accuracy": (lk, accuracy[0], {"long_name": "held-out balanced accuracy of the concept probe"}),
             "accuracy_baseline": (lk, accuracy[1:].mean(0), {"long_name": "mean accuracy of permuted-label probes"}),
@@ -442,7 +444,7 @@ def analyse_concepts(
             "correction": "Benjamini-Hochberg over all tests of each statistic",
             "latentatlas_version": __version__,
         },
-    )
+    ), "concepts")
 
 
 def examples(result: xr.Dataset, concept: str, cls: str, *, layer: str | None = None, n: int = 8) -> np.ndarray:

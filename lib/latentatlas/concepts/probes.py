@@ -36,6 +36,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.linalg import eigh
 from scipy.special import expit
+from sklearn.base import BaseEstimator
 
 __all__ = ["LinearProbes", "balanced_accuracy"]
 
@@ -195,8 +196,22 @@ def _newton(T: np.ndarray, groups, Y: np.ndarray, weight: np.ndarray, tol: float
     return U, n_iter
 
 
-class LinearProbes:
+def _as_layers(X) -> Mapping:
+    """Activations as a mapping layer -> array; one 2-D array is a single layer named ``"X"``."""
+    if isinstance(X, Mapping):
+        return X
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a mapping of layer -> (n_samples, n_features) array or one 2-D array, got shape {X.shape}")
+    return {"X": X}
+
+
+class LinearProbes(BaseEstimator):
     """Class-balanced logistic-regression probes for many layers and binary concepts.
+
+    A scikit-learn estimator: ``get_params``/``set_params``/``clone`` work, and given one 2-D
+    array ``X`` (a single layer, named ``"X"``) it is the last step of a ``Pipeline``, e.g.
+    after a ``PCA``.
 
     Parameters
     ----------
@@ -230,6 +245,7 @@ class LinearProbes:
         self.max_iter = max_iter
 
     def _standardised(self, X: Mapping[str, np.ndarray]) -> np.ndarray:
+        X = _as_layers(X)
         missing = [name for name in self.layers_ if name not in X]
         if missing:
             raise KeyError(f"activations lack the fitted layer(s) {missing}")
@@ -265,10 +281,11 @@ class LinearProbes:
 
         Parameters
         ----------
-        X : mapping of layer -> ndarray (n_samples, n_features_layer)
+        X : mapping of layer -> ndarray (n_samples, n_features_layer), or one such array
         Y : ndarray of bool (n_samples, n_concepts)
             Binary concept labels; every column needs both values.
         """
+        X = _as_layers(X)
         if self.C <= 0:
             raise ValueError(f"C must be positive, got {self.C}")
         Y = np.asarray(Y, dtype=bool)

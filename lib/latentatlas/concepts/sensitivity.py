@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from ..hooks import capture
 from .activations import _check_layers, _pool, as_batch
 
 __all__ = ["capture_gradients", "gradient_arrays", "directional_derivatives"]
@@ -38,18 +39,10 @@ def _layer_gradients(model, x, name: str, output: Callable, n_out: int | None):
     from torch.func import vjp, vmap
 
     module = model.get_submodule(name)
-    seen = {}
-
-    def record(_m, _in, out):
-        seen["h"] = out[0] if isinstance(out, (tuple, list)) else out
-
-    handle = module.register_forward_hook(record)
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        handle.remove()
-    h = seen["h"].detach()
+    with capture(model, {"h": module}) as seen, torch.no_grad():
+        model(x)
+    (out,) = seen["h"]
+    h = (out[0] if isinstance(out, (tuple, list)) else out).detach()
     _pool(h, name)  # the same checks as the activations: a (batch, features, ...) tensor
 
     current = {}

@@ -19,6 +19,8 @@ name                          layers                model (weights shipped in th
 
 ``last`` is always the input of the energy head. See the backend modules
 (:mod:`.chgnet`, :mod:`.sevennet`, :mod:`.ani`, :mod:`.soap`) for what each layer is.
+A ``torch.nn.Module`` potential of your own: :class:`.module.ModuleFeaturizer` (hooks on named
+submodules, no registry entry needed).
 
 Any exported metatomic model file (``.pt``: PET, MACE, ... trained with metatrain, or
 your own) is a featuriser too: pass its path instead of a name (:mod:`.metatomic`).

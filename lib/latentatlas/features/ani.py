@@ -173,6 +173,8 @@ class ANIFeaturizer(Featurizer):
         import torch
         from ase.units import Hartree
 
+        from ..hooks import capture
+
         n_atoms = [len(a) for a in frames]
         species = torch.full((len(frames), max(n_atoms)), -1, dtype=torch.long)  # -1: padding
         coordinates = torch.zeros((len(frames), max(n_atoms), 3), dtype=torch.float32)
@@ -189,21 +191,13 @@ class ANIFeaturizer(Featurizer):
             kwargs = {"cell": cell, "pbc": pbc}
 
         _, aev_computer, networks, _ = self.model
-        captured = {}
-        handles = [aev_computer.register_forward_hook(lambda mod, args, out: captured.__setitem__("aev", out))]
+        targets = {"aev": aev_computer}
         if "last" in layers:
-            handles += [
-                net[-1].register_forward_pre_hook(lambda mod, args, s=s: captured.__setitem__(("last", s), args[0]))
-                for s, net in enumerate(networks.values())
-            ]
-        try:
-            with torch.inference_mode():
-                out = self.model((species, coordinates), **kwargs)
-        finally:
-            for h in handles:
-                h.remove()
+            targets.update({("last", s): net[-1] for s, net in enumerate(networks.values())})
+        with capture(self.model, targets, pre=set(targets) - {"aev"}) as seen, torch.inference_mode():
+            out = self.model((species, coordinates), **kwargs)
 
-        element, aev = captured["aev"]  # element: torchani's 0..3 index per (frame, atom), -1 for padding
+        element, aev = seen["aev"][0]  # element: torchani's 0..3 index per (frame, atom), -1 for padding
         element = element.flatten()
         real = element >= 0
         flat = {}
@@ -213,8 +207,8 @@ class ANIFeaturizer(Featurizer):
             last = aev.new_zeros((len(element), _LAST_WIDTH))
             for s in range(len(networks)):
                 # ANIModel feeds each element network its atoms in flattened (frame, atom) order
-                if ("last", s) in captured:
-                    last[element == s] = captured["last", s]
+                if seen["last", s]:  # networks of absent elements are not called
+                    last[element == s] = seen["last", s][0]
             flat["last"] = last[real]
         bounds = np.cumsum([0, *n_atoms])
         values = {layer: [flat[layer][bounds[k] : bounds[k + 1]].numpy().copy() for k in range(len(frames))] for layer in layers}

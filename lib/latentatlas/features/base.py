@@ -55,6 +55,10 @@ class Featurizer:
         What each layer is, stored in the variable's ``description`` attr.
     batch_size : int
         Structures per forward pass unless the caller says otherwise.
+    rotation_invariant : bool
+        Whether every layer is rotation invariant by construction; stored as the
+        ``invariant`` attr (1) only then. A model file may have learnt invariance only
+        approximately (PET), so the metatomic backend does not claim it.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Featurizer:
     supported_species: frozenset[int] | None = None
     layer_descriptions: dict[str, str]
     batch_size: int = 16
+    rotation_invariant: bool = True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model_version={self.model_version!r}, layers={self.layers})"
@@ -236,8 +241,8 @@ class Featurizer:
                 layer=layer,
                 model_version=self.model_version,
                 backend=self.backend,
-                invariant=1,
                 description=self.layer_descriptions[layer],
+                **({"invariant": 1} if self.rotation_invariant else {}),
             )
         if len(skipped):
             ds.attrs["n_skipped"] = int(len(skipped))

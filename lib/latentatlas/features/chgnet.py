@@ -123,24 +123,23 @@ class CHGNetFeaturizer(Featurizer):
                 raise ValueError(f"CHGNet cannot build a graph for {atoms.get_chemical_formula()}: {err}") from err
         return graphs
 
+    def layer_modules(self, layers) -> tuple[dict, set]:
+        """The submodule each of ``layers`` is read from, and the layers read from its input.
+
+        For :func:`latentatlas.hooks.capture`: ``conv<i>`` is the output of
+        ``atom_conv_layers[i - 1]``, ``last`` the input of the energy head ``mlp``.
+        """
+        blocks = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
+        return {layer: self.model.mlp if layer == "last" else blocks[layer] for layer in layers}, {"last"} & set(layers)
+
     def _forward(self, frames, layers):
         import torch
 
-        captured = {}
-        modules = {f"conv{i + 1}": m for i, m in enumerate(self.model.atom_conv_layers)}
-        handles = [
-            modules[layer].register_forward_hook(lambda mod, args, out, layer=layer: captured.__setitem__(layer, out))
-            for layer in layers
-            if layer != "last"
-        ]
-        if "last" in layers:
-            handles.append(self.model.mlp.register_forward_pre_hook(lambda mod, args: captured.__setitem__("last", args[0])))
-        try:
-            with torch.inference_mode():
-                out = self.model(self.graphs(frames), task="e")
-        finally:
-            for h in handles:
-                h.remove()
+        from ..hooks import capture
+
+        targets, pre = self.layer_modules(layers)
+        with capture(self.model, targets, pre=pre) as seen, torch.inference_mode():
+            out = self.model(self.graphs(frames), task="e")
         n_atoms = np.array([len(a) for a in frames])
         energy = out["e"].numpy().astype(np.float64) * n_atoms  # CHGNet predicts eV/atom
-        return {layer: captured[layer].numpy().copy() for layer in layers}, energy
+        return {layer: seen[layer][0].numpy().copy() for layer in layers}, energy

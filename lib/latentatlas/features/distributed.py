@@ -111,7 +111,7 @@ def _compute_chunk(frames, rows, layers, batch_size):
         values, _ = f._run(list(frames), model_layers, batch_size=batch_size, progress=False)
         for layer in model_layers:
             attrs = {"model": model, "layer": layer, "model_version": f.model_version, "backend": f.backend,
-                     "invariant": 1, "description": f.layer_descriptions[layer]}
+                     "description": f.layer_descriptions[layer], **({"invariant": 1} if f.rotation_invariant else {})}
             out[feature_name(model, layer)] = (values[layer][rows], attrs)
     return out
 

@@ -91,6 +91,9 @@ def _model_name(metadata_name: str, path: Path) -> str:
 class MetatomicFeaturizer(Featurizer):
     """Per-atom features of an exported metatomic model (see module docstring for layers).
 
+    Its feature sets carry no ``invariant`` attr: a model file may be only approximately
+    rotation invariant (PET).
+
     Parameters
     ----------
     path : path
@@ -112,6 +115,7 @@ class MetatomicFeaturizer(Featurizer):
     """
 
     backend = "metatomic"
+    rotation_invariant = False
 
     def __init__(self, path, *, extensions_dir=None, name: str | None = None, batch_size: int = 16):
         from importlib.metadata import version

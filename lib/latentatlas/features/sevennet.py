@@ -16,6 +16,11 @@ Layers (per atom):
 The force/stress output module is removed from the copy of the model used here: features
 and energies need one forward pass only (3-4x faster than the ASE calculator's pass).
 Structures keep their own periodicity (molecules may have no cell).
+
+Loading: the checkpoint is read once, with ``torch.load(weights_only=True)`` restricted to
+tensors, containers and the numpy arrays SevenNet stores (:func:`_safe_torch_load`), and the
+network is built from that dict by sevenn's own ``SevenNetCheckpoint.build_model``
+(:func:`_preloaded_checkpoint`): sevenn's unrestricted ``torch.load`` never runs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import unittest.mock
 import warnings
 from pathlib import Path
 
@@ -60,6 +64,28 @@ def _safe_torch_load(path, **kwargs):
     kwargs["weights_only"] = True
     with torch.serialization.safe_globals(allowed):
         return torch.load(path, **kwargs)
+
+
+def _preloaded_checkpoint(path, raw: dict):
+    """sevenn's ``SevenNetCheckpoint`` of ``path``, over the dict ``raw`` already read by :func:`_safe_torch_load`.
+
+    sevenn's own reader unpickles checkpoints without restriction; this instance never reads
+    the file: it is handed the configuration and weights read with ``weights_only=True`` and
+    processes them as sevenn's reader would.
+    """
+    import sevenn.checkpoint
+
+    class Preloaded(sevenn.checkpoint.SevenNetCheckpoint):
+        def _load(self) -> None:
+            self._config_original = raw.get("config", {})
+            self._config = sevenn.checkpoint._config_cp_routine(self._config_original)
+            self._model_state_dict = raw["model_state_dict"]
+            self._optimizer_state_dict = raw.get("optimizer_state_dict", {})
+            self._scheduler_state_dict = raw.get("scheduler_state_dict", {})
+            self._epoch, self._time, self._hash = raw.get("epoch"), raw.get("time", "Not found"), raw.get("hash", "Not found")
+            self._loaded = True
+
+    return Preloaded(str(path))
 
 
 def sevennet_checkpoint(model: str = "7net-0", checkpoint: str | Path | None = None) -> Path:
@@ -152,17 +178,9 @@ class SevenNetFeaturizer(Featurizer):
     @functools.cached_property
     def model(self):
         """The SevenNet network without its force/stress module (eval, batch mode), built on first use."""
-        import sevenn.checkpoint
-
-        cp = sevenn.checkpoint.SevenNetCheckpoint(str(self._path))
-        # hand sevenn the dict already read with weights_only=True instead of its own torch.load
-        with (
-            unittest.mock.patch.object(sevenn.checkpoint, "torch_load", lambda *args, **kwargs: self._raw),
-            contextlib.redirect_stdout(io.StringIO()),
-            warnings.catch_warnings(),
-        ):
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "no tensor-product accelerator" etc.
-            net = cp.build_model()
+            net = _preloaded_checkpoint(self._path, self._raw).build_model()
         del self._raw
         net.delete_module_by_key("force_output")
         net.set_is_batch_data(True)
@@ -190,28 +208,19 @@ class SevenNetFeaturizer(Featurizer):
         import sevenn._keys as KEY
         import torch
 
-        captured = {}
+        from ..hooks import capture
 
-        def keep(layer, data):
-            # SevenNet passes one dict through all modules and overwrites its entries.
-            captured[layer] = data[KEY.NODE_FEATURE].clone()
-
-        handles = [
-            self._gate(layer).register_forward_hook(lambda mod, args, out, layer=layer: keep(layer, out))
-            for layer in layers
-            if layer != "last"
-        ]
-        if "last" in layers:
-            head = self.model._modules["reduce_input_to_hidden"]
-            handles.append(head.register_forward_pre_hook(lambda mod, args: keep("last", args[0])))
-        try:
-            with torch.inference_mode():
-                out = self.model(self.graphs(frames))
-        finally:
-            for h in handles:
-                h.remove()
+        head = self.model._modules["reduce_input_to_hidden"]
+        targets = {layer: head if layer == "last" else self._gate(layer) for layer in layers}
+        # SevenNet passes one dict through all modules and overwrites its entries: copy on capture.
+        with (
+            capture(self.model, targets, pre={"last"} & set(layers),
+                    transform=lambda _, data: data[KEY.NODE_FEATURE].clone()) as seen,
+            torch.inference_mode(),
+        ):
+            out = self.model(self.graphs(frames))
         values = {}
         for layer in layers:
-            x = captured[layer]
+            x = seen[layer][0]
             values[layer] = (x if layer == "last" else invariants(x, self._gate(layer).gate.irreps_out)).numpy().copy()
         return values, out[KEY.PRED_TOTAL_ENERGY].numpy().astype(np.float64).reshape(-1)

@@ -8,6 +8,7 @@ from tqdm.auto import tqdm
 
 from .._xarray import labelled_array
 from ..dataset import common_sample_dim, feature_arrays
+from ..schema import FRE_METRICS as METRICS
 from ._local import local_errors
 from ._parallel import parallel_map
 from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
@@ -17,7 +18,6 @@ from .metrics import orthogonal_map, rms
 
 __all__ = ["METRICS", "fre_matrix", "pointwise_fre_matrix"]
 
-METRICS = ("gfre", "gfrd", "lfre")
 _TEST_CHUNK = 256
 
 # What the inner folds keep together, per (is LFRE, cv), for the attrs.

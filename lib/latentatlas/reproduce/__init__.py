@@ -170,7 +170,7 @@ class Reproduction:
     variants : Dataset — analysis 2 (pair tables, both directions).
     fine_tuning : Dataset or None — analysis 3 (None when the pair is not among the models).
     layers : dict of model -> Dataset — analysis 4.
-    cumulants : Dataset — analysis 5, over dim ``feature_set``.
+    cumulants : Dataset — analysis 5, over dim ``feature_set`` (coordinate ``feature_set_model``: its featuriser).
     subsets : Dataset — analysis 6 (``gfre_rms``, ``lfre_rms`` and spreads per subset).
     settings : Settings
     benchmark : dict — frames used and dropped.
@@ -270,7 +270,7 @@ def _run(out, settings: Settings, progress: bool) -> Reproduction:
          for name in last.data_vars],
         dim=xr.DataArray(list(last.data_vars), dims="feature_set", name="feature_set"),
         combine_attrs="drop_conflicts",
-    )
+    ).assign_coords(feature_set_model=("feature_set", [last[n].attrs.get("model", "") for n in last.data_vars]))
     tick("5 cumulant orders")
     subsets = xr.merge([
         prefixed(subset_breakdown(cross[f"{m}_pointwise"], last, n_boot=settings.n_boot), m, keep=("subset", "source", "target"))

@@ -213,7 +213,7 @@ def cross_model(
     xarray.Dataset
         :func:`latentatlas.compare.compare`'s result for GFRE plus the variables of
         :func:`lfre_over_splits`; ``source``/``target`` are the feature-set names and the
-        coordinate ``model`` on both gives the featuriser of each.
+        coordinates ``source_model``/``target_model`` give the featuriser of each.
     """
     names = list(features.data_vars) if names is None else list(names)
     result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress,
@@ -222,8 +222,7 @@ def cross_model(
                              n_local_points=n_local_points, progress=progress, cv=cv)
     result = result.merge(local)
     result.attrs["metrics"] = ["gfre", "lfre"]
-    models = [features[n].attrs.get("model", n.split(":")[0]) for n in names]
-    return result.assign_coords(source_model=("source", models), target_model=("target", models))
+    return result
 
 
 #: Measures set beside GFRE and LFRE in the ranking of model pairs (RBF CKA is left out: it
@@ -369,12 +368,13 @@ def fine_tuning(result: xr.Dataset, layerwise: xr.Dataset | None = None) -> xr.D
     unrelated = pair_table(result, unrelated_pairs(models))
     out = xr.merge([prefixed(tuned, "finetuned"), prefixed(unrelated, "unrelated")])
     if layerwise is not None:
-        layers = [n.split(":", 1)[1] for n in layerwise.source.values if n.startswith(child + ":")]
-        layers = [l for l in layers if f"{parent}:{l}" in layerwise.source.values]
+        name = {(str(m), str(l)): str(n) for n, m, l in zip(layerwise.source.values, layerwise.source_model.values,
+                                                           layerwise.source_layer.values)}
+        layers = [l for m, l in name if m == child and (parent, l) in name]
         for key, (s, t) in {"ab": (child, parent), "ba": (parent, child)}.items():
             for suffix in ("", "_std"):
                 out[f"layer_gfre_{key}{suffix}"] = ("layer", [
-                    float(layerwise["gfre" + suffix].sel(source=f"{s}:{l}", target=f"{t}:{l}")) for l in layers
+                    float(layerwise["gfre" + suffix].sel(source=name[s, l], target=name[t, l])) for l in layers
                 ])
         out = out.assign_coords(layer=layers)
     out.attrs.update(finetuned=child, parent=parent)
@@ -399,12 +399,7 @@ def layers_within(
         raise ValueError(f"{models} have {len(names)} layer(s) in the features; need at least 2 to compare layers")
     result = compare(features, metrics=("gfre",), names=names, n_splits=n_splits, stratify_by="subset", progress=progress,
                      cv=cv)
-    layers = [features[n].attrs["layer"] for n in names]
-    owners = [features[n].attrs["model"] for n in names]
-    return result[["gfre", "gfre_std", "gfre_flags"]].assign_coords(
-        source_layer=("source", layers), target_layer=("target", layers),
-        source_model=("source", owners), target_model=("target", owners),
-    )
+    return result[["gfre", "gfre_std", "gfre_flags"]]
 
 
 def prefixed(ds: xr.Dataset, prefix: str, keep: Sequence[str] = ()) -> xr.Dataset:

@@ -150,7 +150,7 @@ def conclusions(result) -> list[dict]:
                     f"our fine-tuned/parent distance is {max(ab, ba) / PAPER['finetuned_vs_parent']:.0f}× the paper's at most."),
         })
     cum = result.cumulants
-    names = [n for n in cum.feature_set.values if _is_mlip(str(n).split(":")[0])]
+    names = [n for n, m in zip(cum.feature_set.values, cum.feature_set_model.values) if _is_mlip(m)]
     if not names:
         lo, hi = PAPER["cumulant_step_range"]
         rows.append(_not_computed("Cumulant steps φ^(k)→φ^(k+1)", f"between {lo} and {hi}, never near zero", "a uMLIP"))

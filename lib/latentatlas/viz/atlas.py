@@ -9,6 +9,7 @@ import panel as pn
 import param
 import xarray as xr
 
+from ..schema import feature_sets, kind_of, metric_label
 from .data import (METRICS, as_levels, demo_comparison_paths, load_levels, metric_unit, metrics_of,
                    per_atom_errors, pointwise_metrics_of)
 from .drilldown import DrillDown
@@ -66,16 +67,14 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
 
     ``name`` (the file's) is what error messages call the Dataset.
     """
-    from .concept_data import is_concept_result
-
-    if is_concept_result(ds):
+    if kind_of(ds) == "concepts":
         raise ValueError(f"{name} is a concept result ('latentatlas concepts --out'), not a comparison or features "
                          "file: open it in the concept app (/concepts, or 'latentatlas serve RESULT.nc')")
-    if metrics_of(ds):
+    if kind_of(ds) == "comparison":
         return as_levels(ds.load())  # results are small: read a lazily opened (zarr) comparison once
     from ..compare import compare
 
-    names = [v for v in ds.data_vars if ds[v].ndim == 2]
+    names = feature_sets(ds)
     if len(names) < 2:
         raise ValueError(
             f"{name} holds {len(names)} feature set(s) and no FRE results; give a comparison file "
@@ -130,7 +129,7 @@ class Atlas(pn.viewable.Viewer):
         ds = self.levels[self.level]
         metrics = metrics_of(ds)
         self.param.metric.objects = metrics
-        self._metric_widget.options = {METRICS.get(m, (m.upper(),))[0]: m for m in metrics}
+        self._metric_widget.options = {metric_label(m): m for m in metrics}
         with param.parameterized.discard_events(self):
             self.metric = self.metric if self.metric in metrics else metrics[0]
         self.matrix = FREMatrix(ds, metric=self.metric)
@@ -174,7 +173,7 @@ class Atlas(pn.viewable.Viewer):
         drill = self._drill_metric()
         if drill == self.metric:
             return ""
-        name = lambda m: METRICS.get(m, (m.upper(),))[0]  # noqa: E731
+        name = lambda m: metric_label(m)  # noqa: E731
         return (f"*{name(self.metric)} has no per-sample form: the drill-down shows {name(drill)} "
                 "for the selected pair.*")
 
@@ -193,7 +192,7 @@ class Atlas(pn.viewable.Viewer):
         self.drill.pair = self.matrix.pair
         metric = self.drill.metric
         errors = per_atom_errors(ds, metric, *self.matrix.pair)
-        label = f"{METRICS.get(metric, (metric.upper(),))[0]} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
+        label = f"{metric_label(metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
         self.viewer.param.update(atom_errors=errors, error_label=label)
 
     def _on_structure(self, *_):

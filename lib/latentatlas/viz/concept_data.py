@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..schema import check_concepts, kind_of
+
 __all__ = [
     "builtin_concepts_path",
     "check_concepts",
@@ -26,41 +28,14 @@ __all__ = [
     "sensitivity_cells",
 ]
 
-# what the app reads beyond the variables knowledge_graph itself checks
-_APP_NEEDS = ("accuracy_baseline", "class_accuracy", "probability", "sample_class")
-_FIX = "give a file written by 'latentatlas concepts ... --out result.nc' (latentatlas.concepts.analyse_concepts)"
 #: colours of the node kinds in the graph and of class lines in the profiles
 KIND_COLOURS = {"layer": "#555555", "concept": "#6a3d9a", "class": "#e6550d"}
 LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
 def is_concept_result(ds) -> bool:
-    """Whether ``ds`` looks like a concept analysis (as opposed to an FRE comparison or features)."""
-    return isinstance(ds, xr.Dataset) and "probe_accuracy" in ds.data_vars and "layer" in ds.dims
-
-
-def check_concepts(ds, name: str = "the concept result") -> xr.Dataset:
-    """Check that ``ds`` has everything the concept viewers read; return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is missing and how to produce a valid file.
-    """
-    from ..concepts import knowledge_graph
-
-    if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {_FIX}")
-    if not is_concept_result(ds):
-        raise ValueError(f"{name} holds no probe accuracies (variable 'probe_accuracy' over 'layer'); {_FIX}")
-    missing = [v for v in _APP_NEEDS if v not in ds.variables]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; {_FIX}")
-    try:
-        knowledge_graph(ds)
-    except ValueError as err:
-        raise ValueError(f"{name}: {err}") from err
-    return ds
+    """Whether ``ds`` is a concept analysis (as opposed to an FRE comparison or features)."""
+    return kind_of(ds) == "concepts"
 
 
 def load_concepts(path: str | Path) -> xr.Dataset:
@@ -118,7 +93,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
         ``color``, ``alpha``, ``info``), ``presence`` (class-concept edges: ``x0``, ``y0``,
         ``x1``, ``y1``, midpoint ``mx``, ``my``, ``concept``, ``class``, ``width``, ``color``, ``agreement``,
         ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this
-        layer), ``spurious_layers``, ``why`` (the rule's conditions at this layer),
+        layer), ``spurious_layers`` (text for hover), ``why`` (the rule's conditions at this layer),
         ``sensitivity``, ``derivative``, ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
         ``alpha``, ``color``, ``width``), each a dict of lists.
     """
@@ -156,11 +131,11 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
             na, nb = G.nodes[a], G.nodes[b]
             if e["kind"] == "presence":
                 cls, con = (na, nb) if na["kind"] == "class" else (nb, na)
-                spurious_here = layer in e["spurious_layers"].split(",")
+                spurious_here = layer in e["spurious_layers"]
                 row = (con["x"], con["y"], cls["x"], cls["y"], 0.5 * (con["x"] + cls["x"]), 0.5 * (con["y"] + cls["y"]),
                        con["label"], cls["label"], 0.5 + 7 * e["weight"],
                        e["color"], e["agreement"], e["weight"], e["dataset_presence"], e["excess"],
-                       e["class_excess"], int(spurious_here), e["spurious_layers"] or "none", e["why"],
+                       e["class_excess"], int(spurious_here), ", ".join(e["spurious_layers"]) or "none", e["why"],
                        *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
                 for key, value in zip(presence, row):
                     presence[key].append(value)

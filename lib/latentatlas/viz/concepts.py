@@ -133,7 +133,7 @@ class ConceptGraph(pn.viewable.Viewer):
     def _figure(self):
         n = max(len(self.result[d]) for d in ("layer", "concept", "class"))
         fig = figure(
-            x_range=Range1d(-0.55, 2.55), y_range=Range1d(-0.08, 1.1), tools="tap,wheel_zoom,pan,reset,save",
+            name="concept_graph", x_range=Range1d(-0.55, 2.55), y_range=Range1d(-0.08, 1.1), tools="tap,wheel_zoom,pan,reset,save",
             toolbar_location="above", height=max(440, 40 * n + 120), min_width=560, sizing_mode="stretch_width",
             title=f"{_GRAPH_TITLE[0]}{self.layer}{_GRAPH_TITLE[1]}",
         )
@@ -257,7 +257,7 @@ class ConceptProfile(pn.viewable.Viewer):
 
     def _figure(self):
         layers = [str(v) for v in self.result["layer"].values]
-        fig = figure(x_range=FactorRange(*layers), y_range=Range1d(-0.25, 1.05), height=380, min_width=360,
+        fig = figure(name="concept_profile", x_range=FactorRange(*layers), y_range=Range1d(-0.25, 1.05), height=380, min_width=360,
                      sizing_mode="stretch_width", tools="wheel_zoom,pan,reset,save", toolbar_location="above",
                      x_axis_label="layer (input → output)", y_axis_label="accuracy, presence or excess")
         fig.multi_line("xs", "ys", source=self.lines, line_color="color", line_width="width", line_dash="dash",
@@ -347,7 +347,7 @@ class ConceptHeatmap(pn.viewable.Viewer):
     def _figure(self):
         concepts = [str(v) for v in self.result["concept"].values]
         layers = [str(v) for v in self.result["layer"].values]
-        fig = figure(x_range=concepts, y_range=list(reversed(layers)), tools="tap,save,reset",
+        fig = figure(name="concept_heatmap", x_range=concepts, y_range=list(reversed(layers)), tools="tap,save,reset",
                      toolbar_location="above", height=140 + 42 * len(layers), min_width=480,
                      sizing_mode="stretch_width", x_axis_label="concept", y_axis_label="layer",
                      title=_HEAT_TITLES[0].format(alpha=self.alpha))

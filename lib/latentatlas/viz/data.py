@@ -2,13 +2,12 @@
 
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
-A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns: per metric ``m``
-the variables ``m`` and ``m_std`` over ``(source, target)``, ``m_pointwise`` over
-``(source, target, test_<sample>)`` for measures with a per-sample form, ``m_map`` over
-``(source, axis)``, plus ``pca`` over ``(source, <sample>, pc)`` and the
-structure coordinates of the features Dataset (``subset``, ``formula``, ``atom_structure``,
-``species``, ``positions``, ``cell``, ``pbc``). Optional: the diagnostics ``m_flags`` and
-friends (:mod:`latentatlas.diagnostics`), shown as marks on the cells, and a learning curve
+A *comparison* Dataset is what :func:`latentatlas.compare.compare` returns. Its layout and
+what every reader needs (:func:`metrics_of`, :func:`pointwise_metrics_of`, :func:`sample_dim`,
+:func:`default_pair`, :func:`check_comparison`) live in :mod:`latentatlas.schema` and are
+re-exported here; :data:`METRICS` adds the similarity measures' labels to the FRE ones.
+Optional: the diagnostics ``m_flags`` and friends (:mod:`latentatlas.diagnostics`), shown
+as marks on the cells, and a learning curve
 ``learning_m`` (:func:`latentatlas.compare.learning_curve`), plotted for the selected cell.
 """
 
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .. import schema
+from ..schema import check_comparison, default_pair, metrics_of, pointwise_metrics_of, sample_dim
 from ..similarity.registry import MEASURES
 
 __all__ = [
@@ -39,41 +40,13 @@ __all__ = [
     "sample_dim",
 ]
 
-#: Short label, unit and one-line meaning of each metric, shown in the dashboard.
+#: Short label and one-line meaning of each metric shown in the dashboard: the FRE measures
+#: (:data:`latentatlas.schema.METRICS`), then the other measures of latentatlas.similarity.
 METRICS = {
-    "gfre": (
-        "GFRE",
-        "Global feature reconstruction error: how much of the target features a single linear map "
-        "from the source features cannot reproduce (RMS residual on held-out samples, in units of the "
-        "target's standard deviation; 0 = target fully contained in source, 1 = no better than predicting "
-        "the training mean, above 1 = worse than that on held-out structures).",
-    ),
-    "gfrd": (
-        "GFRD",
-        "Global feature reconstruction distortion: how far the best linear map is from a rotation, i.e. "
-        "how much the source space must be stretched or squashed to match the target (0 = same geometry "
-        "up to rotation; dimensionless).",
-    ),
-    "lfre": (
-        "LFRE",
-        "Local feature reconstruction error: like GFRE but with a separate linear map fitted on each test "
-        "sample's nearest neighbours, so it only asks whether the target is locally a linear function of "
-        "the source (units of the target's standard deviation).",
-    ),
-    # the other measures of latentatlas.similarity, with the registry's labels
+    **schema.METRICS,
     **{m.name: (m.label, m.description[0].upper() + m.description[1:] + ".") for m in MEASURES.values()
-       if m.name not in ("gfre", "gfrd", "lfre")},
+       if m.name not in schema.METRICS},
 }
-
-
-def metrics_of(ds: xr.Dataset) -> list[str]:
-    """Metrics present in a comparison Dataset, in :data:`METRICS` order, then any others.
-
-    A metric is a (source, target) variable that is a known measure or has a per-sample form.
-    """
-    found = [m for m in ds.data_vars if ds[m].dims == ("source", "target")
-             and (m in METRICS or f"{m}_pointwise" in ds.data_vars)]
-    return sorted(found, key=lambda m: (list(METRICS).index(m) if m in METRICS else len(METRICS), m))
 
 
 def metric_unit(metric: str) -> str:
@@ -83,49 +56,6 @@ def metric_unit(metric: str) -> str:
     to unit total variance); everything else is dimensionless.
     """
     return "target σ" if metric in ("gfre", "lfre") else "dimensionless"
-
-
-def pointwise_metrics_of(ds: xr.Dataset) -> list[str]:
-    """The metrics of ``ds`` that have per-sample values (what the drill-down can show)."""
-    return [m for m in metrics_of(ds) if f"{m}_pointwise" in ds.data_vars]
-
-
-def sample_dim(ds: xr.Dataset, metric: str) -> str:
-    """``"atom"`` or ``"structure"``: what the pointwise errors of ``metric`` run over."""
-    test_dim = ds[f"{metric}_pointwise"].dims[-1]
-    return test_dim.removeprefix("test_")
-
-
-def check_comparison(ds: xr.Dataset, name: str = "the comparison") -> xr.Dataset:
-    """Check that ``ds`` has the comparison layout the viewers need; return it unchanged.
-
-    Raises
-    ------
-    ValueError
-        Naming what is missing and how to produce a valid file.
-    """
-    fix = "give a file written by latentatlas.compare (or a features file, which is then compared)"
-    if not isinstance(ds, xr.Dataset):
-        raise ValueError(f"{name} is a {type(ds).__name__}, not an xarray.Dataset; {fix}")
-    metrics = pointwise_metrics_of(ds)
-    if not metrics:
-        raise ValueError(
-            f"{name} holds no metric with per-sample values (no variable with a matching '<metric>_pointwise'; "
-            f"compare with at least one of {[m.name for m in MEASURES.values() if m.pointwise]}); {fix}"
-        )
-    missing = [v for v in ("subset", "atom_structure", "species", "positions", "cell", "pbc", "pca") if v not in ds.variables]
-    if missing:
-        raise ValueError(f"{name} lacks {missing}; {fix}")
-    for m in metrics:
-        dims = ds[f"{m}_pointwise"].dims
-        if dims[:2] != ("source", "target") or dims[-1] not in ("test_atom", "test_structure"):
-            raise ValueError(
-                f"{name}: {m}_pointwise has dims {dims}, expected ('source', 'target', 'test_atom' or "
-                f"'test_structure'); {fix}"
-            )
-    if list(ds["source"].values) != list(ds["target"].values):
-        raise ValueError(f"{name}: sources and targets differ; compare every feature set with every other")
-    return ds
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -143,26 +73,13 @@ def _level_label(ds: xr.Dataset) -> str:
     metric = pointwise_metrics_of(check_comparison(ds))[0]
     if sample_dim(ds, metric) == "atom":
         return "atom level"
-    orders = {str(s).rsplit(":phi", 1)[-1] for s in ds["source"].values if ":phi" in str(s)}
-    return f"structure level (cumulants κ1…κ{orders.pop()})" if len(orders) == 1 else "structure level"
+    orders = set(ds["source_cumulant_order"].values.tolist()) if "source_cumulant_order" in ds.coords else set()
+    return f"structure level (cumulants κ1…κ{orders.pop()})" if len(orders) == 1 and 0 not in orders else "structure level"
 
 
 def pair_key(i: int, j: int) -> str:
     """Column key of source ``i`` -> target ``j`` in the precomputed stores (also used in JS)."""
     return f"{i}_{j}"
-
-
-def default_pair(ds: xr.Dataset, metric: str) -> tuple[str, str]:
-    """The least similar off-diagonal pair (the diagonal if there is one feature set).
-
-    Largest error or distance; smallest similarity for measures where higher is more similar.
-    """
-    sign = -1.0 if metric in MEASURES and not MEASURES[metric].lower_is_better else 1.0
-    values = sign * ds[metric].values
-    if values.shape[0] > 1:
-        np.fill_diagonal(values, -np.inf)
-    i, j = np.unravel_index(np.nanargmax(values), values.shape)
-    return str(ds["source"].values[i]), str(ds["target"].values[j])
 
 
 def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:

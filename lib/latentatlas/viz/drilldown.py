@@ -17,7 +17,8 @@ from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
-from .data import METRICS, check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
+from ..schema import metric_label
+from .data import check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
 # Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
@@ -95,7 +96,7 @@ class DrillDown(pn.viewable.Viewer):
 
     @property
     def label(self) -> str:
-        return METRICS.get(self.metric, (self.metric.upper(), ""))[0]
+        return metric_label(self.metric)
 
     @property
     def suffix(self) -> str:
@@ -141,7 +142,7 @@ class DrillDown(pn.viewable.Viewer):
         ])
         unit = sample_dim(self.comparison, self.metric)
         fmap = figure(
-            tools=tools, active_drag="box_select", height=380, min_width=360, sizing_mode="stretch_width",
+            name="drill_map", tools=tools, active_drag="box_select", height=380, min_width=360, sizing_mode="stretch_width",
             x_axis_label="PC 1 of the source features", y_axis_label="PC 2 of the source features",
         )
         fmap.scatter(
@@ -154,7 +155,7 @@ class DrillDown(pn.viewable.Viewer):
         fmap.add_layout(self.colorbar, "right")
         subsets = list(self.box.data["subset"])
         strip = figure(
-            x_range=subsets, tools=tools, active_drag="box_select", height=380, min_width=360,
+            name="drill_strip", x_range=subsets, tools=tools, active_drag="box_select", height=380, min_width=360,
             sizing_mode="stretch_width", title=f"Distribution per subset (box: quartiles, whiskers 1.5 IQR; one dot per test {unit})",
             x_axis_label="subset", y_axis_label="pointwise error",
         )

@@ -20,7 +20,9 @@ import numpy as np
 import panel as pn
 from bokeh.resources import INLINE
 
+from ..schema import METRICS, kind_of, metric_label
 from .atlas import INTRO, TITLE, metric_help
+from ..schema import kind_of, metric_label
 from .data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
 from .model_map import model_map_figure
 from .drilldown import DrillDown
@@ -59,7 +61,7 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
             pointwise = pointwise_metrics_of(ds)
             drill = DrillDown(ds, metric=metric if metric in pointwise else pointwise[0], pair=matrix.pair)
             drill.link(matrix.source)
-            label = METRICS.get(metric, (metric.upper(),))[0]
+            label = metric_label(metric)
             views = [matrix, *[pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None], drill]
             tabs.append((f"{label} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
     first = next(iter(levels.values()))
@@ -72,7 +74,7 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
         pn.pane.Markdown(f"# {TITLE}\n{INTRO}.\n\n*Static report: click a matrix cell to drill down; "
                          "box-select in one drill-down plot highlights the same samples in the other.*",
                          sizing_mode="stretch_width"),
-        pn.pane.Markdown(metric_help(sorted(seen, key=list(METRICS).index)), sizing_mode="stretch_width"),
+        pn.pane.Markdown(metric_help([m for m in METRICS if m in seen]), sizing_mode="stretch_width"),
         pn.Tabs(*tabs, sizing_mode="stretch_width", dynamic=False),
         pn.pane.Markdown(f"### Structures\n{len(chosen)} of {len(frames)} structures (the worst reconstructed, "
                          "at least one per subset); atoms in Jmol colours, bonds, unit cell; positions in Å. "
@@ -134,9 +136,7 @@ def export_html(result, path: str | Path, *, title: str = "latentatlas report", 
     max_structures : int
         Structures offered in the static 3D viewer of a comparison.
     """
-    from .concept_data import is_concept_result
-
-    if is_concept_result(result):
+    if kind_of(result) == "concepts":
         from .concept_atlas import concept_report
 
         return save_offline(concept_report(result), path, title=title)

@@ -11,8 +11,9 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from ..diagnostics import cell_marks, cell_notes
+from ..schema import metric_label
 from ..similarity.registry import MEASURES
-from .data import METRICS, check_comparison, default_pair, learning_curve_of, metric_unit, metrics_of, pair_key
+from .data import check_comparison, default_pair, learning_curve_of, metric_unit, metrics_of, pair_key
 
 
 class FREMatrix(pn.viewable.Viewer):
@@ -77,6 +78,7 @@ class FREMatrix(pn.viewable.Viewer):
     def _figure(self):
         names = list(self.sources)
         fig = figure(
+            name="fre_matrix",
             x_range=names,
             y_range=list(reversed(names)),
             tools="tap,save,reset",
@@ -111,7 +113,7 @@ class FREMatrix(pn.viewable.Viewer):
         return fig
 
     def _restyle(self):
-        label = METRICS.get(self.metric, (self.metric.upper(), ""))[0]
+        label = metric_label(self.metric)
         values = self.source.data["value"]
         self.mapper.high = float(max(np.nanmax(values), 1e-12)) if values.size else 1.0
         self.colorbar.title = f"{label} ({metric_unit(self.metric)}, mean over splits)"

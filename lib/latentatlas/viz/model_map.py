@@ -8,7 +8,7 @@ from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from .data import METRICS
+from ..schema import metric_label
 
 
 def model_map_figure(ds: xr.Dataset, metric: str):
@@ -26,7 +26,7 @@ def model_map_figure(ds: xr.Dataset, metric: str):
     palette = {m: Category10_10[i % 10] for i, m in enumerate(dict.fromkeys(models))}
     source = ColumnDataSource({"x": coords[:, 0], "y": coords[:, 1] if coords.shape[1] > 1 else np.zeros(len(names)),
                                "name": names, "colour": [palette[m] for m in models]})
-    label = METRICS.get(metric, (metric.upper(),))[0]
+    label = metric_label(metric)
     explained = ds[f"{metric}_map"].attrs.get("explained", float("nan"))
     fig = figure(height=320, width=420, tools="pan,wheel_zoom,reset,save",
                  title=f"Model map from {label} (classical MDS, {explained:.0%} of the distances' variance)",

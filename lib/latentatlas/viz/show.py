@@ -8,7 +8,7 @@ import panel as pn
 
 from .atlas import Atlas
 from .concept_atlas import ConceptAtlas
-from .concept_data import is_concept_result
+from ..schema import kind_of
 
 
 def show(result=None, **params) -> Atlas | ConceptAtlas:
@@ -35,6 +35,6 @@ def show(result=None, **params) -> Atlas | ConceptAtlas:
         from ..io import load
 
         result = load(result)
-    if is_concept_result(result):
+    if kind_of(result) == "concepts":
         return ConceptAtlas(result, **params)
     return Atlas(result, **params)

@@ -197,7 +197,7 @@ class StructureScene:
         self.atoms, self.lines = ColumnDataSource(syncable=False), ColumnDataSource(syncable=False)
         self.mapper = LinearColorMapper(palette=_ERROR_PALETTE, low=0.0, high=1.0)
         fig = figure(
-            tools="wheel_zoom,reset,save", active_scroll="wheel_zoom", active_drag=None, height=height,
+            name="structure", tools="wheel_zoom,reset,save", active_scroll="wheel_zoom", active_drag=None, height=height,
             min_width=300, sizing_mode="stretch_width", match_aspect=True, toolbar_location="above",
             x_range=DataRange1d(range_padding=0), y_range=DataRange1d(range_padding=0),
         )
