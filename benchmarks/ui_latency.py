@@ -37,7 +37,7 @@ from test_ui_atlas import DRILL_STATE, STRUCTURE_STATE, open_dashboard  # noqa: 
 
 def click_cell(page, source, target) -> tuple[float, float]:
     """Click the GFRE cell (source, target): seconds until the drill-down, and until the 3D viewer, show that pair."""
-    xy = page.evaluate(PLOT_XY, ["GFRE:", target, source])
+    xy = page.evaluate(PLOT_XY, ["fre_matrix", target, source])
     t = time.perf_counter()
     page.mouse.click(*xy)
     page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})",
@@ -73,7 +73,7 @@ def one_group(browser, variant: str, n_sessions: int, names: list[str]) -> dict:
             page.goto(url, wait_until="commit", timeout=300_000)
         drill, recolour = click_cell(clicker, names[1], names[-1])
         for page in pages:
-            page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({FIND_PLOT})('GFRE:') != null",
+            page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({FIND_PLOT})('fre_matrix') != null",
                                    polling=100, timeout=300_000)
         shown = time.perf_counter() - t
         cpu = cpu_seconds(server.pid) - cpu

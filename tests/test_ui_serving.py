@@ -15,6 +15,7 @@ pytest.importorskip("playwright")
 
 from _ui import (  # noqa: E402
     DEEP_ALL,
+    FIND_PLOT,
     ROOT,
     UI_MARKS,
     Watch,
@@ -181,8 +182,7 @@ def test_intro_promises_structure_selection_only_when_served(page, served, repor
     assert "feature reconstruction error" in text and SERVED_ONLY not in text
 
 
-COLOUR_BAR = """() => Bokeh.index.query_one((v) => v.model.title?.text?.startsWith('GFRE:') && v.frame != null)
-    .model.right.find((r) => r.color_mapper != null).title"""
+COLOUR_BAR = f"() => ({FIND_PLOT})('fre_matrix').model.right.find((r) => r.color_mapper != null).title"
 
 
 def test_gfre_colour_bar_and_help_name_the_same_unit(page, served):
