@@ -141,6 +141,7 @@ def _template(features, first, chunk_atoms, n_chunks, layers):
     ds = features.copy()
     n = ds.sizes["atom"]
     for name, (rows, attrs) in first.items():
+        attrs = {**attrs, "fingerprint": features.attrs["fingerprint"]}  # every feature set carries its frames'
         ds[name] = (("atom", feature_dim(name)), da.zeros((n, rows.shape[1]), chunks=(chunk_atoms, -1), dtype=rows.dtype), attrs)
     ds[_DONE] = (("chunk",), da.zeros(n_chunks, chunks=1, dtype=np.int8))
     ds.attrs.update(chunk_atoms=int(chunk_atoms), feature_sets=list(first))
