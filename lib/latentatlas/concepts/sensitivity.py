@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from ..hooks import capture
+from ..hooks import capture, evaluating
 from .activations import _check_layers, _pool, as_batch
 
 __all__ = ["capture_gradients", "gradient_arrays", "directional_derivatives"]
@@ -115,15 +115,11 @@ def capture_gradients(
     x = as_batch(model, inputs)
     n_out = None if output_names is None else len(output_names)
     chunks: dict[str, list] = {name: [] for name in layers}
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for start in tqdm(range(0, len(x), batch_size), desc="gradients", disable=not progress):
             batch = x[start : start + batch_size]
             for name in layers:
                 chunks[name].append(_layer_gradients(model, batch, name, output, n_out).detach().float().cpu())
-    finally:
-        model.train(was_training)
     grads = {name: torch.cat(chunks[name]).numpy() for name in layers}
     width = next(iter(grads.values())).shape[1]
     names = [f"output{i}" for i in range(width)] if output_names is None else [str(v) for v in output_names]
