@@ -57,6 +57,12 @@ def test_zarr_overwrite_replaces_whole_store_and_leaves_no_temp(features, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr"]
 
 
+def test_zarr_and_netcdf_saves_create_missing_folders(features, tmp_path):
+    for name in ("f.nc", "f.zarr"):
+        path = io.save(features, tmp_path / "new" / name.split(".")[1] / name)
+        xr.testing.assert_identical(io.load(path).compute(), io.load(tmp_path / "new" / "nc" / "f.nc"))
+
+
 def test_failed_zarr_write_keeps_previous_store(features, tmp_path):
     path = tmp_path / "f.zarr"
     io.save(features, path)

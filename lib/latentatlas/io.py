@@ -58,6 +58,7 @@ def save(obj: xr.Dataset | xr.DataArray, path: str | Path) -> Path:
         Ctrl-C during the write, after the temporary file is removed (``path`` unchanged).
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     ds = obj.to_dataset(promote_attrs=True) if isinstance(obj, xr.DataArray) else obj
     if is_zarr(path):
         return _save_zarr(ds, path)
@@ -87,7 +88,6 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
     The temporary file is named ``.<name>.<pid>@<host>.<random>.tmp``, so a later save can
     tell whether its writer is still running (:func:`_remove_abandoned`).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(path)}{os.getpid()}@{_host()}.", suffix=".tmp", dir=path.parent)
     try:
