@@ -3,7 +3,7 @@
 import panel as pn
 
 from latentatlas.viz import Atlas
-from latentatlas.viz.data import demo_comparison_paths, load_levels
+from latentatlas.viz.fre.data import demo_comparison_paths, load_levels
 from latentatlas.viz.serving import local_resources
 
 pn.extension()

@@ -3,7 +3,7 @@
 import panel as pn
 
 from latentatlas.viz import ConceptAtlas
-from latentatlas.viz.concept_data import builtin_concepts_path, load_concepts
+from latentatlas.viz.concepts.data import builtin_concepts_path, load_concepts
 from latentatlas.viz.serving import local_resources
 
 pn.extension()

@@ -10,7 +10,7 @@ Per rule the script prints
 - FPR: the fraction of the other (concept, class) pairs flagged, in controls (every pair)
   and in biased runs (pairs of concepts other than the cued one), per strength.
 
-Cue kinds (``latentatlas.concepts.shapes``): ``colour`` (background colour), ``texture``
+Cue kinds (``latentatlas.demos.shapes``): ``colour`` (background colour), ``texture``
 (striped shapes), ``patch`` (a small watermark at a fixed position), ``size`` (large shapes),
 ``partial`` (background colour on a random half of the class only), and the held-out
 ``glyph-texture`` (glyph classes, a faint background texture on one class: issue 14's case).
@@ -44,7 +44,7 @@ KINDS = ("colour", "texture", "patch", "size", "partial", "glyph-texture")
 
 def case(kind: str):
     """Generator, classes and generator arguments of a cue kind (or a control: ``shapes``/``glyphs``)."""
-    from latentatlas.concepts.shapes import GLYPHS, SHAPES, make_glyphs, make_shapes
+    from latentatlas.demos.shapes import GLYPHS, SHAPES, make_glyphs, make_shapes
 
     if kind in ("glyph-texture", "glyphs"):
         return make_glyphs, GLYPHS, {}
@@ -64,7 +64,7 @@ def run(kind: str, bias: float, seed: int, cache: Path):
     """The cached analysis of one trained model (trained now if missing)."""
     import torch
 
-    from latentatlas.concepts.shapes import cue_demo
+    from latentatlas.demos.shapes import cue_demo
     from latentatlas.io import load, save
 
     path = run_path(kind, bias, seed, cache)

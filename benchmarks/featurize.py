@@ -101,7 +101,7 @@ def theirs(featurizer, frames, batch_size):
     if backend == "featomic":
         from ase import Atoms
 
-        from latentatlas.features.base import periodic_box
+        from latentatlas.frames import periodic_box
 
         def run():
             systems = []

@@ -25,7 +25,7 @@ import numpy as np
 
 def shapes_activations(n: int, seed: int):
     from latentatlas.concepts import capture_activations, concept_matrix
-    from latentatlas.concepts.shapes import make_shapes, train_shapes_cnn
+    from latentatlas.demos.shapes import make_shapes, train_shapes_cnn
 
     train = make_shapes(4000, image_size=24, bias=0.9, seed=seed)
     model = train_shapes_cnn(train["images"], train["classes"], epochs=6, seed=seed)

@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from latentatlas.viz.data import demo_comparison_paths, load_levels
+    from latentatlas.viz.fre.data import demo_comparison_paths, load_levels
 
     demo = next(iter(load_levels(demo_comparison_paths()).values()))
     names = [str(s) for s in demo["source"].values]

@@ -48,14 +48,14 @@ def test_unknown_layer_lists_valid_names():
 
 
 def test_load_factory():
-    model = load_factory("latentatlas.concepts.shapes:shapes_cnn")
+    model = load_factory("latentatlas.demos.shapes:shapes_cnn")
     assert "block2" in layer_names(model)
     with pytest.raises(ValueError, match="package.module:factory"):
-        load_factory("latentatlas.concepts.shapes")
+        load_factory("latentatlas.demos.shapes")
     with pytest.raises(ValueError, match="cannot import module 'no_such_module_xyz'"):
         load_factory("no_such_module_xyz:f")
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
-        load_factory("latentatlas.concepts.shapes:nope")
+        load_factory("latentatlas.demos.shapes:nope")
 
 
 def test_import_stays_light():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from ase.build import bulk, fcc111, molecule
 
-from latentatlas.concepts.atoms import analyse_atoms, atom_concepts, atoms_demo
+from latentatlas.concepts.atoms import analyse_atoms, atom_concepts
+from latentatlas.demos.atoms import atoms_demo
 
 
 def test_atom_concepts_of_known_structures():

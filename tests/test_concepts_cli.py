@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from latentatlas.cli import main
-from latentatlas.concepts.shapes import make_shapes
+from latentatlas.demos.shapes import make_shapes
 from latentatlas.io import load
 
 
@@ -16,7 +16,7 @@ def user_model(tmp_path, monkeypatch):
         textwrap.dedent(
             """
             import torch
-            from latentatlas.concepts.shapes import shapes_cnn
+            from latentatlas.demos.shapes import shapes_cnn
 
             def build():
                 torch.manual_seed(0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from latentatlas.concepts import spurious_correlations
-from latentatlas.concepts.shapes import GLYPHS, SHAPES, cue_demo, make_glyphs, make_shapes, plant
+from latentatlas.demos.shapes import GLYPHS, SHAPES, cue_demo, make_glyphs, make_shapes, plant
 
 # benchmarks/concept_power.py SETTINGS: seconds of training each
 SETTINGS = {"n_train": 3000, "n_analysis": 2000, "image_size": 20, "epochs": 6, "width": 12}
@@ -39,7 +39,7 @@ def test_binary_cues_of_shapes(cue, column):
 
 def test_patch_is_drawn_at_its_fixed_place():
     d = make_shapes(300, noise=0.0, seed=2)
-    from latentatlas.concepts.shapes import PATCH_COLOUR, _patch
+    from latentatlas.demos.shapes import PATCH_COLOUR, _patch
 
     rows, cols = _patch(32)
     inside = d["images"][:, :, rows, cols].mean((2, 3))

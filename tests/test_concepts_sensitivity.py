@@ -7,7 +7,7 @@ import xarray as xr
 
 from latentatlas.concepts import analyse_concepts, capture_gradients
 from latentatlas.concepts.sensitivity import directional_derivatives, gradients_dataset
-from latentatlas.concepts.shapes import make_shapes, shapes_cnn
+from latentatlas.demos.shapes import make_shapes, shapes_cnn
 
 LAYERS = ["block1", "block3", "pool", "head"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from latentatlas.concepts import knowledge_graph, spurious_correlations
-from latentatlas.concepts.shapes import QUICK, SHAPES, make_shapes, predict, shapes_demo, train_shapes_cnn
+from latentatlas.demos.shapes import QUICK, SHAPES, make_shapes, predict, shapes_demo, train_shapes_cnn
 
 PLANTED = ("head", "background=purple", "circle")
 
@@ -19,7 +19,7 @@ def test_make_shapes_is_deterministic_and_labelled():
     # the background colour fills the corners unless a shape reaches them
     noiseless = make_shapes(200, noise=0.0, seed=1)
     corner = noiseless["images"][:, :, 0, 0]
-    from latentatlas.concepts.shapes import BACKGROUNDS
+    from latentatlas.demos.shapes import BACKGROUNDS
 
     expected = np.array([BACKGROUNDS[name] for name in noiseless["concepts"]["background"]], dtype=np.float32)
     np.testing.assert_allclose(corner, expected, atol=1e-6)
@@ -40,7 +40,7 @@ def test_bias_plants_the_correlation():
 
 
 def test_shapes_of_one_size_have_one_area():
-    from latentatlas.concepts.shapes import _shape_masks
+    from latentatlas.demos.shapes import _shape_masks
 
     kinds = np.arange(len(SHAPES))
     areas = _shape_masks(kinds, np.full(4, 50.0), np.full(4, 50.0), np.full(4, 20.0), 100).sum((1, 2))

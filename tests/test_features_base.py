@@ -11,7 +11,7 @@ from scipy.spatial.transform import Rotation
 pytest.importorskip("featomic")
 
 from latentatlas.features import get_featurizer, list_featurizers  # noqa: E402
-from latentatlas.features.base import overlapping_frames, periodic_box  # noqa: E402
+from latentatlas.frames import overlapping_frames, periodic_box  # noqa: E402
 from latentatlas.features.cache import cache_dir  # noqa: E402
 from latentatlas.frames import fingerprint  # noqa: E402
 from latentatlas.io import load, save  # noqa: E402

@@ -11,8 +11,8 @@ chemiscope = pytest.importorskip("chemiscope")
 from latentatlas.cli import main  # noqa: E402
 from latentatlas.interchange import chemiscope_input, write_chemiscope  # noqa: E402
 from latentatlas.io import load  # noqa: E402
-from latentatlas.viz.concept_data import builtin_concepts_path  # noqa: E402
-from latentatlas.viz.data import demo_comparison_paths  # noqa: E402
+from latentatlas.viz.concepts.data import builtin_concepts_path  # noqa: E402
+from latentatlas.viz.fre.data import demo_comparison_paths  # noqa: E402
 
 
 def read(path):

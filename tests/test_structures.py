@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from latentatlas.features.base import check_frames
+from latentatlas.frames import check_frames
 from latentatlas.frames import fingerprint
 from latentatlas.structures import SUBSETS, builtin_frames, builtin_summary
 

@@ -67,7 +67,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def demo():
-    from latentatlas.viz.data import demo_comparison_paths, load_levels
+    from latentatlas.viz.fre.data import demo_comparison_paths, load_levels
 
     return next(iter(load_levels(demo_comparison_paths()).values()))
 
@@ -119,7 +119,7 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     assert sorted(shown["index"]) == list(range(int(demo["n_atoms"].values[structure])))
 
     # hover the atom drawn on top: the tooltip names it and gives its error for the clicked pair
-    from latentatlas.viz.data import per_atom_errors
+    from latentatlas.viz.fre.data import per_atom_errors
 
     errors = per_atom_errors(demo, "gfre", source, target)
     page.mouse.move(shown["px"][-1], shown["py"][-1])

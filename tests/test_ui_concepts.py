@@ -63,7 +63,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def result():
-    from latentatlas.viz.concept_data import builtin_concepts_path, load_concepts
+    from latentatlas.viz.concepts.data import builtin_concepts_path, load_concepts
 
     return load_concepts(builtin_concepts_path())
 
@@ -197,7 +197,7 @@ CELLS = """() => {
 def test_static_export_sensitivity_toggle_and_why_flagged(page, report, result):
     """Offline: the heatmap switches to sensitivity; a flagged edge's hover says which conditions held."""
     from latentatlas.concepts.graph import rule_conditions, why
-    from latentatlas.viz.concept_data import sensitivity_cells
+    from latentatlas.viz.concepts.data import sensitivity_cells
 
     watch = Watch(page)
     open_app(page, report.as_uri())

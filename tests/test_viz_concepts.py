@@ -9,7 +9,7 @@ pn = pytest.importorskip("panel")
 
 from latentatlas.concepts import examples, knowledge_graph, spurious_correlations  # noqa: E402
 from latentatlas.io import load, save  # noqa: E402
-from latentatlas.viz.concept_data import (  # noqa: E402
+from latentatlas.viz.concepts.data import (  # noqa: E402
     builtin_concepts_path,
     check_concepts,
     example_images,
@@ -95,7 +95,7 @@ def test_examples_are_the_ranked_held_out_images(result):
     assert images.shape == (5, 32, 32, 3) and images.dtype == np.uint8
     # the redrawn background is the labelled one: purple corners exactly where the label says so
     # (bottom left: the watermark patch may sit at the top left)
-    from latentatlas.concepts.shapes import BACKGROUNDS
+    from latentatlas.demos.shapes import BACKGROUNDS
 
     purple = np.round(np.array(BACKGROUNDS["purple"]) * 255)
     corner = images[:, -2:, :2].reshape(5, -1, 3).mean(1)
@@ -105,8 +105,8 @@ def test_examples_are_the_ranked_held_out_images(result):
 
 
 def test_compact_refuses_images_it_cannot_redraw(tmp_path):
-    from latentatlas.concepts.shapes import QUICK, shapes_demo
-    from latentatlas.viz.concept_demo import compact
+    from latentatlas.demos.shapes import QUICK, shapes_demo
+    from latentatlas.demos.concepts import compact
 
     full = shapes_demo(0.9, progress=False, n_permutations=2, epochs=1, **QUICK)
     small = compact(full)
@@ -121,7 +121,7 @@ def test_compact_refuses_images_it_cannot_redraw(tmp_path):
 
 def test_bad_input_names_the_problem(result, tmp_path):
     from latentatlas.viz import ConceptAtlas
-    from latentatlas.viz.data import demo_comparison_paths
+    from latentatlas.viz.fre.data import demo_comparison_paths
 
     with pytest.raises(ValueError, match="is a comparison result, not a concepts result"):
         check_concepts(load(demo_comparison_paths()[0]))

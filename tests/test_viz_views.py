@@ -36,7 +36,7 @@ def structure_comparison(features):
 
 
 def test_check_comparison_names_the_problem(features, comparison):
-    from latentatlas.viz.data import check_comparison
+    from latentatlas.viz.fre.data import check_comparison
 
     with pytest.raises(ValueError, match="is a features result, not a comparison result"):
         check_comparison(features)
@@ -192,7 +192,7 @@ def test_atlas_shows_other_measures_with_a_model_map(features):
     values = ds["mknn"].values.copy()
     np.fill_diagonal(values, np.inf)
     i, j = np.unravel_index(np.argmin(values), values.shape)
-    from latentatlas.viz.data import default_pair
+    from latentatlas.viz.fre.data import default_pair
 
     assert default_pair(ds, "mknn") == (str(ds.source.values[i]), str(ds.target.values[j]))
 
@@ -220,7 +220,7 @@ def test_upload_bad_file_shows_message_and_good_file_replaces_data(tmp_path, com
 
 
 def test_upload_features_file_is_compared(tmp_path, features):
-    from latentatlas.viz.atlas import comparison_from_file
+    from latentatlas.viz.fre.app import comparison_from_file
 
     save(features.drop_vars("chgnet-0.3.0:conv1"), tmp_path / "features.nc")
     (level, ds), = comparison_from_file(tmp_path / "features.nc").items()

@@ -86,13 +86,13 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, [p for p in (args.features, args.data) if p])
 
     if args.demo in ("shapes", "shapes-control"):
-        from ..concepts.shapes import QUICK, shapes_demo
+        from ..demos.shapes import QUICK, shapes_demo
 
         size = QUICK if args.quick else {}
         bias = 0.9 if args.demo == "shapes" else 0.0
         result = shapes_demo(bias, progress=not args.quiet, **size, **kwargs)
     elif args.demo == "atoms":
-        from ..concepts.atoms import atoms_demo
+        from ..demos.atoms import atoms_demo
 
         result = atoms_demo(args.models, progress=not args.quiet, **kwargs)
     elif args.features:

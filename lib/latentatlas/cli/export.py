@@ -63,7 +63,7 @@ def _chemiscope(args: argparse.Namespace, comparisons: list, concepts) -> None:
     if len(comparisons) + (concepts is not None) > 1:
         raise ValueError("--chemiscope writes one RESULT file; give exactly one")
     if concepts is not None:
-        from ..viz.concept_data import frames_for
+        from ..viz.concepts.data import frames_for
 
         frames = frames_for(concepts)
         if frames is None:

@@ -37,8 +37,8 @@ def levels_from_results(comparisons) -> dict:
 
     Levels are labelled by file name when there are several files.
     """
-    from ..viz.atlas import comparison_levels
-    from ..viz.data import demo_comparison_paths, load_levels
+    from ..viz.fre.app import comparison_levels
+    from ..viz.fre.data import demo_comparison_paths, load_levels
 
     if not comparisons:
         return load_levels(demo_comparison_paths())
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import panel as pn
 
     from ..viz import Atlas, ConceptAtlas
-    from ..viz.concept_data import builtin_concepts_path, load_concepts
+    from ..viz.concepts.data import builtin_concepts_path, load_concepts
     from ..viz.serving import local_resources
 
     check_port(args.address, args.port)

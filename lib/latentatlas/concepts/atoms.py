@@ -36,7 +36,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["atom_concepts", "analyse_atoms", "atoms_demo", "energy_gradients"]
+__all__ = ["atom_concepts", "analyse_atoms", "energy_gradients"]
 
 _NON_METALS = {1, 2, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32, 33, 34, 35, 36, 51, 52, 53, 54, 85, 86}
 _S_BLOCK = {1, 2, 3, 4, 11, 12, 19, 20, 37, 38, 55, 56, 87, 88}
@@ -181,39 +181,3 @@ def energy_gradients(frames: Sequence, model: str = "chgnet-0.3.0", layers=None,
             chunks[name].append(g.detach().double().numpy())
     values = {f"{featurizer.name}:{name}": np.concatenate(chunks[name])[:, None, :] for name in layers}
     return gradients_dataset(values, ["energy"])
-
-
-def atoms_demo(
-    models: Sequence[str] = ("chgnet-0.3.0", "sevennet-0"),
-    *,
-    small: bool = True,
-    sensitivity: bool = True,
-    progress: bool = True,
-    **kwargs,
-) -> xr.Dataset:
-    """Which layer of which pretrained potential first encodes which chemical concept.
-
-    Featurises the built-in structures (:func:`latentatlas.structures.builtin_frames`) with
-    every layer of each model and runs :func:`analyse_atoms`.
-
-    Parameters
-    ----------
-    models : sequence of str
-        Names from :func:`latentatlas.features.list_featurizers`.
-    small : bool
-        Use the small built-in set (434 atoms) instead of the full one (15,739 atoms).
-    sensitivity : bool
-        Also the sensitivity of the energy to each concept (:func:`energy_gradients`) for
-        the CHGNet models among ``models`` (NaN for the others' layers).
-    """
-    from ..dataset import merge_features
-    from ..features import get_featurizer
-    from ..structures import builtin_frames
-
-    frames = builtin_frames(small=small)
-    parts = [get_featurizer(name).featurize(frames, progress=progress) for name in models]
-    features = merge_features(*parts)
-    chgnet = [name for name in models if name.startswith("chgnet")]
-    if sensitivity and chgnet:
-        kwargs["gradients"] = xr.merge([energy_gradients(frames, name, progress=progress) for name in chgnet])
-    return analyse_atoms(features, frames, **kwargs)

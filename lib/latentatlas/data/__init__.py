@@ -1,8 +1,8 @@
 """Small result files shipped inside the package, so every install can show its demos.
 
 ``demo_comparison.nc`` and ``demo_comparison_structure_level.nc`` (the dashboard's built-in
-comparison, written by ``python -m latentatlas.viz.demo``) and ``demo_concepts_shapes.nc``
-(the concept app's built-in analysis, ``python -m latentatlas.viz.concept_demo``). Both
+comparison, written by ``python -m latentatlas.demos.comparison``) and ``demo_concepts_shapes.nc``
+(the concept app's built-in analysis, ``python -m latentatlas.demos.concepts``). Both
 scripts write into this folder by default.
 """
 

@@ -16,21 +16,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..frames import check_frames
 from .cache import read_cached, write_cached
 
 __all__ = [
     "Featurizer",
     "UnsupportedElementError",
-    "check_frames",
     "file_digest",
-    "overlapping_frames",
     "package_dir",
-    "periodic_box",
 ]
-
-#: Atoms closer than this (Å) are treated as overlapping: no model was trained on that.
-MIN_DISTANCE = 0.5
-
 
 class UnsupportedElementError(ValueError):
     """Some structures contain elements the model was not trained on."""
@@ -248,172 +242,6 @@ class Featurizer:
             ds.attrs["n_skipped"] = int(len(skipped))
             ds.attrs["skipped_frames"] = skipped
         return ds
-
-
-def check_frames(frames) -> list:
-    """Validate structures for featurising; returns them as a list.
-
-    Raises
-    ------
-    TypeError
-        Not ase.Atoms.
-    ValueError
-        No structure, an empty structure, a periodic direction without a cell vector, or
-        overlapping atoms (closer than ``MIN_DISTANCE`` Å).
-    """
-    from ase import Atoms
-    from ase.neighborlist import neighbor_list
-
-    if isinstance(frames, Atoms):
-        frames = [frames]
-    frames = list(frames)
-    if not frames:
-        raise ValueError("no structure given; pass at least one ase.Atoms")
-    problems = {}
-    for i, atoms in enumerate(frames):
-        if not isinstance(atoms, Atoms):
-            raise TypeError(f"structure #{i} is a {type(atoms).__name__}, not ase.Atoms; read files with latentatlas.frames.read_frames")
-        if len(atoms) == 0:
-            problems[i] = f"#{i} has no atoms"
-            continue
-        flat = np.flatnonzero(atoms.pbc & (np.linalg.norm(atoms.cell.array, axis=1) < 1e-6)).tolist()
-        if flat:
-            problems[i] = f"#{i} {atoms.get_chemical_formula()} is periodic along axes {flat} but has no cell vector there (set atoms.cell or atoms.pbc=False)"
-    usable = [i for i in range(len(frames)) if i not in problems]
-    for i in overlapping_frames([frames[i] for i in usable], MIN_DISTANCE):
-        i = usable[i]
-        d = neighbor_list("d", frames[i], MIN_DISTANCE)
-        problems[i] = f"#{i} {frames[i].get_chemical_formula()} has atoms {d.min():.3f} Å apart (overlapping; minimum {MIN_DISTANCE} Å)"
-    if problems:
-        messages = [problems[i] for i in sorted(problems)]
-        shown = "; ".join(messages[:10]) + (f"; and {len(messages) - 10} more" if len(messages) > 10 else "")
-        raise ValueError(f"{len(messages)} unusable structure(s): {shown}; fix or remove them")
-    return frames
-
-
-def _half_shifts() -> tuple[np.ndarray, np.ndarray]:
-    """Periodic images worth looking at, for :func:`overlapping_frames`.
-
-    Returns
-    -------
-    shifts : ndarray of int, shape (13, 3)
-        The lattice translations n in {-1, 0, 1}^3 whose first non-zero entry is positive:
-        one of each pair +-n is enough, as atom j seen from atom i through n is atom i
-        seen from atom j through -n.
-    needed : ndarray of bool, shape (64, 13)
-        Row ``sum_k sides_k * 4**k``, where ``sides_k`` has bit 0 set if an atom is near the
-        low face of axis k and bit 1 if near the high one: which of its images can come
-        near the cell (moving +1 along k takes an atom near the low face just past the high one).
-    """
-    grid = np.array(list(np.ndindex(3, 3, 3))) - 1
-    shifts = grid[grid[np.arange(len(grid)), (grid != 0).argmax(1)] > 0]
-    sides = (np.arange(64)[:, None] >> (2 * np.arange(3))) & 3  # (64, 3)
-    allowed = (shifts[None] == 0) | ((shifts[None] > 0) & (sides[:, None] & 1 > 0)) | ((shifts[None] < 0) & (sides[:, None] & 2 > 0))
-    return shifts, allowed.all(2)
-
-
-_HALF_SHIFTS, _IMAGE_NEEDED = _half_shifts()
-
-
-def overlapping_frames(frames, cutoff: float) -> np.ndarray:
-    """Indices of the frames where two atoms, or an atom and a periodic image, are closer than ``cutoff`` Å.
-
-    Same answer as asking ``ase.neighborlist.neighbor_list("d", atoms, cutoff)`` of every
-    frame whether it is empty, but all frames go through one k-d tree: ase's pure-Python
-    cell list costs milliseconds per frame, more than featurising a small one with SOAP.
-
-    Parameters
-    ----------
-    frames : sequence of ase.Atoms
-        Non-empty, with a non-zero cell vector along every periodic axis.
-    cutoff : float
-
-    Returns
-    -------
-    ndarray of int, shape (n_overlapping,)
-        Sorted frame indices.
-    """
-    from scipy.spatial import cKDTree
-
-    if not len(frames):
-        return np.zeros(0, dtype=np.int64)
-    n_atoms = np.array([len(a) for a in frames])
-    owner = np.repeat(np.arange(len(frames)), n_atoms)
-    pbc = np.array([a.pbc for a in frames], dtype=bool)
-    cells = np.array([a.cell.array if a.pbc.any() else np.eye(3) for a in frames])
-    singular = np.flatnonzero(np.abs(np.linalg.det(cells)) < 1e-9)
-    for f in singular:  # slabs and wires may leave the cell empty along non-periodic axes
-        cells[f] = frames[f].cell.complete()
-    inverse = np.linalg.inv(cells)
-    frac = np.einsum("ai,aij->aj", np.concatenate([a.positions for a in frames]), inverse[owner])
-    frac = np.where(pbc[owner], frac % 1.0, frac)
-    # each frame gets its own value of a fourth coordinate, more than cutoff apart, so one
-    # tree holds every frame and pairs never cross frames (exact: equal values cancel)
-    points = np.column_stack([np.einsum("ai,aij->aj", frac, cells[owner]), owner * (cutoff + 1.0)])
-    tree = cKDTree(points)
-    close = np.zeros(len(frames), dtype=bool)
-    close[owner[tree.query_pairs(cutoff, output_type="ndarray")[:, 0]]] = True
-    # wrapped fractional coordinates differ by less than 1, so a close image lies at most
-    # floor(cutoff / plane spacing) + 1 cells away; beyond one cell (cells thinner than
-    # the cutoff) leave the frame to ase
-    spacing = 1.0 / np.linalg.norm(inverse, axis=1)
-    reach = np.where(pbc, np.floor(cutoff / spacing) + 1, 0)
-    thin = (reach > 1).any(1)
-    # an image can come within cutoff of the cell only if the atom lies within cutoff of
-    # every face it crosses: keep the (atom, shift) pairs where it does
-    margin = cutoff / spacing[owner]
-    sides = ((frac < margin) | 2 * (frac > 1.0 - margin)) * pbc[owner]
-    keep = _IMAGE_NEEDED[sides @ (4 ** np.arange(3))] & ~thin[owner][:, None]
-    atom, shift = np.nonzero(keep)
-    if len(atom):
-        images = points[atom].copy()
-        images[:, :3] += np.einsum("si,sij->sj", _HALF_SHIFTS[shift].astype(float), cells[owner[atom]])
-        distance, _ = tree.query(images, distance_upper_bound=cutoff)
-        close[owner[atom[np.isfinite(distance)]]] = True
-    if thin.any():
-        from ase.neighborlist import neighbor_list
-
-        for f in np.flatnonzero(thin & ~close):
-            close[f] = len(neighbor_list("i", frames[f], cutoff)) > 0
-    return np.flatnonzero(close)
-
-
-def periodic_box(atoms, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and cell under which ``atoms`` can be treated as periodic along all three axes.
-
-    For backends that need that. A frame with no periodic direction is put in an
-    orthorhombic box with ``cutoff + 2`` Å of vacuum on each side, so no atom sees an
-    image: results are those of the isolated frame. A partially periodic frame (a slab)
-    keeps its cell, which must already leave at least ``cutoff`` Å of vacuum along each
-    non-periodic axis.
-
-    Returns
-    -------
-    positions : ndarray of shape (n_atoms, 3)
-    cell : ndarray of shape (3, 3)
-        New arrays; rows are the cell vectors.
-
-    Raises
-    ------
-    ValueError
-        Too little vacuum along a non-periodic axis (the message says how to add it).
-    """
-    positions = atoms.get_positions()
-    if not atoms.pbc.any():
-        pad = cutoff + 2.0
-        return positions - positions.min(axis=0) + pad, np.diag(np.ptp(positions, axis=0) + 2 * pad)
-    cell = atoms.cell.array.copy()
-    for ax in np.flatnonzero(~atoms.pbc):
-        normal = np.cross(cell[(ax + 1) % 3], cell[(ax + 2) % 3])
-        normal /= np.linalg.norm(normal)
-        gap = abs(cell[ax] @ normal) - np.ptp(positions @ normal)
-        if gap < cutoff:
-            raise ValueError(
-                f"{atoms.get_chemical_formula()} is not periodic along axis {ax} but has only {gap:.2f} Å of "
-                f"vacuum there; this model treats cells as periodic and needs >= {cutoff} Å: "
-                f"use atoms.center(vacuum={cutoff / 2 + 1}, axis={ax})"
-            )
-    return positions, cell
 
 
 def package_dir(package: str) -> Path:

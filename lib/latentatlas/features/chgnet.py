@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Featurizer, file_digest, package_dir, periodic_box
+from ..frames import periodic_box
+from .base import Featurizer, file_digest, package_dir
 
 __all__ = ["CHGNetFeaturizer", "chgnet_checkpoint", "to_structure"]
 

@@ -187,7 +187,7 @@ def featurize_to_zarr(
     Parameters
     ----------
     frames : sequence of ase.Atoms
-        Checked here (see :func:`latentatlas.features.base.check_frames`); every model must
+        Checked here (see :func:`latentatlas.frames.check_frames`); every model must
         support their elements.
     layers : dict of featuriser name -> list of layer names
     path : str or Path
@@ -218,7 +218,7 @@ def featurize_to_zarr(
 
     from ..dataset import empty_features, feature_name
     from ..io import replace_store
-    from .base import check_frames
+    from ..frames import check_frames
 
     path = Path(path)
     frames = check_frames(frames)

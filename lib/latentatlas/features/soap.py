@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 from featomic.systems import SystemBase
 
-from .base import Featurizer, periodic_box
+from ..frames import periodic_box
+from .base import Featurizer
 
 __all__ = ["SoapFeaturizer"]
 

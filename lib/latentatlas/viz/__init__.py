@@ -1,14 +1,16 @@
 """Panel viewers of comparison and concept-analysis results: served (``latentatlas serve``), in notebooks, or exported.
 
+- :mod:`~latentatlas.viz.fre`: the FRE app (``/atlas``);
+- :mod:`~latentatlas.viz.concepts`: the concept app (``/concepts``);
+- shared by both: the 3D structure viewer (:mod:`~latentatlas.viz.structure`), static export
+  (:mod:`~latentatlas.viz.export`), notebook display (:mod:`~latentatlas.viz.show`), serving
+  and uploads (:mod:`~latentatlas.viz.serving`, :mod:`~latentatlas.viz.upload`).
+
 Panel, HoloViews and Bokeh are imported here and only here; ``import latentatlas`` stays light.
 """
 
-from .atlas import Atlas
-from .concept_atlas import ConceptAtlas
-from .concept_examples import ConceptExamples
-from .concepts import ConceptGraph, ConceptHeatmap, ConceptProfile
-from .drilldown import DrillDown
-from .fre_matrix import FREMatrix
+from .concepts import ConceptAtlas, ConceptExamples, ConceptGraph, ConceptHeatmap, ConceptProfile
+from .fre import Atlas, DrillDown, FREMatrix
 from .structure import StructureViewer
 
 __all__ = [

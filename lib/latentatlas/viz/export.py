@@ -21,12 +21,12 @@ import panel as pn
 from bokeh.resources import INLINE
 
 from ..schema import METRICS, kind_of, metric_label
-from .atlas import INTRO, TITLE, metric_help
+from .fre.app import INTRO, TITLE, metric_help
 from ..schema import kind_of, metric_label
-from .data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
-from .model_map import model_map_figure
-from .drilldown import DrillDown
-from .fre_matrix import FREMatrix
+from .fre.data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
+from .fre.model_map import model_map_figure
+from .fre.drilldown import DrillDown
+from .fre.matrix import FREMatrix
 from .structure import structure_gallery
 
 __all__ = ["export_html", "inline_cdn_links", "save_offline", "static_report"]
@@ -137,7 +137,7 @@ def export_html(result, path: str | Path, *, title: str = "latentatlas report", 
         Structures offered in the static 3D viewer of a comparison.
     """
     if kind_of(result) == "concepts":
-        from .concept_atlas import concept_report
+        from .concepts.app import concept_report
 
         return save_offline(concept_report(result), path, title=title)
     return save_offline(static_report(result, max_structures=max_structures), path, title=title)

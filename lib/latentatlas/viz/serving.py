@@ -1,4 +1,4 @@
-"""What every served session of the apps needs before its views are built."""
+"""What the served apps share: local resources for every session, links between sibling apps."""
 
 from __future__ import annotations
 
@@ -20,3 +20,13 @@ def local_resources() -> None:
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
         doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
+
+
+def app_link(app: str, text: str) -> list:
+    """A link to a sibling app of the same server, or nothing outside a server session.
+
+    The apps are served side by side (``/atlas``, ``/concepts``), so the relative link
+    works behind any prefix; in a notebook or a static file there is no sibling to link to.
+    """
+    session = pn.state.curdoc.session_context if pn.state.curdoc else None
+    return [pn.pane.Markdown(f"[{text}](./{app})", margin=(0, 10))] if session else []

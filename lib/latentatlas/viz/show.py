@@ -6,8 +6,8 @@ from pathlib import Path
 
 import panel as pn
 
-from .atlas import Atlas
-from .concept_atlas import ConceptAtlas
+from .fre.app import Atlas
+from .concepts.app import ConceptAtlas
 from ..schema import kind_of
 
 

@@ -19,7 +19,7 @@ from bokeh.models import ColorBar, ColumnDataSource, CustomJS, DataRange1d, Hove
 from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 
-from .data import check_comparison
+from ..schema import check_comparison
 
 _CELL_EDGES = [(0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 3), (2, 6), (3, 7), (4, 5), (4, 6), (5, 7), (6, 7)]
 _ERROR_PALETTE = Inferno256[:240]  # the brightest yellows vanish on white

@@ -8,11 +8,11 @@ import panel as pn
 import param
 import xarray as xr
 
-from .atlas import app_link
-from .concept_data import builtin_concepts_path, check_concepts, load_concepts
-from .concept_examples import ConceptExamples
-from .concepts import ConceptGraph, ConceptHeatmap, ConceptProfile
-from .upload import open_upload
+from ..serving import app_link
+from .data import builtin_concepts_path, check_concepts, load_concepts
+from .examples import ConceptExamples
+from .views import ConceptGraph, ConceptHeatmap, ConceptProfile
+from ..upload import open_upload
 
 __all__ = ["ConceptAtlas", "concept_report"]
 

@@ -1,6 +1,6 @@
 """The built-in demo comparison the dashboard opens on: real features of the built-in structures.
 
-``python -m latentatlas.viz.demo [--small] [--out FOLDER]`` (re)writes
+``python -m latentatlas.demos.comparison [--small] [--out FOLDER]`` (re)writes
 ``demo_comparison.nc`` (atom level) and ``demo_comparison_structure_level.nc``
 (progressive cumulants κ1..κ2 of the same feature sets) from the shipped models, by default
 into the package's data folder (:mod:`latentatlas.data`).

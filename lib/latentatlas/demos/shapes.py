@@ -451,9 +451,9 @@ def cue_demo(
         ``bias``, ``planted_concept``, ``planted_class`` and ``model_accuracy`` (on all
         analysed images).
     """
-    from .activations import capture_activations
-    from .presence import analyse_concepts
-    from .sensitivity import capture_gradients
+    from ..concepts.activations import capture_activations
+    from ..concepts.presence import analyse_concepts
+    from ..concepts.sensitivity import capture_gradients
 
     generator_kwargs = dict(generator_kwargs or {})
     train = make(n_train, image_size=image_size, bias=bias, seed=seed, **generator_kwargs)

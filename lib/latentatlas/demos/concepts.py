@@ -1,10 +1,10 @@
 """The built-in concept result the concept app opens on: the biased shapes demo, compacted.
 
-``python -m latentatlas.viz.concept_demo [--from shapes.nc] [--out FILE]``
-runs :func:`latentatlas.concepts.shapes.shapes_demo` with ``bias=0.9`` (about two minutes on
+``python -m latentatlas.demos.concepts [--from shapes.nc] [--out FILE]``
+runs :func:`latentatlas.demos.shapes.shapes_demo` with ``bias=0.9`` (about two minutes on
 a CPU; the same as ``latentatlas concepts --demo shapes --out shapes.nc``), or reads such a
 file, and writes it without the held-out images: they are redrawn on demand from the
-recorded :func:`~latentatlas.concepts.shapes.make_shapes` parameters (checked here to
+recorded :func:`~latentatlas.demos.shapes.make_shapes` parameters (checked here to
 reproduce the stored images exactly), which keeps the shipped data under 1 MB. The default
 output is the package's data folder (:mod:`latentatlas.data`).
 """
@@ -19,14 +19,14 @@ from .. import data as shipped
 
 
 def compact(result: xr.Dataset) -> xr.Dataset:
-    """``result`` of :func:`~latentatlas.concepts.shapes.shapes_demo` without ``image``, probabilities as float32.
+    """``result`` of :func:`~latentatlas.demos.shapes.shapes_demo` without ``image``, probabilities as float32.
 
     Raises
     ------
     ValueError
         The stored images are not the ones :func:`make_shapes` redraws from the result's settings.
     """
-    from .concept_data import example_images
+    from ..viz.concepts.data import example_images
 
     if result.attrs.get("demo") != "shapes" or "image" not in result.data_vars:
         raise ValueError("compact() takes a shapes demo result with its images (latentatlas concepts --demo shapes)")
@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     if args.source:
         result = load(args.source)
     else:
-        from ..concepts.shapes import shapes_demo
+        from .shapes import shapes_demo
 
         result = shapes_demo(0.9)
     small = compact(result)

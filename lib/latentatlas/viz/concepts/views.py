@@ -1,7 +1,7 @@
 """Viewers of a concept analysis: knowledge graph, per-layer profile, layer x concept heatmap.
 
 All three draw Bokeh data sources whose per-layer and per-node contents are precomputed
-(:mod:`latentatlas.viz.concept_data`), and small Bokeh callbacks swap them in the browser when
+(:mod:`latentatlas.viz.concepts.data`), and small Bokeh callbacks swap them in the browser when
 a node is tapped or a layer is chosen. So the same views stay interactive in the static HTML
 export; when served, Python hears the same taps and updates the example pane.
 """
@@ -32,8 +32,8 @@ from bokeh.layouts import column
 from bokeh.plotting import figure
 from bokeh.transform import dodge
 
-from ..concepts.graph import AGREEMENT_COLOURS
-from .concept_data import check_concepts, default_selection, graph_tables, node_id, profiles, sensitivity_cells
+from ...concepts.graph import AGREEMENT_COLOURS
+from .data import check_concepts, default_selection, graph_tables, node_id, profiles, sensitivity_cells
 
 __all__ = ["ConceptGraph", "ConceptHeatmap", "ConceptProfile"]
 
@@ -236,7 +236,7 @@ class ConceptGraph(pn.viewable.Viewer):
 
 
 class ConceptProfile(pn.viewable.Viewer):
-    """One graph node across all layers (see :func:`~latentatlas.viz.concept_data.profiles`).
+    """One graph node across all layers (see :func:`~latentatlas.viz.concepts.data.profiles`).
 
     Solid lines are measured at each layer, dashed ones are references (permuted-label
     baseline, dataset presence); hover a point for its value.
@@ -298,7 +298,7 @@ class ConceptHeatmap(pn.viewable.Viewer):
     MOAD; an asterisk marks accuracies significantly above the baseline. Where the result
     has concept sensitivities, a toggle (:attr:`show`) switches to them: per cell the class
     whose output moves most significantly along the concept (see
-    :func:`~latentatlas.viz.concept_data.sensitivity_cells`). The chosen :attr:`layer` is
+    :func:`~latentatlas.viz.concepts.data.sensitivity_cells`). The chosen :attr:`layer` is
     outlined; tapping a cell sets :attr:`layer` and :attr:`concept`.
     """
 

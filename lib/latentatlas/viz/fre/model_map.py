@@ -8,7 +8,7 @@ from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-from ..schema import metric_label
+from ...schema import metric_label
 
 
 def model_map_figure(ds: xr.Dataset, metric: str):

@@ -9,14 +9,15 @@ import panel as pn
 import param
 import xarray as xr
 
-from ..schema import feature_sets, kind_of, metric_label
+from ...schema import feature_sets, kind_of, metric_label
 from .data import (METRICS, as_levels, demo_comparison_paths, load_levels, metric_unit, metrics_of,
                    per_atom_errors, pointwise_metrics_of)
 from .drilldown import DrillDown
-from .fre_matrix import FREMatrix
+from .matrix import FREMatrix
 from .model_map import model_map_figure
-from .structure import StructureViewer
-from .upload import open_upload
+from ..structure import StructureViewer
+from ..serving import app_link
+from ..upload import open_upload
 
 TITLE = "latentatlas: what do the latent features of interatomic potentials share?"
 
@@ -28,16 +29,6 @@ INTRO = (
 )
 #: how the served dashboard continues :data:`INTRO` (the static report cannot open structures on selection)
 SERVED_INTRO = ", select samples to open their structure in 3D."
-
-
-def app_link(app: str, text: str) -> list:
-    """A link to a sibling app of the same server, or nothing outside a server session.
-
-    The apps are served side by side (``/atlas``, ``/concepts``), so the relative link
-    works behind any prefix; in a notebook or a static file there is no sibling to link to.
-    """
-    session = pn.state.curdoc.session_context if pn.state.curdoc else None
-    return [pn.pane.Markdown(f"[{text}](./{app})", margin=(0, 10))] if session else []
 
 
 def metric_help(metrics) -> str:
@@ -54,7 +45,7 @@ def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
     ValueError
         The file is not netCDF, or is neither a comparison nor a features file.
     """
-    from ..io import load
+    from ...io import load
 
     return comparison_levels(load(path), Path(path).name)
 
@@ -72,7 +63,7 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
                          "file: open it in the concept app (/concepts, or 'latentatlas serve RESULT.nc')")
     if kind_of(ds) == "comparison":
         return as_levels(ds.load())  # results are small: read a lazily opened (zarr) comparison once
-    from ..compare import compare
+    from ...compare import compare
 
     names = feature_sets(ds)
     if len(names) < 2:

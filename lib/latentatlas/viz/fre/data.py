@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .. import schema
-from ..schema import check_comparison, default_pair, metrics_of, pointwise_metrics_of, sample_dim
-from ..similarity.registry import MEASURES
+from ... import schema
+from ...schema import check_comparison, default_pair, metrics_of, pointwise_metrics_of, sample_dim
+from ...similarity.registry import MEASURES
 
 __all__ = [
     "METRICS",
@@ -143,13 +143,13 @@ def demo_comparison_paths() -> list[Path]:
     FileNotFoundError
         When no ``demo_comparison*.nc`` exists, saying how to create it.
     """
-    from .. import data as shipped
+    from ... import data as shipped
 
     data = shipped.folder()
     paths = sorted(data.glob("demo_comparison*.nc"))
     if not paths:
         raise FileNotFoundError(
-            f"no built-in comparison found in {data}; run 'python -m latentatlas.viz.demo' to create it, "
+            f"no built-in comparison found in {data}; run 'python -m latentatlas.demos.comparison' to create it, "
             "or pass a comparison file"
         )
     return paths
@@ -163,7 +163,7 @@ def load_levels(paths) -> dict[str, xr.Dataset]:
     paths : str, Path, sequence of them, or mapping label -> path
         Without labels, each file is labelled by its content (atom or structure level).
     """
-    from ..io import load
+    from ...io import load
 
     if isinstance(paths, Mapping):
         return as_levels({label: load(p).load() for label, p in paths.items()})

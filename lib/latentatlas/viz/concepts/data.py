@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..schema import check_concepts, kind_of
+from ...schema import check_concepts, kind_of
 
 __all__ = [
     "builtin_concepts_path",
@@ -40,7 +40,7 @@ def is_concept_result(ds) -> bool:
 
 def load_concepts(path: str | Path) -> xr.Dataset:
     """Read and check a concept-result netCDF file (see :func:`check_concepts`)."""
-    from ..io import load
+    from ...io import load
 
     return check_concepts(load(path), Path(path).name)
 
@@ -53,11 +53,11 @@ def builtin_concepts_path() -> Path:
     FileNotFoundError
         Saying how to create it.
     """
-    from .. import data as shipped
+    from ... import data as shipped
 
     path = shipped.folder() / "demo_concepts_shapes.nc"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; run 'python -m latentatlas.viz.concept_demo' to create it")
+        raise FileNotFoundError(f"{path} is missing; run 'python -m latentatlas.demos.concepts' to create it")
     return path
 
 
@@ -69,7 +69,7 @@ def node_id(kind: str, name: str) -> str:
 def default_selection(result: xr.Dataset) -> tuple[str, str, str]:
     """(layer, concept, class) to open on: the strongest suspected spurious link, else the last layer's
     largest excess among encoded concepts."""
-    from ..concepts import spurious_correlations
+    from ...concepts import spurious_correlations
 
     flagged = spurious_correlations(result)
     strength = np.minimum(result["excess"], result["class_excess"]).transpose("layer", "concept", "class")
@@ -97,7 +97,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
         ``sensitivity``, ``derivative``, ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
         ``alpha``, ``color``, ``width``), each a dict of lists.
     """
-    from ..concepts import knowledge_graph
+    from ...concepts import knowledge_graph
 
     layers = [str(v) for v in result["layer"].values]
     class_accuracy = result["class_accuracy"].transpose("layer", "class")
@@ -229,7 +229,7 @@ def profiles(result: xr.Dataset, max_concepts: int = 3) -> dict[str, dict]:
         ``label``, ``color``, ``dash``, ``width``: one row per line) and ``points`` (``x``,
         ``y``, ``label``, ``color``: one row per (line, layer), for hover).
     """
-    from ..concepts import spurious_correlations
+    from ...concepts import spurious_correlations
 
     layers = [str(v) for v in result["layer"].values]
     classes = [str(v) for v in result["class"].values]
@@ -274,8 +274,8 @@ def example_images(result: xr.Dataset, samples) -> np.ndarray:
     """RGB images of analysed samples of a shapes result.
 
     The images come from the result's ``image`` variable or, in a compacted file (see
-    :mod:`latentatlas.viz.concept_demo`), are redrawn with
-    :func:`latentatlas.concepts.shapes.make_shapes` from the parameters in the attributes
+    :mod:`latentatlas.demos.concepts`), are redrawn with
+    :func:`latentatlas.demos.shapes.make_shapes` from the parameters in the attributes
     ``images_n``, ``images_size``, ``images_bias``, ``images_seed`` (the drawing is deterministic).
 
     Parameters
@@ -308,7 +308,7 @@ def example_images(result: xr.Dataset, samples) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def _drawn_shapes(n: int, size: int, bias: float, seed: int) -> np.ndarray:
     """All images of one make_shapes call as uint8 (n, 3, size, size), drawn once per process."""
-    from ..concepts.shapes import make_shapes
+    from ...demos.shapes import make_shapes
 
     return np.round(make_shapes(n, image_size=size, bias=bias, seed=seed)["images"] * 255).astype(np.uint8)
 
@@ -325,8 +325,8 @@ def frames_for(result: xr.Dataset):
         None when the result is not per atom or its frames are not a built-in set (pass them
         explicitly to the viewer then).
     """
-    from ..frames import fingerprint
-    from ..structures import builtin_frames
+    from ...frames import fingerprint
+    from ...structures import builtin_frames
 
     wanted = result.attrs.get("fingerprint")
     if "sample_structure" not in result.coords or not wanted:

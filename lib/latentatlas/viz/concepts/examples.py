@@ -9,8 +9,8 @@ import xarray as xr
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
-from ..concepts import examples
-from .concept_data import check_concepts, default_selection, example_images, frames_for
+from ...concepts import examples
+from .data import check_concepts, default_selection, example_images, frames_for
 
 __all__ = ["ConceptExamples"]
 
@@ -111,7 +111,7 @@ class ConceptExamples(pn.viewable.Viewer):
         if self.frames is None:
             return pn.Column(listing, pn.pane.Markdown(
                 "*Structures unavailable: these atoms are not from a built-in set; pass `frames=` to show them.*"))
-        from .structure import structure_figure
+        from ..structure import structure_figure
 
         structure = int(self.result["sample_structure"].sel(sample=idx[0]))
         atoms = self.frames[structure]

@@ -10,9 +10,9 @@ from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMappe
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
-from ..diagnostics import cell_marks, cell_notes
-from ..schema import metric_label
-from ..similarity.registry import MEASURES
+from ...diagnostics import cell_marks, cell_notes
+from ...schema import metric_label
+from ...similarity.registry import MEASURES
 from .data import check_comparison, default_pair, learning_curve_of, metric_unit, metrics_of, pair_key
 
 

@@ -17,7 +17,7 @@ from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
-from ..schema import metric_label
+from ...schema import metric_label
 from .data import check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
