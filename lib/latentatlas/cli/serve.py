@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
     def atlas_app():
         local_resources()
-        return Atlas(levels).__panel__()
+        return Atlas(levels).template()
 
     def concept_app():
         local_resources()

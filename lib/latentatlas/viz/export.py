@@ -20,13 +20,14 @@ import numpy as np
 import panel as pn
 from bokeh.resources import INLINE
 
-from ..schema import METRICS, kind_of, metric_label
-from .fre.app import INTRO, TITLE, metric_help
 from ..schema import kind_of, metric_label
+from .fre.app import INTRO, TITLE
 from .fre.data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
-from .fre.model_map import model_map_figure
 from .fre.drilldown import DrillDown
+from .fre.help import help_icon, metric_help
 from .fre.matrix import FREMatrix
+from .fre.model_map import model_map_figure
+from .fre.state import FREState
 from .structure import structure_gallery
 
 __all__ = ["export_html", "inline_cdn_links", "save_offline", "static_report"]
@@ -57,13 +58,10 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
     for level, ds in levels.items():
         for metric in metrics_of(ds):
             seen.add(metric)
-            matrix = FREMatrix(ds, metric=metric)
-            pointwise = pointwise_metrics_of(ds)
-            drill = DrillDown(ds, metric=metric if metric in pointwise else pointwise[0], pair=matrix.pair)
-            drill.link(matrix.source)
-            label = metric_label(metric)
-            views = [matrix, *[pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None], drill]
-            tabs.append((f"{label} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
+            state = FREState({level: ds}, metric=metric)  # one per tab: each tab's clicks stay in it
+            model_map = [pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None]
+            views = [FREMatrix(state=state, offline=True), *model_map, DrillDown(state=state, offline=True)]
+            tabs.append((f"{metric_label(metric)} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
     first = next(iter(levels.values()))
     frames = frames_from_features(first)
     chosen = _showcase(first, pointwise_metrics_of(first)[0], max_structures)
@@ -76,7 +74,8 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
                          sizing_mode="stretch_width"),
         pn.pane.Markdown(metric_help([m for m in METRICS if m in seen]), sizing_mode="stretch_width"),
         pn.Tabs(*tabs, sizing_mode="stretch_width", dynamic=False),
-        pn.pane.Markdown(f"### Structures\n{len(chosen)} of {len(frames)} structures (the worst reconstructed, "
+        pn.Row(pn.pane.Markdown("### Structures", margin=(0, 5)), help_icon("structure")),
+        pn.pane.Markdown(f"{len(chosen)} of {len(frames)} structures (the worst reconstructed, "
                          "at least one per subset); atoms in Jmol colours, bonds, unit cell; positions in Å. "
                          "Per-atom error colours need the served dashboard (`latentatlas serve`)."),
         structures,

@@ -1,23 +1,36 @@
-"""The composed dashboard: FRE matrix -> drill-down -> 3D structure, plus load-your-own."""
+"""The FRE app: FRE matrix beside the 3D structure, drill-down below, controls, downloads, load-your-own.
+
+:class:`Atlas` is thin: it makes one :class:`~latentatlas.viz.fre.state.FREState`, hands it to
+every view (:class:`~latentatlas.viz.fre.matrix.FREMatrix`,
+:class:`~latentatlas.viz.fre.drilldown.DrillDown`, the model map, the shared 3D
+:class:`~latentatlas.viz.structure.StructureViewer`) and lays them out: as a plain layout
+(``__panel__``: notebooks, ``latentatlas.show``) or in a Panel template with the controls in
+a sidebar (:meth:`Atlas.template`: ``latentatlas serve`` and ``app/atlas.py``). Static exports
+use neither (:mod:`latentatlas.viz.export`).
+
+What is built when: constructing an Atlas builds the state, the views' Bokeh models and the
+widgets (no data is read beyond the comparison given); the template is built by
+:meth:`Atlas.template`; a new level or file updates the views in place.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import panel as pn
 import param
 import xarray as xr
 
 from ...schema import feature_sets, kind_of, metric_label
-from .data import (METRICS, as_levels, demo_comparison_paths, load_levels, metric_unit, metrics_of,
-                   per_atom_errors, pointwise_metrics_of)
+from ..serving import app_link
+from ..structure import StructureViewer
+from ..upload import open_upload
+from .data import as_levels, demo_comparison_paths, per_atom_errors
 from .drilldown import DrillDown
+from .help import help_icon, metric_help
 from .matrix import FREMatrix
 from .model_map import model_map_figure
-from ..structure import StructureViewer
-from ..serving import app_link
-from ..upload import open_upload
+from .state import FREState, view_state
 
 TITLE = "latentatlas: what do the latent features of interatomic potentials share?"
 
@@ -29,12 +42,6 @@ INTRO = (
 )
 #: how the served dashboard continues :data:`INTRO` (the static report cannot open structures on selection)
 SERVED_INTRO = ", select samples to open their structure in 3D."
-
-
-def metric_help(metrics) -> str:
-    """Markdown list explaining each metric, with the unit its plots are labelled in."""
-    return "\n".join(f"- **{METRICS[m][0]}**: {METRICS[m][1]} Colour scale: {metric_unit(m)}."
-                     for m in metrics if m in METRICS)
 
 
 def comparison_from_file(path: str | Path) -> dict[str, xr.Dataset]:
@@ -76,146 +83,140 @@ def comparison_levels(ds: xr.Dataset, name: str) -> dict[str, xr.Dataset]:
     return as_levels(compare(ds, names=names, n_local_points=int(min(100, max(4, n_samples // 4)))))
 
 
+def _heading(text: str, plot: str | None = None) -> pn.Row:
+    """A small heading, with the plot's "what is this?" icon."""
+    return pn.Row(pn.pane.Markdown(f"### {text}", margin=(0, 5)), *([help_icon(plot)] if plot else []))
+
+
 class Atlas(pn.viewable.Viewer):
-    """The whole dashboard on one comparison (or several levels of one).
+    """The whole FRE app on one comparison (or several levels of one).
 
     Parameters
     ----------
     comparison : xarray.Dataset, mapping label -> Dataset, path(s) of comparison files, or None
         None: the built-in demo comparison shipped in ``data/``.
+    state : FREState, optional
+        Instead of ``comparison``: the state to show (shared with other views).
+    **params
+        Initial values of the state (``level``, ``metric``, ``pair``, ...).
     """
 
-    level = param.Selector(objects=["atom level"], doc="Atom-level or structure-level (cumulant) features")
-    metric = param.Selector(objects=["gfre"], doc="FRE metric shown")
+    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by every view)")
 
-    def __init__(self, comparison=None, **params):
-        super().__init__(**params)
-        if comparison is None:
-            comparison = demo_comparison_paths()
-        if isinstance(comparison, (str, Path, list, tuple)) or (
-            isinstance(comparison, dict) and all(isinstance(v, (str, Path)) for v in comparison.values())
-        ):
-            self.levels = load_levels(comparison)
-        else:
-            self.levels = as_levels(comparison)
+    def __init__(self, comparison=None, *, state=None, **params):
+        # None: the built-in demo (the views shown alone need a comparison)
+        state = view_state(comparison, state, params) if comparison is not None or state is not None else \
+            view_state(demo_comparison_paths(), None, params)
+        super().__init__(state=state, **params)
+        self.matrix = FREMatrix(state=state)
+        self.drill = DrillDown(state=state)
+        self.viewer = self._viewer()
+        self._viewer_slot = pn.Column(self.viewer, sizing_mode="stretch_width")
+        self._map = pn.pane.Bokeh(model_map_figure(state.comparison, state.metric))
+        self._drill_note = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
         self._upload.param.watch(self._on_upload, ["value", "filename"])
-        self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
-        self._views = pn.Column(sizing_mode="stretch_width")
-        self._level_widget = pn.widgets.Select.from_param(self.param.level, name="Level", width=220)
-        self._metric_widget = pn.widgets.RadioButtonGroup.from_param(self.param.metric, name="Metric")
-        self._set_levels(self.levels)
+        self._level_widget = pn.widgets.Select.from_param(state.param.level, name="Level", sizing_mode="stretch_width")
+        self._metric_widget = pn.widgets.RadioButtonGroup.from_param(state.param.metric, name="Metric",
+                                                                     orientation="vertical")
+        self._sources_widget = pn.widgets.MultiChoice.from_param(state.param.sources, name="Feature sets (rows and columns)",
+                                                                 sizing_mode="stretch_width")
+        self._views = self._layout_views()
+        self._on_comparison()
+        self._on_metric()
+        self._on_viewer()
+        state.param.watch(self._on_comparison, "comparison")
+        state.param.watch(self._on_metric, ["metric", "drill_metric"])
+        state.param.watch(self._on_viewer, ["comparison", "drill_metric", "pair", "structure"])
 
-    def _set_levels(self, levels: dict[str, xr.Dataset]):
-        self.levels = levels
-        labels = list(levels)
-        self.param.level.objects = labels
-        with param.parameterized.discard_events(self):
-            self.level = labels[0]
-        self._build()
+    @property
+    def levels(self) -> dict[str, xr.Dataset]:
+        return self.state.levels
 
-    @param.depends("level", watch=True)
-    def _build(self):
-        ds = self.levels[self.level]
-        metrics = metrics_of(ds)
-        self.param.metric.objects = metrics
-        self._metric_widget.options = {metric_label(m): m for m in metrics}
-        with param.parameterized.discard_events(self):
-            self.metric = self.metric if self.metric in metrics else metrics[0]
-        self.matrix = FREMatrix(ds, metric=self.metric)
-        self.drill = DrillDown(ds, metric=self._drill_metric(), pair=self.matrix.pair)
-        self.drill.link(self.matrix.source)
-        self._map = pn.pane.Bokeh(model_map_figure(ds, self.metric), visible=f"{self.metric}_map" in ds)
-        self._drill_note = pn.pane.Markdown(self._drill_text(), sizing_mode="stretch_width")
-        errors = per_atom_errors(ds, self.drill.metric, *self.matrix.pair)
-        self.viewer = StructureViewer(ds, color_by="error" if errors is not None else "element")
-        self.matrix.param.watch(self._on_pair, "pair")
-        self.drill.param.watch(self._on_structure, "structure")
-        self._on_pair()
-        self._on_structure()
-        self._help.object = metric_help(metrics)
-        sources = pn.widgets.MultiChoice.from_param(self.matrix.param.sources, name="Feature sets (rows and columns)",
-                                                    sizing_mode="stretch_width")
-        n = ds.sizes["structure"]
-        splits = ds[self.metric].attrs.get("n_splits", ds.attrs.get("n_splits", "?"))
-        self._views.objects = [
-            pn.pane.Markdown(f"### Feature reconstruction matrix ({self.level}: {ds.sizes.get('source')} feature sets, "
-                             f"{n} structures, {splits} train/test splits)"),
-            sources,
-            self.matrix,
-            self._map,
-            pn.pane.Markdown("### Drill-down: the selected pair on every test sample\n"
-                             "Box- or lasso-select points in either plot to highlight them in both; "
-                             "the structure of the selected sample with the largest error opens below."),
-            self._drill_note,
-            self.drill,
-            pn.pane.Markdown("### Structure\nAtoms in Jmol colours with covalent bonds and the unit cell; "
-                             "hover an atom for its index, element and error. Positions in Å."),
-            self.viewer,
-        ]
+    def _viewer(self) -> StructureViewer:
+        s = self.state
+        errors = per_atom_errors(s.comparison, s.drill_metric, *s.pair)
+        return StructureViewer(s.comparison, color_by="error" if errors is not None else "element")
 
-    def _drill_metric(self) -> str:
-        """The metric itself, or (CKA, CCA, ... have no per-sample form) the first one that has one."""
-        pointwise = pointwise_metrics_of(self.levels[self.level])
-        return self.metric if self.metric in pointwise else pointwise[0]
+    def _on_comparison(self, *_):
+        ds = self.state.comparison
+        if ds.attrs.get("fingerprint") != self.viewer.comparison.attrs.get("fingerprint"):
+            self.viewer = self._viewer()  # other frames: a viewer of them
+            self._viewer_slot.objects = [self.viewer]
+        self._metric_widget.options = {metric_label(m): m for m in self.state.param.metric.objects}
+        self._help.object = metric_help(self.state.param.metric.objects)
 
-    def _drill_text(self) -> str:
-        drill = self._drill_metric()
-        if drill == self.metric:
-            return ""
-        name = lambda m: metric_label(m)  # noqa: E731
-        return (f"*{name(self.metric)} has no per-sample form: the drill-down shows {name(drill)} "
-                "for the selected pair.*")
+    def _on_metric(self, *_):
+        s = self.state
+        self._map.object = model_map_figure(s.comparison, s.metric)
+        self._map.visible = self._map.object is not None
+        self._drill_note.object = "" if s.drill_metric == s.metric else (
+            f"*{metric_label(s.metric)} has no per-sample form: the drill-down shows {metric_label(s.drill_metric)} "
+            "for the selected pair.*")
 
-    @param.depends("metric", watch=True)
-    def _new_metric(self):
-        ds = self.levels[self.level]
-        self.matrix.metric = self.metric
-        self.drill.metric = self._drill_metric()
-        self._drill_note.object = self._drill_text()
-        self._map.object = model_map_figure(ds, self.metric)
-        self._map.visible = f"{self.metric}_map" in ds
-        self._on_pair()
-
-    def _on_pair(self, *_):
-        ds = self.levels[self.level]
-        self.drill.pair = self.matrix.pair
-        metric = self.drill.metric
-        errors = per_atom_errors(ds, metric, *self.matrix.pair)
-        label = f"{metric_label(metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
-        self.viewer.param.update(atom_errors=errors, error_label=label)
-
-    def _on_structure(self, *_):
-        if self.drill.structure is None:
-            errors = np.asarray(self.drill.points.data["error"])
-            self.drill.structure = int(self.drill.points.data["structure"][int(np.nanargmax(errors))])
-        self.viewer.structure = self.drill.structure
+    def _on_viewer(self, *_):
+        s = self.state
+        self.viewer.param.update(atom_errors=per_atom_errors(s.comparison, s.drill_metric, *s.pair),
+                                 error_label=s.title, structure=s.structure)
 
     def _on_upload(self, *_):
         def open_file(path, name):
             levels = comparison_from_file(path)
-            self._set_levels({f"{name}: {label}": ds for label, ds in levels.items()})
+            self.state.show({f"{name}: {label}": ds for label, ds in levels.items()})
 
         open_upload(self._upload.value, self._upload.filename, open_file, message=self._message, busy=self._views)
 
-    def __panel__(self):
-        controls = pn.Row(
+    def _controls(self) -> list:
+        return [
             self._level_widget,
-            pn.Column(pn.pane.Markdown("**Metric**", margin=(0, 5)), self._metric_widget),
-            pn.Column(pn.pane.Markdown("**Load your own** comparison or features netCDF "
-                                       "(`latentatlas featurize ... --out features.nc`)", margin=(0, 5)),
-                      self._upload),
+            pn.pane.Markdown("**Metric**", margin=(0, 10)),
+            self._metric_widget,
+            self._sources_widget,
+            pn.pane.Markdown("**Load your own** comparison or features netCDF "
+                             "(`latentatlas featurize ... --out features.nc`)", margin=(0, 10)),
+            self._upload,
+        ]
+
+    def _layout_views(self) -> pn.Column:
+        """Matrix beside the 3D structure (as chemiscope puts map and structure), the drill-down below."""
+        return pn.Column(
+            self._message,
+            pn.Row(
+                pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map,
+                          sizing_mode="stretch_width", min_width=360),
+                pn.Column(_heading("Structure", "structure"), self._viewer_slot, sizing_mode="stretch_width",
+                          min_width=300),
+                sizing_mode="stretch_width",
+            ),
+            _heading("Drill-down: the selected pair on every test sample"),
+            self._drill_note,
+            self.drill,
             sizing_mode="stretch_width",
         )
+
+    def _intro(self) -> list:
+        return [pn.pane.Markdown(f"{INTRO}{SERVED_INTRO}", sizing_mode="stretch_width"),
+                *app_link("concepts", "→ Concept knowledge graphs: which concepts each layer of a model encodes")]
+
+    def template(self, **params) -> pn.template.FastListTemplate:
+        """The app in a Panel template: controls and metric help in the sidebar, views in the main area."""
+        params = {"title": "latentatlas", "sidebar_width": 280, **params}
+        return pn.template.FastListTemplate(
+            sidebar=[*self._controls(), pn.pane.Markdown("**Metrics**", margin=(10, 10, 0, 10)), self._help],
+            main=[pn.Column(pn.pane.Markdown(f"## {TITLE}"), *self._intro(), self._views, sizing_mode="stretch_width")],
+            **params,
+        )
+
+    def __panel__(self):
+        level, metric_title, metric, *rest = self._controls()
         return pn.Column(
-            pn.pane.Markdown(f"# {TITLE}\n{INTRO}{SERVED_INTRO}", sizing_mode="stretch_width"),
-            *app_link("concepts", "→ Concept knowledge graphs: which concepts each layer of a model encodes"),
+            pn.pane.Markdown(f"# {TITLE}", sizing_mode="stretch_width"),
+            *self._intro(),
+            pn.Row(level, pn.Column(metric_title, metric), pn.Column(*rest), sizing_mode="stretch_width"),
             self._help,
-            controls,
-            self._message,
             self._views,
             sizing_mode="stretch_width",
             max_width=1500,
         )
-

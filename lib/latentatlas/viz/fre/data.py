@@ -1,4 +1,4 @@
-"""Reading a comparison Dataset for display: checks, per-pair tables, per-atom errors.
+"""Reading a comparison Dataset for display: checks, per-pair tables, per-atom errors, downloads.
 
 No UI imports here: these helpers are plain numpy/xarray so they are testable alone.
 
@@ -27,10 +27,14 @@ __all__ = [
     "METRICS",
     "as_levels",
     "check_comparison",
+    "colour_range",
     "default_pair",
     "demo_comparison_paths",
     "learning_curve_of",
     "load_levels",
+    "lower_is_better",
+    "matrix_csv",
+    "matrix_netcdf",
     "metric_unit",
     "metrics_of",
     "pair_key",
@@ -38,6 +42,10 @@ __all__ = [
     "per_atom_errors",
     "pointwise_metrics_of",
     "sample_dim",
+    "sample_properties",
+    "selection_csv",
+    "split_note",
+    "worst_structure",
 ]
 
 #: Short label and one-line meaning of each metric shown in the dashboard: the FRE measures
@@ -49,13 +57,44 @@ METRICS = {
 }
 
 
-def metric_unit(metric: str) -> str:
-    """Unit of ``metric``'s values, in the words every plot and the help use for it.
+#: Units of the measures whose values are not plain numbers; reconstruction errors are in units of
+#: the target's standard deviation (its features are scaled to unit total variance).
+_UNITS = {"gfre": "target σ", "lfre": "target σ", "procrustes": "radians", "procrustes_cca": "radians",
+          "mknn": "fraction of shared neighbours"}
 
-    Reconstruction errors are in units of the target's standard deviation (its features are scaled
-    to unit total variance); everything else is dimensionless.
+#: Why GFRD(A, A) is not 0 (the matrix's diagonal), for the help and the hover.
+GFRD_DIAGONAL = ("GFRD(A, A) is not 0: the map is a regularised ridge fit on the training samples (the "
+                 "cut-off drops the weakest directions), so even a feature set mapped onto itself is not "
+                 "exactly a rotation on the held-out samples; a diagonal near 0.05 is this floor, not a difference.")
+
+
+def metric_unit(metric: str) -> str:
+    """Unit of ``metric``'s values, in the words every plot and the help use for it."""
+    return _UNITS.get(metric, "dimensionless")
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for errors and distances (low = more alike), False for similarities."""
+    measure = MEASURES.get(metric)
+    return True if measure is None else measure.lower_is_better
+
+
+#: Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
+COLOUR_PERCENTILE = 98
+
+
+def colour_range(values) -> tuple[float, float]:
+    """``(low, high)`` of a colour scale over ``values``: from min(0, smallest) to the
+    :data:`COLOUR_PERCENTILE` th percentile (lower value of the two around it).
+
+    The browser computes the same for the pair it shows (:mod:`latentatlas.viz.fre.links`).
     """
-    return "target σ" if metric in ("gfre", "lfre") else "dimensionless"
+    finite = np.sort(np.asarray(values, float)[np.isfinite(np.asarray(values, float))])
+    if not finite.size:
+        return 0.0, 1.0
+    low = min(0.0, float(finite[0]))
+    high = float(finite[int(np.floor(COLOUR_PERCENTILE / 100 * (finite.size - 1)))])
+    return low, high if high > low else low + 1.0
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -108,6 +147,88 @@ def pair_table(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
         "formula": ds["formula"].values[structure].astype(str) if "formula" in ds.variables else structure.astype(str),
         "element": element.astype(str),
     }
+
+
+def sample_properties(ds: xr.Dataset, metric: str) -> dict[str, np.ndarray]:
+    """Numeric per-sample properties of the test samples of ``metric``, by display name.
+
+    Every 1-D numeric coordinate or variable over the sample dimension counts, and, for atoms,
+    every one over structures (taken from the atom's structure): a comparison of your own
+    frames with extra per-structure columns (energies, ...) offers them too.
+
+    Returns
+    -------
+    dict of str -> ndarray (n_test,)
+    """
+    dim = sample_dim(ds, metric)
+    table = pair_table(ds, metric)
+    index = {dim: table["sample"], "structure": table["structure"]}
+    skip = {"atom_structure", "test_atom", "test_structure", "test_unseen_element"}
+    props = {}
+    for over in dict.fromkeys([dim, "structure"]):
+        for name, var in ds.variables.items():
+            if (var.dims == (over,) and name not in skip and name != over and np.issubdtype(var.dtype, np.number)
+                    and not np.issubdtype(var.dtype, np.bool_)):
+                props.setdefault(str(name), var.values[index[over]].astype(float))
+    return props
+
+
+def split_note(ds: xr.Dataset, metric: str) -> str:
+    """Which train/test split the per-sample values of ``metric`` come from, against the matrix's mean.
+
+    :func:`latentatlas.compare.compare` keeps the pointwise values of its first split only.
+    """
+    n = ds[metric].attrs.get("n_splits", ds.attrs.get("n_splits"))
+    seed = ds[f"{metric}_pointwise"].attrs.get("seed", ds[metric].attrs.get("first_seed"))
+    dim = sample_dim(ds, metric)
+    shown = f"split 1 of {n}" if n is not None else "the first split"
+    seed = f", seed {int(seed):#x}" if seed is not None else ""
+    mean = f"the matrix shows the mean over all {n}" if n is not None and int(n) > 1 else "the matrix shows this split"
+    return f"{ds.sizes[f'test_{dim}']} test {dim}s of {shown}{seed} ({mean})"
+
+
+def worst_structure(ds: xr.Dataset, metric: str, pair, selection=()) -> int:
+    """Structure holding the selected test sample (all if none) with the worst value of ``pair``.
+
+    Worst is the largest error, or the smallest similarity for measures where higher is better.
+    """
+    values = ds[f"{metric}_pointwise"].sel(source=pair[0], target=pair[1]).values.astype(float)
+    picked = np.asarray(selection, int) if len(selection) else np.arange(values.size)
+    ranked = values[picked] if lower_is_better(metric) else -values[picked]
+    best = picked[int(np.nanargmax(ranked))] if np.isfinite(ranked).any() else picked[0]
+    return int(pair_table(ds, metric)["structure"][best])
+
+
+def matrix_csv(ds: xr.Dataset, metric: str, sources=None) -> str:
+    """The matrix of ``metric`` as CSV: one row per (source, target) with mean and spread over splits."""
+    names = list(sources) if sources is not None else [str(s) for s in ds["source"].values]
+    cells = ds[[v for v in (metric, f"{metric}_std") if v in ds]].sel(source=names, target=names)
+    frame = cells.reset_coords(drop=True).to_dataframe().rename(columns={f"{metric}_std": f"{metric}_std_over_splits"})
+    return frame.to_csv(float_format="%.9g")
+
+
+def matrix_netcdf(ds: xr.Dataset, metric: str, sources=None) -> bytes:
+    """The matrix of ``metric`` (mean, spread, diagnostics) with its attrs as a netCDF file's bytes."""
+    names = list(sources) if sources is not None else [str(s) for s in ds["source"].values]
+    keep = [v for v in ds.data_vars if v == metric or (v.startswith(f"{metric}_") and ds[v].dims == ("source", "target"))]
+    out = ds[keep].sel(source=names, target=names)
+    # not a whole comparison (no per-sample values): no kind stamp, so nothing takes it for one
+    out.attrs = {k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float)) and k != schema.KIND_ATTR}
+    for v in out.data_vars.values():  # netCDF attrs hold numbers, strings and arrays only
+        v.attrs = {k: a for k, a in v.attrs.items() if not isinstance(a, (bool, dict, list))}
+    return bytes(out.to_netcdf())
+
+
+def selection_csv(ds: xr.Dataset, metric: str, pair, selection) -> str:
+    """The selected test samples of the drill-down as CSV, with their value for ``pair`` and properties."""
+    import pandas as pd
+
+    picked = np.asarray(selection, int)
+    table = {k: v[picked] for k, v in pair_table(ds, metric).items()}
+    value = ds[f"{metric}_pointwise"].sel(source=pair[0], target=pair[1]).values[picked]
+    column = f"{metric} {pair[0]} -> {pair[1]}"
+    props = {k: v[picked] for k, v in sample_properties(ds, metric).items() if k not in table}
+    return pd.DataFrame({**table, column: value, **props}).to_csv(index=False, float_format="%.9g")
 
 
 def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):

@@ -1,9 +1,14 @@
-"""Drill-down into one (source, target) pair: pointwise errors per subset and on a PCA map.
+"""Drill-down into the selected (source, target) pair: per-sample values on a map and per subset.
 
 Both plots draw the same Bokeh data source, so a box or lasso selection in one highlights
 the same samples in the other, in the browser, with or without a server. Every pair's
-errors are precomputed into a store so a click on the heatmap updates the plots in the
-browser too (:meth:`DrillDown.link`); that is also what keeps the static export interactive.
+values are precomputed into a store, and what a new pair changes is declared once
+(:class:`~latentatlas.viz.fre.links.Follow`), so a click on the matrix updates the plots in
+the browser too; that is also what keeps the static export interactive.
+
+The per-sample values come from one train/test split (:func:`latentatlas.compare.compare`
+keeps the first split's); the heading above the plots names it, next to the matrix's mean
+over all splits.
 """
 
 from __future__ import annotations
@@ -11,213 +16,199 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import param
-import xarray as xr
-from bokeh.models import ColorBar, ColumnDataSource, CustomJS, HoverTool, LinearColorMapper
+from bokeh.models import ColorBar, ColumnDataSource, Div, HoverTool, LinearColorMapper
 from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
 from ...schema import metric_label
-from .data import check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
+from .data import metric_unit, pair_key, pair_table, sample_dim, sample_properties, selection_csv, split_note
+from .help import colour_title, ends_formatter, help_icon
+from .links import Follow, browser_state, follow_pair, state_row
+from .state import VALUE, FREState, pc_name, view_state
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
-# Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
-_COLOUR_PERCENTILE = 98
 
 
-def _colour_high(errors: np.ndarray) -> float:
-    """Top of the colour scale: the same lower-percentile pick as the browser-side update."""
-    finite = np.sort(errors[np.isfinite(errors)])
-    high = finite[int(np.floor(_COLOUR_PERCENTILE / 100 * (finite.size - 1)))] if finite.size else 0.0
-    return float(high) if high > 0 else 1.0
-
-# Runs in the browser when a heatmap cell is clicked: swap in that pair's precomputed columns.
-_SELECT_PAIR_JS = """
-const i = heat.selected.indices;
-if (i.length != 1) { return; }
-const key = heat.data.key[i[0]];
-const s = key.split('_')[0];
-const d = Object.assign({}, points.data);
-d.error = store.data['e' + key];
-d.x = store.data['x' + s];
-d.y = store.data['y' + s];
-points.data = d;
-const b = Object.assign({}, box.data);
-for (const c of quantiles) { b[c] = boxstore.data[c + key]; }
-box.data = b;
-const finite = Array.from(d.error).filter(Number.isFinite).sort((a, b) => a - b);
-const high = finite.length ? finite[Math.floor(pct / 100 * (finite.length - 1))] : 0;
-mapper.high = high > 0 ? high : 1;
-const suffix = title.text.slice(Math.max(title.text.indexOf(': pointwise'), 0));
-title.text = heat.data.source[i[0]] + ' → ' + heat.data.target[i[0]] + suffix;
-"""
+def _template(choice: str, ds) -> str:
+    """Store column (template over the pair's positions ``{i}``, ``{j}``) holding a map choice."""
+    if choice == VALUE:
+        return "e{i}_{j}"
+    for k in range(ds.sizes["pc"]):
+        if choice == pc_name(k):
+            return f"pc{k}_{{i}}"
+    return f"prop_{choice}"
 
 
-#: Unit of the per-sample values of measures that are not in units of the target's spread.
-_UNITS = {"gfrd": "dimensionless", "procrustes": "aligned distance, unit RMS", "procrustes_cca": "aligned distance, unit RMS",
-          "mknn": "fraction of shared neighbours"}
+def _quartiles(values: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
+    """(5, n_subsets): lower whisker, quartiles, upper whisker (1.5 IQR) of ``values`` in each subset."""
+    q = np.array([np.nanpercentile(values[m], [0, 25, 50, 75, 100]) for m in masks]).T
+    iqr = q[3] - q[1]
+    q[0] = [np.nanmin(values[m][values[m] >= lo]) for m, lo in zip(masks, q[1] - 1.5 * iqr)]
+    q[4] = [np.nanmax(values[m][values[m] <= hi]) for m, hi in zip(masks, q[3] + 1.5 * iqr)]
+    return q
 
 
 class DrillDown(pn.viewable.Viewer):
-    """Pointwise errors of one pair: per-subset distribution and PCA map of the source features.
+    """Per-sample values of ``state.pair``: a map (PCs of the source, or the axes chosen) and a strip per subset.
 
-    Selecting samples (tap, box or lasso) sets :attr:`structure` to the structure holding the
-    selected sample with the largest error.
+    Selecting samples (tap, box or lasso) sets ``state.selection``; the state then opens the
+    structure of the worst selected sample. A button downloads the selection (CSV).
+
+    Parameters
+    ----------
+    comparison : xarray.Dataset, optional
+        Shown alone: the view makes its own :class:`~latentatlas.viz.fre.state.FREState`
+        (``metric=``, ``pair=`` go to it).
+    state : FREState, optional
+        The app's state, shared with other views.
     """
 
-    comparison = param.ClassSelector(class_=xr.Dataset, doc="A comparison Dataset (latentatlas.compare)")
-    metric = param.Selector(objects=["gfre"], doc="Metric whose pointwise errors are shown")
-    pair = param.Tuple(default=("", ""), length=2, doc="(source, target) shown")
-    structure = param.Integer(default=None, allow_None=True, doc="Structure of the selected sample")
+    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by the app's views)")
+    offline = param.Boolean(default=False, doc="Built for a static export: no controls that need Python")
 
-    def __init__(self, comparison: xr.Dataset, **params):
-        check_comparison(comparison)
-        metrics = pointwise_metrics_of(comparison)
-        self.param.metric.objects = metrics
-        params.setdefault("metric", metrics[0])
-        params.setdefault("pair", default_pair(comparison, params["metric"]))
-        super().__init__(comparison=comparison, **params)
-        self.names = [str(s) for s in comparison["source"].values]
-        self.points = ColumnDataSource()
-        self.store = ColumnDataSource()
-        self.box = ColumnDataSource()
-        self.boxstore = ColumnDataSource()
+    def __init__(self, comparison=None, *, state=None, **params):
+        state = view_state(comparison, state, params)
+        super().__init__(state=state, **params)
+        self.points, self.store = ColumnDataSource(), ColumnDataSource()
+        self.box, self.boxstore = ColumnDataSource(), ColumnDataSource()
         self.mapper = LinearColorMapper(palette=Inferno256[:230], low=0.0, high=1.0, nan_color="lightgrey",
                                         high_color=Inferno256[240])
+        self.heading = Div(name="drill_pair", sizing_mode="stretch_width")
         self._fill()
         self.map, self.strip = self._figures()
-        self._show_pair()
+        self.follows = [Follow(self.points, self.store, self._columns(), mapper=self.mapper, text=self.heading,
+                               suffix=self._suffix()),
+                        Follow(self.box, self.boxstore, {q: q + "{i}_{j}" for q in _QUANTILES})]
+        browser = browser_state(state)
+        for follow in self.follows:
+            follow_pair(browser, follow)
+            follow.apply(state_row(state))
+        self._restyle()
         self.points.selected.on_change("indices", self._on_select)
-        self._pane = pn.Row(
-            pn.pane.Bokeh(self.map, sizing_mode="stretch_width"),
-            pn.pane.Bokeh(self.strip, sizing_mode="stretch_width"),
+        state.param.watch(self._on_state, ["comparison", "drill_metric", "pair", "selection", "map_x", "map_y",
+                                           "map_colour"])
+        controls = [] if self.offline else [
+            pn.widgets.Select.from_param(state.param.map_x, name="Map: x axis", width=170),
+            pn.widgets.Select.from_param(state.param.map_y, name="y axis", width=170),
+            pn.widgets.Select.from_param(state.param.map_colour, name="colour", width=170),
+            pn.widgets.FileDownload(callback=self._selection_csv, filename="selection.csv", label="Selection (CSV)",
+                                    align="end"),
+        ]
+        self._pane = pn.Column(
+            pn.pane.Bokeh(self.heading, sizing_mode="stretch_width"),
+            *([pn.Row(*controls, sizing_mode="stretch_width")] if controls else []),
+            pn.Row(
+                pn.Column(help_icon("drill_map"), pn.pane.Bokeh(self.map, sizing_mode="stretch_width"),
+                          sizing_mode="stretch_width"),
+                pn.Column(help_icon("drill_strip"), pn.pane.Bokeh(self.strip, sizing_mode="stretch_width"),
+                          sizing_mode="stretch_width"),
+                sizing_mode="stretch_width",
+            ),
             sizing_mode="stretch_width",
         )
 
-    @property
-    def label(self) -> str:
-        return metric_label(self.metric)
+    def _suffix(self) -> str:
+        """Heading after the pair: what the values are, their unit, and which split they come from."""
+        ds, metric = self.state.comparison, self.state.drill_metric
+        return (f": {metric_label(metric)} of each test {sample_dim(ds, metric)} ({metric_unit(metric)}) — "
+                f"{split_note(ds, metric)}")
 
-    @property
-    def suffix(self) -> str:
-        """Title after 'source → target' (shared with the browser-side update)."""
-        unit = _UNITS.get(self.metric, "target σ")
-        return f": pointwise {self.label} per test {sample_dim(self.comparison, self.metric)} ({unit})"
+    def _columns(self) -> dict[str, str]:
+        ds, s = self.state.comparison, self.state
+        return {"value": "e{i}_{j}", "x": _template(s.map_x, ds), "y": _template(s.map_y, ds),
+                "colour": _template(s.map_colour, ds)}
 
     def _fill(self):
-        """(Re)compute the precomputed stores for the current metric."""
-        ds = self.comparison
-        table = pair_table(ds, self.metric)
-        test = table["sample"]
-        dim = sample_dim(ds, self.metric)
-        pointwise = ds[f"{self.metric}_pointwise"].values
-        pca = ds["pca"].transpose("source", dim, ...).values[:, test]
-        store, boxstore = {}, {}
+        """(Re)compute the precomputed stores for the state's comparison and per-sample metric."""
+        ds, metric = self.state.comparison, self.state.drill_metric
+        names = [str(s) for s in ds["source"].values]
+        table = pair_table(ds, metric)
+        dim = sample_dim(ds, metric)
+        pointwise = ds[f"{metric}_pointwise"].values
+        pca = ds["pca"].transpose("source", dim, "pc").values[:, table["sample"]]
+        store = {f"prop_{k}": v for k, v in sample_properties(ds, metric).items()}
+        boxstore = {}
         subsets = np.unique(table["subset"])
         masks = [table["subset"] == s for s in subsets]
-        for i in range(len(self.names)):
-            store[f"x{i}"], store[f"y{i}"] = pca[i, :, 0], pca[i, :, 1]
-            for j in range(len(self.names)):
+        for i in range(len(names)):
+            store.update({f"pc{k}_{i}": pca[i, :, k] for k in range(pca.shape[2])})
+            for j in range(len(names)):
                 key = pair_key(i, j)
-                errors = pointwise[i, j]
-                store[f"e{key}"] = errors
-                q = np.array([np.nanpercentile(errors[m], [0, 25, 50, 75, 100]) for m in masks]).T
-                iqr = q[3] - q[1]
-                q[0] = [np.nanmin(errors[m][errors[m] >= lo]) for m, lo in zip(masks, q[1] - 1.5 * iqr)]
-                q[4] = [np.nanmax(errors[m][errors[m] <= hi]) for m, hi in zip(masks, q[3] + 1.5 * iqr)]
-                for name, row in zip(_QUANTILES, q):
-                    boxstore[f"{name}{key}"] = row
-        self.store.data = store
-        self.boxstore.data = boxstore
-        self.points.data = {**table, "x": store["x0"], "y": store["y0"], "error": store["e0_0"]}
-        self.box.data = {"subset": subsets, **{name: boxstore[f"{name}0_0"] for name in _QUANTILES}}
-        self._shown = None
+                store[f"e{key}"] = pointwise[i, j]
+                boxstore.update({f"{q}{key}": row for q, row in zip(_QUANTILES, _quartiles(pointwise[i, j], masks))})
+        self.store.data, self.boxstore.data = store, boxstore
+        blank = np.full(table["sample"].size, np.nan)
+        self.points.data = {**table, "value": blank, "x": blank, "y": blank, "colour": blank}
+        self.box.data = {"subset": subsets, **{q: np.full(subsets.size, np.nan) for q in _QUANTILES}}
 
     def _figures(self):
         tools = "tap,box_select,lasso_select,wheel_zoom,pan,reset,save"
         hover = HoverTool(tooltips=[
             ("structure", "@structure (@formula, @subset)"),
             ("sample", "@sample @element"),
-            ("error", "@error{0.0000}"),
+            ("value", "@value{0.0000}"),
         ])
-        unit = sample_dim(self.comparison, self.metric)
-        fmap = figure(
-            name="drill_map", tools=tools, active_drag="box_select", height=380, min_width=360, sizing_mode="stretch_width",
-            x_axis_label="PC 1 of the source features", y_axis_label="PC 2 of the source features",
-        )
+        fmap = figure(name="drill_map", tools=tools, active_drag="box_select", height=360, min_width=300,
+                      sizing_mode="stretch_width")
         fmap.scatter(
             "x", "y", source=self.points, size=6, line_color=None,
-            fill_color={"field": "error", "transform": self.mapper},
+            fill_color={"field": "colour", "transform": self.mapper},
             selection_line_color="black", nonselection_fill_alpha=0.15,
         )
         fmap.add_tools(hover)
-        self.colorbar = ColorBar(color_mapper=self.mapper, title="pointwise error", width=12)
+        self.colorbar = ColorBar(color_mapper=self.mapper, width=12)
         fmap.add_layout(self.colorbar, "right")
-        subsets = list(self.box.data["subset"])
         strip = figure(
-            name="drill_strip", x_range=subsets, tools=tools, active_drag="box_select", height=380, min_width=360,
-            sizing_mode="stretch_width", title=f"Distribution per subset (box: quartiles, whiskers 1.5 IQR; one dot per test {unit})",
-            x_axis_label="subset", y_axis_label="pointwise error",
+            name="drill_strip", x_range=list(self.box.data["subset"]), tools=tools, active_drag="box_select",
+            height=360, min_width=300, sizing_mode="stretch_width", x_axis_label="subset",
         )
         strip.vbar("subset", 0.7, "q1", "q3", source=self.box, fill_color="lightsteelblue", line_color="steelblue", alpha=0.6)
         strip.segment("subset", "lo", "subset", "hi", source=self.box, line_color="steelblue")
         strip.scatter("subset", "q2", source=self.box, marker="dash", size=28, line_color="navy", line_width=2)
         strip.scatter(
-            jitter("subset", width=0.5, range=strip.x_range, distribution="uniform"), "error",
+            jitter("subset", width=0.5, range=strip.x_range, distribution="uniform"), "value",
             source=self.points, size=4, line_color=None,
-            fill_color={"field": "error", "transform": self.mapper},
+            fill_color={"field": "colour", "transform": self.mapper},
             nonselection_fill_alpha=0.15, selection_fill_color="black",
         )
         strip.add_tools(hover)
         strip.xaxis.major_label_orientation = 0.6
         return fmap, strip
 
-    def _restyle_axes(self):
-        label = self.label
-        self.colorbar.title = f"pointwise {label} (top: {_COLOUR_PERCENTILE}th percentile)"
-        self.strip.yaxis.axis_label = f"pointwise {label}"
+    def _restyle(self):
+        """Axis labels, colour bar and strip categories for the state's choices."""
+        s, label = self.state, metric_label(self.state.drill_metric)
+        name = lambda choice: f"{label} of the pair" if choice == VALUE else choice  # noqa: E731
+        self.map.xaxis.axis_label, self.map.yaxis.axis_label = name(s.map_x), name(s.map_y)
+        value = s.map_colour == VALUE
+        self.colorbar.title = colour_title(s.drill_metric) if value else s.map_colour
+        self.colorbar.formatter = ends_formatter(s.drill_metric if value else None)
+        self.strip.yaxis.axis_label = colour_title(s.drill_metric)
+        self.strip.title.text = f"Per subset (box: quartiles; one dot per test {sample_dim(s.comparison, s.drill_metric)})"
         self.strip.x_range.factors = list(self.box.data["subset"])
 
-    def _show_pair(self):
-        """Show :attr:`pair` from the store (the browser may already have done it: then skip)."""
-        text = f"{self.pair[0]} → {self.pair[1]}{self.suffix}"
-        if self._shown == text and self.map.title.text == text:
-            return
-        i, j = self.names.index(self.pair[0]), self.names.index(self.pair[1])
-        key, store = pair_key(i, j), self.store.data
-        self.points.data.update(x=store[f"x{i}"], y=store[f"y{i}"], error=store[f"e{key}"])
-        self.box.data.update({name: self.boxstore.data[f"{name}{key}"] for name in _QUANTILES})
-        self.mapper.high = _colour_high(store[f"e{key}"])
-        self.map.title.text = text
-        self._restyle_axes()
-        self._shown = text
-
-    @param.depends("metric", watch=True)
-    def _new_metric(self):
-        self._fill()
-        self._show_pair()
-
-    @param.depends("pair", watch=True)
-    def _new_pair(self):
-        self._show_pair()
+    def _on_state(self, *events):
+        changed = {e.name for e in events}
+        if changed & {"comparison", "drill_metric"}:
+            self._fill()
+        if changed - {"selection"}:
+            self.follows[0].columns, self.follows[0].suffix = self._columns(), self._suffix()
+            for follow in self.follows:
+                follow.refresh(state_row(self.state))
+            self._restyle()
+        if list(self.points.selected.indices) != list(self.state.selection):
+            self.points.selected.indices = list(self.state.selection)
 
     def _on_select(self, attr, old, new):
-        if not new:
-            return
-        errors = np.asarray(self.points.data["error"])[new]
-        best = new[int(np.nanargmax(errors))] if np.isfinite(errors).any() else new[0]
-        self.structure = int(self.points.data["structure"][best])
+        if list(new) != list(self.state.selection):
+            self.state.selection = [int(k) for k in new]
 
-    def link(self, heat_source: ColumnDataSource) -> None:
-        """Update these plots in the browser when a cell of ``heat_source`` (an FREMatrix) is clicked."""
-        heat_source.selected.js_on_change("indices", CustomJS(
-            args=dict(
-                heat=heat_source, points=self.points, store=self.store, box=self.box,
-                boxstore=self.boxstore, mapper=self.mapper, title=self.map.title,
-                quantiles=list(_QUANTILES), pct=_COLOUR_PERCENTILE,
-            ),
-            code=_SELECT_PAIR_JS,
-        ))
+    def _selection_csv(self):
+        from io import StringIO
+
+        s = self.state
+        return StringIO(selection_csv(s.comparison, s.drill_metric, s.pair, s.selection))
 
     def __panel__(self):
         return self._pane

@@ -1,90 +1,109 @@
-"""Heatmap of one FRE metric over source x target feature sets."""
+"""Heatmap of one metric over source x target feature sets, with its downloads and learning curve."""
 
 from __future__ import annotations
 
 import numpy as np
 import panel as pn
 import param
-import xarray as xr
 from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, TapTool, Whisker
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 
 from ...diagnostics import cell_marks, cell_notes
 from ...schema import metric_label
-from ...similarity.registry import MEASURES
-from .data import check_comparison, default_pair, learning_curve_of, metric_unit, metrics_of, pair_key
+from .data import learning_curve_of, matrix_csv, matrix_netcdf
+from .help import colour_title, ends_formatter, help_icon
+from .links import browser_state, on_cell_click, pair_from_cell
+from .state import FREState, view_state
+
+#: Hover note on GFRD's diagonal (the help says more: data.GFRD_DIAGONAL).
+_GFRD_SELF = "GFRD(A, A) > 0: a regularised map fitted on training samples is not exactly a rotation on held-out ones"
 
 
 class FREMatrix(pn.viewable.Viewer):
-    """Sources x targets heatmap of a metric; clicking a cell sets :attr:`pair`.
+    """Sources x targets heatmap of ``state.metric``; clicking a cell sets ``state.pair``.
 
     Hovering a cell shows the mean over splits, its standard deviation (the spread) and its
     diagnostics (:mod:`latentatlas.diagnostics`), whose marks follow the value in the cell.
     When the comparison holds a learning curve (``latentatlas fre --learning-curve``), a
-    small plot below shows it for the selected pair.
+    small plot below shows it for the selected pair. Buttons download the matrix shown (CSV,
+    netCDF).
+
+    Parameters
+    ----------
+    comparison : xarray.Dataset, optional
+        Shown alone: the view makes its own :class:`~latentatlas.viz.fre.state.FREState`
+        (``metric=``, ``pair=``, ``sources=`` go to it).
+    state : FREState, optional
+        The app's state, shared with other views.
     """
 
-    comparison = param.ClassSelector(class_=xr.Dataset, doc="A comparison Dataset (latentatlas.compare)")
-    metric = param.Selector(objects=["gfre"], doc="Metric shown")
-    sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown (rows and columns)")
-    pair = param.Tuple(default=("", ""), length=2, doc="(source, target) of the selected cell")
+    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by the app's views)")
+    offline = param.Boolean(default=False, doc="Built for a static export: downloads are embedded when built")
 
-    def __init__(self, comparison: xr.Dataset, **params):
-        check_comparison(comparison)
-        names = [str(s) for s in comparison["source"].values]
-        metrics = metrics_of(comparison)
-        self.param.metric.objects = metrics
-        self.param.sources.objects = names
-        params.setdefault("metric", metrics[0])
-        params.setdefault("pair", default_pair(comparison, params["metric"]))
-        params.setdefault("sources", names)
-        super().__init__(comparison=comparison, **params)
+    def __init__(self, comparison=None, *, state=None, **params):
+        state = view_state(comparison, state, params)
+        super().__init__(state=state, **params)
         self.source = ColumnDataSource(self._cells())
         self.mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
         self.figure = self._figure()
         self._restyle()
         self.source.selected.on_change("indices", self._on_tap)
+        on_cell_click(self.source, browser_state(state))
         self.curve = ColumnDataSource(self._curve())
-        self._pane = pn.Column(pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
-                               pn.pane.Bokeh(self._curve_figure(), visible=self._has_curve()), sizing_mode="stretch_width")
+        self._curve_pane = pn.pane.Bokeh(self._curve_figure(), visible=self._has_curve())
+        self._downloads = [
+            pn.widgets.FileDownload(callback=self._csv, filename=self._filename("csv"), label="Matrix (CSV)",
+                                    embed=self.offline),
+            pn.widgets.FileDownload(callback=self._netcdf, filename=self._filename("nc"), label="Matrix (netCDF)",
+                                    embed=self.offline),
+        ]
+        self._pane = pn.Column(
+            pn.Row(help_icon("fre_matrix"), *self._downloads),
+            pn.pane.Bokeh(self.figure, sizing_mode="stretch_width"),
+            self._curve_pane,
+            sizing_mode="stretch_width",
+        )
+        state.param.watch(self._on_state, ["comparison", "metric", "sources", "pair"])
+
+    @property
+    def names(self) -> list[str]:
+        """Every feature set of the comparison, in its order (rows and columns are a subset)."""
+        return self.state.param.sources.objects
 
     def _cells(self) -> dict[str, np.ndarray]:
-        ds = self.comparison.sel(source=list(self.sources), target=list(self.sources))
+        metric, sources = self.state.metric, list(self.state.sources)
+        ds = self.state.comparison.sel(source=sources, target=sources)
         src, tgt = np.meshgrid(ds["source"].values.astype(str), ds["target"].values.astype(str), indexing="ij")
-        value = ds[self.metric].values
-        spread = ds[f"{self.metric}_std"].values if f"{self.metric}_std" in ds else np.full(value.shape, np.nan)
-        key = np.array([self.key(s, t) for s, t in zip(src.ravel(), tgt.ravel())])
-        flags = ds[f"{self.metric}_flags"].values.ravel() if f"{self.metric}_flags" in ds else np.zeros(value.size, int)
+        value = ds[metric].values
+        spread = ds[f"{metric}_std"].values if f"{metric}_std" in ds else np.full(value.shape, np.nan)
+        flags = ds[f"{metric}_flags"].values.ravel() if f"{metric}_flags" in ds else np.zeros(value.size, int)
         marks = [cell_marks(f) for f in flags]
-        notes = ["; ".join(cell_notes(ds, self.metric, s, t)) or "none" for s, t in zip(src.ravel(), tgt.ravel())]
+        notes = [[*cell_notes(ds, metric, s, t), *([_GFRD_SELF] if metric == "gfrd" and s == t else [])]
+                 for s, t in zip(src.ravel(), tgt.ravel())]
         return {
             "source": src.ravel(),
             "target": tgt.ravel(),
+            "i": np.array([self.names.index(s) for s in src.ravel()], int),
+            "j": np.array([self.names.index(t) for t in tgt.ravel()], int),
             "value": value.ravel(),
             "spread": spread.ravel(),
             "label": np.array([f"{v:.2f}{m}" for v, m in zip(value.ravel(), marks)]),
-            "notes": np.array(notes),
+            "notes": np.array(["; ".join(n) or "none" for n in notes]),
             # dark text on the light (high) end of Viridis, light text on the dark end
             "text_color": np.where(value.ravel() > 0.6 * np.nanmax(value), "black", "white"),
-            "key": key,
         }
 
-    def key(self, source: str, target: str) -> str:
-        """Store key of a pair: positions in the comparison's full source list."""
-        names = self.param.sources.objects
-        return pair_key(names.index(source), names.index(target))
-
     def _figure(self):
-        names = list(self.sources)
+        names = list(self.state.sources)
         fig = figure(
             name="fre_matrix",
             x_range=names,
             y_range=list(reversed(names)),
             tools="tap,save,reset",
             toolbar_location="above",
-            height=420 + 12 * len(names),
-            min_width=420,
+            height=380 + 12 * len(names),
+            min_width=340,
             sizing_mode="stretch_width",
             x_axis_label="target (reconstructed)",
             y_axis_label="source (used to reconstruct)",
@@ -113,49 +132,60 @@ class FREMatrix(pn.viewable.Viewer):
         return fig
 
     def _restyle(self):
-        label = metric_label(self.metric)
+        metric = self.state.metric
         values = self.source.data["value"]
         self.mapper.high = float(max(np.nanmax(values), 1e-12)) if values.size else 1.0
-        self.colorbar.title = f"{label} ({metric_unit(self.metric)}, mean over splits)"
-        measure = MEASURES.get(self.metric)
-        what = ("each pair of feature sets (symmetric)" if measure is not None and measure.symmetric
-                else "reconstructing each target (column) from each source (row)")
-        self.figure.title.text = f"{label}: {what} — click a cell"
-        keys = list(self.source.data["key"])
-        want = self.key(*self.pair) if set(self.pair) <= set(self.param.sources.objects) else None
-        self.source.selected.indices = [keys.index(want)] if want in keys else []
+        self.colorbar.title = colour_title(metric)
+        self.colorbar.formatter = ends_formatter(metric)
+        self.figure.title.text = f"{metric_label(metric)}, mean over splits — click a cell"
+        self._select_cell()
 
-    @param.depends("metric", "sources", watch=True)
-    def _update(self):
-        self.source.data = self._cells()
-        self.curve.data = self._curve()
-        self._pane[1].visible = self._has_curve()
-        names = list(self.sources)
-        self.figure.x_range.factors = names
-        self.figure.y_range.factors = list(reversed(names))
-        if names and not set(self.pair) <= set(names):
-            # the selected pair lost a feature set: move the selection (and what follows it) to one still shown
-            self.pair = default_pair(self.comparison.sel(source=names, target=names), self.metric)
-        self._restyle()
+    def _select_cell(self):
+        cells = list(zip(self.source.data["source"], self.source.data["target"]))
+        want = tuple(self.state.pair)
+        self.source.selected.indices = [cells.index(want)] if want in cells else []
 
-    @param.depends("pair", watch=True)
-    def _select_pair(self):
-        self._restyle()
+    def _on_state(self, *events):
+        if {e.name for e in events} == {"pair"}:
+            self._select_cell()
+        else:
+            self.source.data = self._cells()
+            names = list(self.state.sources)
+            self.figure.x_range.factors = names
+            self.figure.y_range.factors = list(reversed(names))
+            self._restyle()
+            for button, ext in zip(self._downloads, ("csv", "nc")):
+                button.filename = self._filename(ext)
         self.curve.data = self._curve()
+        self._curve_pane.visible = self._has_curve()
+
+    def _filename(self, ext: str) -> str:
+        return f"{self.state.metric}_matrix.{ext}"
+
+    def _csv(self):
+        from io import StringIO
+
+        return StringIO(matrix_csv(self.state.comparison, self.state.metric, self.state.sources))
+
+    def _netcdf(self):
+        from io import BytesIO
+
+        return BytesIO(matrix_netcdf(self.state.comparison, self.state.metric, self.state.sources))
 
     def _has_curve(self) -> bool:
-        return learning_curve_of(self.comparison, self.metric, *self.pair) is not None
+        return learning_curve_of(self.state.comparison, self.state.metric, *self.state.pair) is not None
 
     def _curve(self) -> dict[str, np.ndarray]:
-        curve = learning_curve_of(self.comparison, self.metric, *self.pair)
+        curve = learning_curve_of(self.state.comparison, self.state.metric, *self.state.pair)
         if curve is None:
             return {"n_train": [], "value": [], "low": [], "high": []}
         n_train, value, spread = curve
         return {"n_train": n_train, "value": value, "low": value - spread, "high": value + spread}
 
     def _curve_figure(self):
-        fig = figure(height=220, width=420, tools="save", toolbar_location=None, x_axis_label="training structures",
-                     y_axis_label="value (same test half)", title="Learning curve of the selected pair (mean ± sd)")
+        fig = figure(height=220, width=340, tools="save", toolbar_location=None, x_axis_label="training structures",
+                     y_axis_label="value (same test half)", title="Learning curve of the pair (mean ± sd)",
+                     name="learning_curve")
         fig.line("n_train", "value", source=self.curve)
         fig.scatter("n_train", "value", source=self.curve, size=5)
         fig.add_layout(Whisker(base="n_train", lower="low", upper="high", source=self.curve))
@@ -164,9 +194,10 @@ class FREMatrix(pn.viewable.Viewer):
     def _on_tap(self, attr, old, new):
         if len(new) != 1:
             return
-        pair = (str(self.source.data["source"][new[0]]), str(self.source.data["target"][new[0]]))
-        if pair != self.pair:
-            self.pair = pair
+        row = pair_from_cell(self.source, new[0])
+        pair = (str(row["source"][0]), str(row["target"][0]))
+        if pair != tuple(self.state.pair):
+            self.state.pair = pair
 
     def __panel__(self):
         return self._pane

@@ -28,8 +28,8 @@ def model_map_figure(ds: xr.Dataset, metric: str):
                                "name": names, "colour": [palette[m] for m in models]})
     label = metric_label(metric)
     explained = ds[f"{metric}_map"].attrs.get("explained", float("nan"))
-    fig = figure(height=320, width=420, tools="pan,wheel_zoom,reset,save",
-                 title=f"Model map from {label} (classical MDS, {explained:.0%} of the distances' variance)",
+    fig = figure(height=320, width=420, tools="pan,wheel_zoom,reset,save", name="model_map",
+                 title=f"Model map from {label} (MDS, {explained:.0%} of variance)",
                  x_axis_label="MDS 1", y_axis_label="MDS 2")
     fig.scatter("x", "y", source=source, size=11, color="colour", line_color="black")
     fig.text("x", "y", text="name", source=source, text_font_size="8pt", x_offset=7, y_offset=-4)

@@ -1,0 +1,167 @@
+"""The FRE app's state: one ``param.Parameterized`` that every view of the app depends on.
+
+:class:`FREState` holds what the user chose (level, metric, feature sets shown, the selected
+pair, the selected samples, the drill-down map's axes and colour) and what follows from it
+(the level's comparison, the metric with a per-sample form, the structure shown in 3D). Views
+read it and write the parameter their own control sets; none copies a value into another
+view. The state keeps itself consistent: a new level, metric or set of feature sets moves the
+pair, the per-sample metric and the map's choices in one batch, so a view never sees a half
+update.
+
+The part of the state the browser must follow without a server (the selected pair) is
+mirrored in a non-visual Bokeh model (:attr:`FREState.browser`, see
+:mod:`latentatlas.viz.fre.links`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import param
+import xarray as xr
+
+from ...schema import metric_label
+from .data import (as_levels, default_pair, demo_comparison_paths, load_levels, metrics_of, pointwise_metrics_of,
+                   sample_properties, worst_structure)
+
+#: Map axis or colour that is the selected pair's per-sample value (the others: PCs and sample properties).
+VALUE = "value of the pair"
+
+
+def pc_name(k: int) -> str:
+    """Display name of principal component ``k`` (0-based) of the source features."""
+    return f"PC {k + 1} of the source"
+
+
+def read_levels(comparison) -> dict[str, xr.Dataset]:
+    """Checked levels from a comparison Dataset, a mapping label -> Dataset, or path(s) of comparison files."""
+    if isinstance(comparison, (str, Path, list, tuple)) or (
+            isinstance(comparison, dict) and all(isinstance(v, (str, Path)) for v in comparison.values())):
+        return load_levels(comparison)
+    return as_levels(comparison)
+
+
+def map_choices(ds: xr.Dataset, metric: str) -> list[str]:
+    """What the drill-down map can put on an axis or in colour: the pair's value, PCs, sample properties."""
+    return [VALUE, *(pc_name(k) for k in range(ds.sizes["pc"])), *sample_properties(ds, metric)]
+
+
+class FREState(param.Parameterized):
+    """Everything the FRE app shows, in one place.
+
+    Parameters
+    ----------
+    comparison : xarray.Dataset, mapping label -> Dataset, or path(s) of comparison files
+        One comparison, or several levels of one (atom level, structure level, ...).
+    **params
+        Initial values (``level``, ``metric``, ``pair``, ...).
+    """
+
+    levels = param.Dict(default={}, doc="Level label -> checked comparison Dataset (set through show)")
+    level = param.Selector(objects=[], doc="Level shown: atom-level or structure-level (cumulant) features")
+    comparison = param.ClassSelector(class_=xr.Dataset, doc="The level's comparison (follows level)")
+    metric = param.Selector(objects=[], doc="Metric of the matrix")
+    drill_metric = param.Selector(objects=[], doc="Metric of the per-sample views: the matrix's, or (CKA, CCA, ... "
+                                                  "have no per-sample form) the first that has one")
+    sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown as rows and columns")
+    pair = param.Tuple(default=("", ""), length=2, doc="(source, target) of the selected cell")
+    selection = param.List(default=[], item_type=int, doc="Selected test samples (positions in the level's test set)")
+    structure = param.Integer(default=0, bounds=(0, None), doc="Structure shown in 3D: by default the one holding "
+                                                               "the worst selected sample")
+    map_x = param.Selector(objects=[], doc="Drill-down map: horizontal axis")
+    map_y = param.Selector(objects=[], doc="Drill-down map: vertical axis")
+    map_colour = param.Selector(objects=[], doc="Drill-down map and strip: colour")
+
+    def __init__(self, comparison=None, **params):
+        super().__init__()
+        self.browser = None  # the browser-side mirror, made by the first view that needs it (links.browser_state)
+        self.show(demo_comparison_paths() if comparison is None else comparison, **params)
+
+    def show(self, comparison, **wanted):
+        """Show other levels (a new file): everything else follows, keeping ``wanted`` values that fit."""
+        levels = read_levels(comparison)
+        self.param.level.objects = list(levels)
+        self._settle(levels, wanted.pop("level", next(iter(levels))), **wanted)
+
+    def _settle(self, levels, level, **wanted):
+        """Set ``level`` and every parameter that depends on it in one batch, keeping ``wanted`` values that fit."""
+        ds = levels[level]
+        metrics, names = metrics_of(ds), [str(s) for s in ds["source"].values]
+        metric = wanted.get("metric", self.metric)
+        metric = metric if metric in metrics else metrics[0]
+        sources = [s for s in wanted.get("sources", names) if s in names] or names
+        self.param.metric.objects = metrics
+        self.param.sources.objects = names
+        self.param.drill_metric.objects = pointwise_metrics_of(ds)
+        values = dict(comparison=ds, metric=metric, sources=sources, **self._follow_metric(ds, metric))
+        values["pair"] = self._fitting_pair(ds, metric, sources, wanted.get("pair", self.pair))
+        values["selection"] = list(wanted.get("selection", []))
+        values["structure"] = wanted.get("structure", worst_structure(ds, values["drill_metric"], values["pair"],
+                                                                       values["selection"]))
+        self.param.structure.bounds = (0, ds.sizes["structure"] - 1)
+        if levels is not self.levels:
+            values["levels"] = levels
+        if self.level != level:
+            values["level"] = level
+        self.param.update(**values)
+
+    def _follow_metric(self, ds, metric) -> dict:
+        """``drill_metric`` and the map's choices for ``metric`` (choices kept where they still exist)."""
+        pointwise = pointwise_metrics_of(ds)
+        drill = metric if metric in pointwise else pointwise[0]
+        choices = map_choices(ds, drill)
+        for name in ("map_x", "map_y", "map_colour"):
+            self.param[name].objects = choices
+        pick = lambda name, default: getattr(self, name) if getattr(self, name) in choices else default  # noqa: E731
+        return dict(drill_metric=drill, map_x=pick("map_x", pc_name(0)),
+                    map_y=pick("map_y", pc_name(1) if ds.sizes["pc"] > 1 else VALUE),
+                    map_colour=pick("map_colour", VALUE))
+
+    @staticmethod
+    def _fitting_pair(ds, metric, sources, pair) -> tuple[str, str]:
+        """``pair`` if both feature sets are shown, else the least similar pair among those shown."""
+        if set(pair) <= set(sources) and "" not in pair:
+            return tuple(pair)
+        return default_pair(ds.sel(source=sources, target=sources), metric)
+
+    @param.depends("level", watch=True)
+    def _new_level(self):
+        if self.comparison is not self.levels[self.level]:
+            self._settle(self.levels, self.level)
+
+    @param.depends("metric", watch=True)
+    def _new_metric(self):
+        self.param.update(**self._follow_metric(self.comparison, self.metric))
+
+    @param.depends("sources", watch=True)
+    def _new_sources(self):
+        if self.sources:
+            self.pair = self._fitting_pair(self.comparison, self.metric, self.sources, self.pair)
+
+    @param.depends("selection", watch=True)
+    def _new_selection(self):
+        if self.selection:
+            self.structure = worst_structure(self.comparison, self.drill_metric, self.pair, self.selection)
+
+    @property
+    def title(self) -> str:
+        """``"<metric label> <source> → <target>"``: what the per-sample values shown are."""
+        return f"{metric_label(self.drill_metric)} {self.pair[0]} → {self.pair[1]}"
+
+
+def view_state(comparison, state: FREState | None, params: dict) -> FREState:
+    """The state a view shows: the app's ``state``, or (a view shown alone) its own, made from ``comparison``.
+
+    Parameters of the state given to the view (``metric=``, ``pair=``, ...) are taken out of ``params``.
+
+    Raises
+    ------
+    ValueError
+        Both or neither of ``comparison`` and ``state`` are given.
+    """
+    if (comparison is None) == (state is None):
+        raise ValueError("give a view either a comparison (it then makes its own state) or the app's state=, not both")
+    if state is not None:
+        return state
+    own = {k: params.pop(k) for k in list(params) if k in FREState.param and k != "name"}
+    return FREState(comparison, **own)
