@@ -115,11 +115,11 @@ class Watch:
         return [u for u in self.requests if not u.startswith(allowed)]
 
 
-def click_plot(page, name, x, y):
-    """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled.
+def settled_xy(page, name, x, y):
+    """Page pixels of data point (x, y) of the shown plot called ``name``, once the page layout has settled.
 
     Views still sizing themselves (or panes rendering above) move the plot between reading its
-    position and clicking, so the position is read until two readings agree.
+    position and using it, so the position is read until two readings agree.
     """
     previous, xy = None, page.evaluate(PLOT_XY, [name, x, y])
     for _ in range(20):
@@ -127,4 +127,9 @@ def click_plot(page, name, x, y):
             break
         page.wait_for_timeout(150)
         previous, xy = xy, page.evaluate(PLOT_XY, [name, x, y])
-    page.mouse.click(*xy)
+    return xy
+
+
+def click_plot(page, name, x, y):
+    """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled."""
+    page.mouse.click(*settled_xy(page, name, x, y))

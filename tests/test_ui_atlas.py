@@ -29,15 +29,22 @@ from _ui import (  # noqa: E402
     click_plot,
     free_port,
     panel_serve,
+    settled_xy,
     wait_http,
 )
 
 pytestmark = UI_MARKS
 
+# Any shown Bokeh view (plot, Div, ...) by its model's name.
+FIND_VIEW = """(name) => Bokeh.index.query_one((v) => v.model.name === name && v.el.getClientRects().length > 0)"""
+# The drill-down as shown: its points (value of the pair, map position, structure, selection) and the
+# heading that names the pair (a Div called drill_pair; shown, never read back as state).
 DRILL_STATE = """() => {
     const v = (""" + FIND_PLOT + """)('drill_map');
     const src = v.model.renderers[0].data_source;
-    return {title: v.model.title.text, error: Array.from(src.data.error), structure: Array.from(src.data.structure),
+    const heading = (""" + FIND_VIEW + """)('drill_pair');
+    return {pair: heading.model.text.replace(/<[^>]*>/g, ''), value: Array.from(src.data.value),
+            structure: Array.from(src.data.structure), colour: Array.from(src.data.colour),
             x: Array.from(src.data.x), y: Array.from(src.data.y), selected: Array.from(src.selected.indices)};
 }"""
 # The 3D viewer (titled "structure <k>: ..."); its atoms as drawn (turned, depth-sorted) in the browser.
@@ -72,6 +79,14 @@ def demo():
     return next(iter(load_levels(demo_comparison_paths()).values()))
 
 
+def between(values, q):
+    """A value near the ``q`` th percentile of ``values`` halfway between two of them: equivalent atoms share
+    a map position, and a box edge on such a stack would leave its selection to pixel rounding."""
+    unique = np.unique(values)
+    k = int(np.clip(np.searchsorted(unique, np.percentile(values, q)), 1, unique.size - 1))
+    return (unique[k - 1] + unique[k]) / 2
+
+
 def open_dashboard(page, url):
     page.goto(url)
     page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
@@ -95,13 +110,14 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     before = page.evaluate(DRILL_STATE)
     names = [str(s) for s in demo["source"].values]
     source, target = names[-1], names[0]  # a cell that is not the initial (largest) pair
-    if before["title"].startswith(f"{source} → {target}:"):
+    if before["pair"].startswith(f"{source} → {target}:"):
         source, target = names[0], names[-1]
     click_plot(page, "fre_matrix", target, source)
-    page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
+    page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     after = page.evaluate(DRILL_STATE)
     expected = demo["gfre_pointwise"].sel(source=source, target=target).values
-    assert np.allclose(after["error"], expected, rtol=1e-6)
+    assert np.allclose(after["value"], expected, rtol=1e-6)
+    assert "split 1 of 3" in after["pair"]  # says which split the per-sample values come from
     assert np.allclose(after["x"], demo["pca"].sel(source=source).values[demo["test_atom"].values, 0], rtol=1e-5)
     # the server hears the click too: the 3D viewer now colours atoms by this pair's error
     page.wait_for_function(f"() => ({STRUCTURE_STATE})().group.includes({f'GFRE {source} → {target}'!r})",
@@ -170,12 +186,144 @@ def test_ten_concurrent_sessions(browser, server):
             p.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
                                 timeout=120_000)
             p.wait_for_function(STRUCTURE_DRAWN, timeout=120_000)
-        titles = {p.evaluate(DRILL_STATE)["title"] for p in pages}
+        titles = {p.evaluate(DRILL_STATE)["pair"] for p in pages}
         assert len(titles) == 1
         assert [w.errors for w in watches] == [[]] * len(pages)
     finally:
         for p in pages:
             p.close()
+
+
+# Layout elements (Panel layouts, template containers, Bokeh figures and canvases) whose content is wider than
+# they are: a horizontal scroll bar or cut-off content. Bokeh's own drawing layers are left out.
+OVERFLOWING = """() => {
+    const out = [];
+    const layout = (el) => /bk-panel-models-layout|bk-Figure|bk-Canvas$|bk-Column|bk-Row|pn-wrapper/.test(el.className)
+        || ['MAIN', 'BODY', 'HTML'].includes(el.tagName) || ['main', 'sidebar', 'content'].includes(el.id);
+    const visit = (root) => {
+        for (const el of root.querySelectorAll('*')) {
+            if (typeof el.className == 'string' && layout(el) && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1) {
+                out.push(`${el.tagName}.${el.className} ${el.scrollWidth} > ${el.clientWidth}`);
+            }
+            if (el.shadowRoot) { visit(el.shadowRoot); }
+        }
+    };
+    visit(document);
+    if (document.documentElement.scrollWidth > window.innerWidth) { out.push('page scrolls sideways'); }
+    return out;
+}"""
+# Titles of the shown plots wider than their plot (Bokeh draws them on the canvas and cuts them there).
+CUT_TITLES = """() => [...Bokeh.index.query((v) => v.frame != null && v.el.getClientRects().length > 0)].filter((v) => {
+    const t = v.model.title;
+    if (t == null || !t.text) { return false; }
+    const c = document.createElement('canvas').getContext('2d');
+    c.font = `${t.text_font_style} ${t.text_font_size} ${t.text_font}`;
+    return c.measureText(t.text).width > v.el.getBoundingClientRect().width;
+}).map((v) => v.model.name + ': ' + v.model.title.text)"""
+RECT = "(name) => (" + FIND_PLOT + ")(name).el.getBoundingClientRect().toJSON()"
+# Tick labels of a plot's colour bar at the two ends and in the middle, as its formatter writes them.
+COLOUR_BAR = """([name, ticks]) => {
+    const bar = (""" + FIND_PLOT + """)(name).model.right.find((m) => m.type == 'ColorBar' || m.color_mapper != null);
+    return {title: bar.title, labels: bar.formatter.doFormat(ticks, {loc: 0})};
+}"""
+HELP_TEXT = f"() => ({DEEP_ALL})('.bk-tooltip-content, .bk-tooltip').map((e) => e.textContent).join(' ')"
+
+
+def test_served_layout_matrix_beside_structure_controls_in_sidebar_fits_1024(page, server):
+    watch = Watch(page)
+    open_dashboard(page, server)
+    # the matrix and the 3D structure side by side, as chemiscope puts map and structure
+    matrix, structure = page.evaluate(RECT, "fre_matrix"), page.evaluate(RECT, "structure")
+    assert structure["left"] >= matrix["right"] - 1
+    assert structure["top"] < matrix["bottom"] and matrix["top"] < structure["bottom"]
+    # the controls sit in the template's sidebar, the views in its main area
+    sidebar = page.locator("#sidebar")
+    assert sidebar.get_by_text("Level").count() >= 1 and sidebar.get_by_text("Load your own").count() == 1
+    assert sidebar.get_by_role("button", name="GFRD").count() == 1
+    # 1024 px wide: nothing scrolls sideways or is cut off; the structure moves under the matrix
+    page.set_viewport_size({"width": 1024, "height": 900})
+    page.wait_for_function(f"() => ({RECT})('structure').top >= ({RECT})('fre_matrix').bottom - 1", timeout=10_000)
+    page.wait_for_timeout(500)
+    assert page.evaluate(OVERFLOWING) == []
+    assert page.evaluate(CUT_TITLES) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "served-1024.png", full_page=True)
+    assert watch.errors == []
+    assert watch.outside(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")) == []
+
+
+def test_served_help_units_colour_bar_ends_and_gfrd_diagonal(page, server, demo):
+    watch = Watch(page)
+    open_dashboard(page, server)
+    # a "what is this?" on each plot
+    for plot, words in [("fre_matrix", "source"), ("drill_map", "principal components"), ("drill_strip", "quartile"),
+                        ("structure", "drag to turn")]:
+        icon = page.locator(f".help-{plot}").first
+        icon.scroll_into_view_if_needed()
+        icon.hover()
+        page.wait_for_function(f"() => ({HELP_TEXT})().includes({words!r})", timeout=5_000)
+        page.mouse.move(0, 0)
+    # colour bars say which end is better, in the unit the help uses
+    bar = page.evaluate(COLOUR_BAR, ["fre_matrix", [0, 0.5, 1]])
+    assert bar["title"] == "GFRE (target σ)" and bar["labels"] == ["0 better", "0.5", "1 worse"]
+    drill = page.evaluate(COLOUR_BAR, ["drill_map", [0, 1, 2]])
+    assert drill["title"] == "GFRE (target σ)" and drill["labels"][0].endswith("better")
+    assert page.locator("#sidebar").get_by_text("GFRE (target σ): Global feature reconstruction error").count() == 1
+    # GFRD: why the diagonal is not 0, in the help and on the diagonal cells
+    page.locator("#sidebar").get_by_role("button", name="GFRD").click()
+    page.wait_for_function(f"() => ({COLOUR_BAR})(['fre_matrix', [0]]).title.startsWith('GFRD')", timeout=15_000)
+    assert page.locator("#sidebar").get_by_text("GFRD(A, A) is not 0").count() == 1
+    name = str(demo["source"].values[2])
+    page.mouse.move(*settled_xy(page, "fre_matrix", name, name))
+    page.wait_for_function(f"() => ({TOOLTIPS})().some((t) => t.includes('GFRD(A, A) > 0'))", timeout=5_000)
+    assert watch.errors == []
+
+
+def test_served_map_axes_colour_and_downloads(page, server, demo, tmp_path):
+    import pandas as pd
+    import xarray as xr
+
+    watch = Watch(page)
+    open_dashboard(page, server)
+    before = page.evaluate(DRILL_STATE)
+    source = before["pair"].split(" → ")[0]
+    test_atoms = demo["test_atom"].values
+    # any PC and any per-sample property on the map's axes and in its colour
+    x_axis, _, colour = (page.locator("select:has(option:text-is('n_atoms'))").nth(k) for k in range(3))
+    x_axis.select_option(label="PC 2 of the source")
+    expected = demo["pca"].sel(source=source).values[test_atoms, 1]
+    page.wait_for_function(f"() => Math.abs(({DRILL_STATE})().x[0] - {expected[0]}) < 1e-5", timeout=15_000)
+    assert np.allclose(page.evaluate(DRILL_STATE)["x"], expected, rtol=1e-5)
+    colour.select_option(label="n_atoms")
+    n_atoms = demo["n_atoms"].values[demo["atom_structure"].values[test_atoms]]
+    page.wait_for_function(f"() => ({DRILL_STATE})().colour[0] == {n_atoms[0]}", timeout=15_000)
+    assert page.evaluate(DRILL_STATE)["colour"] == n_atoms.tolist()
+    assert page.evaluate(COLOUR_BAR, ["drill_map", [0]])["title"] == "n_atoms"
+    # downloads: the matrix shown (CSV, netCDF) and the selected samples (CSV)
+    with page.expect_download() as csv:
+        page.get_by_role("button", name="Matrix (CSV)").click()
+    table = pd.read_csv(csv.value.path())
+    assert csv.value.suggested_filename == "gfre_matrix.csv" and len(table) == demo.sizes["source"] ** 2
+    cell = table.iloc[5]
+    assert np.isclose(cell["gfre"], demo["gfre"].sel(source=cell["source"], target=cell["target"]).item(), rtol=1e-8)
+    with page.expect_download() as nc:
+        page.get_by_role("button", name="Matrix (netCDF)").click()
+    nc.value.save_as(tmp_path / "m.nc")
+    with xr.open_dataset(tmp_path / "m.nc") as matrix:
+        np.testing.assert_array_equal(matrix["gfre"].values, demo["gfre"].values)
+    value = np.array(page.evaluate(DRILL_STATE)["value"])
+    worst = int(np.nanargmax(value))
+    state = page.evaluate(DRILL_STATE)
+    click_plot(page, "drill_map", state["x"][worst], state["y"][worst])
+    page.wait_for_function(f"() => ({DRILL_STATE})().selected.includes({worst})", timeout=10_000)
+    selected = sorted(page.evaluate(DRILL_STATE)["selected"])  # equivalent atoms share a map position
+    page.wait_for_timeout(500)  # the selection reaches the server
+    with page.expect_download() as picked:
+        page.get_by_role("button", name="Selection (CSV)").click()
+    rows = pd.read_csv(picked.value.path())
+    assert list(rows["sample"]) == test_atoms[selected].tolist()
+    np.testing.assert_allclose(rows.filter(like="gfre ").iloc[:, 0], value[selected], rtol=1e-6)
+    assert watch.errors == []
 
 
 @pytest.fixture(scope="module")
@@ -193,13 +341,13 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     names = [str(s) for s in demo["source"].values]
     source, target = names[0], names[-1]
     click_plot(page, "fre_matrix", target, source)
-    page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
+    page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     state = page.evaluate(DRILL_STATE)
-    assert np.allclose(state["error"], demo["gfre_pointwise"].sel(source=source, target=target).values, rtol=1e-6)
+    assert np.allclose(state["value"], demo["gfre_pointwise"].sel(source=source, target=target).values, rtol=1e-6)
     # box-select on the map: the selection lives on the data source both drill-down plots draw
-    x0, x1 = np.percentile(state["x"], [10, 90])
-    y0, y1 = np.percentile(state["y"], [10, 90])
-    a, b = page.evaluate(PLOT_XY, ["drill_map", x0, y0]), page.evaluate(PLOT_XY, ["drill_map", x1, y1])
+    x0, x1 = between(state["x"], 10), between(state["x"], 90)
+    y0, y1 = between(state["y"], 10), between(state["y"], 90)
+    a, b = settled_xy(page, "drill_map", x0, y0), settled_xy(page, "drill_map", x1, y1)
     page.mouse.move(*a)
     page.mouse.down()
     page.mouse.move(*b, steps=5)

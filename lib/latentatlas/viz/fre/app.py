@@ -116,7 +116,7 @@ class Atlas(pn.viewable.Viewer):
         self._drill_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
+        self._upload = pn.widgets.FileInput(accept=".nc", multiple=False, sizing_mode="stretch_width")
         self._upload.param.watch(self._on_upload, ["value", "filename"])
         self._level_widget = pn.widgets.Select.from_param(state.param.level, name="Level", sizing_mode="stretch_width")
         self._metric_widget = pn.widgets.RadioButtonGroup.from_param(state.param.metric, name="Metric",
@@ -180,15 +180,19 @@ class Atlas(pn.viewable.Viewer):
         ]
 
     def _layout_views(self) -> pn.Column:
-        """Matrix beside the 3D structure (as chemiscope puts map and structure), the drill-down below."""
+        """Matrix beside the 3D structure (as chemiscope puts map and structure), the drill-down below.
+
+        The two wrap one under the other when the window is too narrow for both (below about 1,200 px
+        with the sidebar), so nothing is cut off or squeezed.
+        """
         return pn.Column(
             self._message,
-            pn.Row(
+            pn.FlexBox(
                 pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map,
-                          sizing_mode="stretch_width", min_width=360),
-                pn.Column(_heading("Structure", "structure"), self._viewer_slot, sizing_mode="stretch_width",
-                          min_width=300),
-                sizing_mode="stretch_width",
+                          sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
+                pn.Column(_heading("Structure", "structure"), self._viewer_slot,
+                          sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
+                flex_wrap="wrap", sizing_mode="stretch_width",
             ),
             _heading("Drill-down: the selected pair on every test sample"),
             self._drill_note,
@@ -200,10 +204,10 @@ class Atlas(pn.viewable.Viewer):
         return [pn.pane.Markdown(f"{INTRO}{SERVED_INTRO}", sizing_mode="stretch_width"),
                 *app_link("concepts", "→ Concept knowledge graphs: which concepts each layer of a model encodes")]
 
-    def template(self, **params) -> pn.template.FastListTemplate:
+    def template(self, **params) -> pn.template.BootstrapTemplate:
         """The app in a Panel template: controls and metric help in the sidebar, views in the main area."""
-        params = {"title": "latentatlas", "sidebar_width": 280, **params}
-        return pn.template.FastListTemplate(
+        params = {"title": "latentatlas", "sidebar_width": 260, **params}
+        return pn.template.BootstrapTemplate(
             sidebar=[*self._controls(), pn.pane.Markdown("**Metrics**", margin=(10, 10, 0, 10)), self._help],
             main=[pn.Column(pn.pane.Markdown(f"## {TITLE}"), *self._intro(), self._views, sizing_mode="stretch_width")],
             **params,

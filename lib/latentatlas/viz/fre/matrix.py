@@ -51,7 +51,8 @@ class FREMatrix(pn.viewable.Viewer):
         self.source.selected.on_change("indices", self._on_tap)
         on_cell_click(self.source, browser_state(state))
         self.curve = ColumnDataSource(self._curve())
-        self._curve_pane = pn.pane.Bokeh(self._curve_figure(), visible=self._has_curve())
+        self._curve_pane = pn.pane.Bokeh(self._curve_figure())
+        self._show_curve()
         self._downloads = [
             pn.widgets.FileDownload(callback=self._csv, filename=self._filename("csv"), label="Matrix (CSV)",
                                     embed=self.offline),
@@ -157,7 +158,11 @@ class FREMatrix(pn.viewable.Viewer):
             for button, ext in zip(self._downloads, ("csv", "nc")):
                 button.filename = self._filename(ext)
         self.curve.data = self._curve()
-        self._curve_pane.visible = self._has_curve()
+        self._show_curve()
+
+    def _show_curve(self):
+        # the figure too: a hidden pane alone still drew its figure in the served template
+        self._curve_pane.visible = self._curve_pane.object.visible = self._has_curve()
 
     def _filename(self, ext: str) -> str:
         return f"{self.state.metric}_matrix.{ext}"
