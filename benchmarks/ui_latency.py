@@ -40,7 +40,7 @@ def click_cell(page, source, target) -> tuple[float, float]:
     xy = page.evaluate(PLOT_XY, ["fre_matrix", target, source])
     t = time.perf_counter()
     page.mouse.click(*xy)
-    page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})",
+    page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})",
                            polling="raf", timeout=300_000)
     drill = time.perf_counter() - t
     page.wait_for_function(f"() => ({STRUCTURE_STATE})().group.includes({f'GFRE {source} → {target}'!r})",
@@ -148,7 +148,7 @@ def main(argv=None) -> None:
                 xy = page.evaluate(PLOT_XY, ["fre_matrix", target, source])
                 t = time.perf_counter()
                 page.mouse.click(*xy)
-                page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{source} → {target}:'!r})",
+                page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})",
                                        polling="raf")
                 drill.append(time.perf_counter() - t)
                 page.wait_for_function(
@@ -158,7 +158,7 @@ def main(argv=None) -> None:
                 shown = page.evaluate(STRUCTURE_STATE)["title"].split(":")[0] + ":"
                 # the worst sample of another structure: a tap there opens that structure
                 pick = max((i for i, s in enumerate(state["structure"]) if f"structure {s}:" != shown),
-                           key=lambda i: state["error"][i])
+                           key=lambda i: state["value"][i])
                 xy = page.evaluate(PLOT_XY, ["drill_map", state["x"][pick], state["y"][pick]])
                 t = time.perf_counter()
                 page.mouse.click(*xy)

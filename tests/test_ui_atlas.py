@@ -326,22 +326,6 @@ def test_served_map_axes_colour_and_downloads(page, server, demo, tmp_path):
     assert watch.errors == []
 
 
-def test_served_removing_a_feature_set_moves_drilldown_and_structure_off_it(page, server, demo):
-    watch = Watch(page)
-    open_dashboard(page, server)
-    removed = page.evaluate(DRILL_STATE)["pair"].split(" → ")[0]
-    page.locator("#sidebar").get_by_role("button", name=f"Remove item: '{removed}'").click()
-    page.wait_for_function(f"() => !({DRILL_STATE})().pair.includes({removed!r})", timeout=15_000)
-    source, target = page.evaluate(DRILL_STATE)["pair"].split(": GFRE")[0].split(" → ")
-    assert removed not in (source, target)
-    assert np.allclose(page.evaluate(DRILL_STATE)["value"], demo["gfre_pointwise"].sel(source=source, target=target).values,
-                       rtol=1e-6)
-    page.wait_for_function(f"() => ({STRUCTURE_STATE})().group.some((g) => g.includes({f'{source} → {target}'!r}))",
-                           timeout=15_000)
-    assert not any(removed in g for g in page.evaluate(STRUCTURE_STATE)["group"])
-    assert watch.errors == []
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """``latentatlas export`` of the built-in comparison (both levels)."""

@@ -158,16 +158,16 @@ def test_concept_result_in_the_fre_app_points_to_the_concept_app(page, served):
 
 def test_removing_a_feature_set_moves_drilldown_and_3d_off_it(page, served, demo):
     open_dashboard(page, f"{served}/atlas")
-    source = page.evaluate(DRILL_STATE)["title"].split(" → ")[0]
+    source = page.evaluate(DRILL_STATE)["pair"].split(" → ")[0]
     assert source in [str(s) for s in demo["source"].values]
     # the chooser's remove button of that feature set (Choices.js inside the MultiChoice's shadow root)
     button = page.evaluate_handle(f"""() => ({DEEP_ALL})('.choices__item[data-value]')
         .find((e) => e.dataset.value == {source!r}).querySelector('.choices__button')""")
     button.as_element().click()
-    page.wait_for_function(f"() => !({DRILL_STATE})().title.startsWith({source + ' → '!r})", timeout=30_000)
+    page.wait_for_function(f"() => !({DRILL_STATE})().pair.startsWith({source + ' → '!r})", timeout=30_000)
     page.wait_for_function(f"() => !({STRUCTURE_STATE})().group.join().includes({source + ' → '!r})", timeout=30_000)
-    drill = page.evaluate(DRILL_STATE)["title"]
-    assert source not in drill.split(":")[0].split(" → ")
+    drill = page.evaluate(DRILL_STATE)["pair"]
+    assert source not in drill.split(": ")[0].split(" → ")
 
 
 SERVED_ONLY = "select samples to open their structure"
@@ -188,9 +188,9 @@ COLOUR_BAR = f"() => ({FIND_PLOT})('fre_matrix').model.right.find((r) => r.color
 def test_gfre_colour_bar_and_help_name_the_same_unit(page, served):
     open_dashboard(page, f"{served}/atlas")
     bar = page.evaluate(COLOUR_BAR)
-    drill = page.evaluate(DRILL_STATE)["title"]
+    drill = page.evaluate(DRILL_STATE)["pair"]
     help_line = next(t for t in page.evaluate(f"() => ({DEEP_ALL})('li').map((e) => e.textContent)")
-                     if t.startswith("GFRE:"))
+                     if t.startswith("GFRE"))
     assert "dimensionless" not in bar
-    unit = drill.rsplit("(", 1)[1].rstrip(")")  # the drill-down's unit, e.g. "target σ"
+    unit = drill.split(" (")[1].split(")")[0]  # the drill-down's unit, e.g. "target σ"
     assert unit in bar and unit in help_line
