@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
-import param
 from bokeh.models import ColorBar, ColumnDataSource, Div, HoverTool, LinearColorMapper
 from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
@@ -25,7 +24,7 @@ from ...schema import metric_label
 from .data import metric_unit, pair_key, pair_table, sample_dim, sample_properties, selection_csv, split_note
 from .help import colour_title, ends_formatter, help_icon
 from .links import Follow, browser_state, follow_pair, state_row
-from .state import VALUE, FREState, pc_name, view_state
+from .state import VALUE, FREView, pc_name
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
 
@@ -49,27 +48,19 @@ def _quartiles(values: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:
     return q
 
 
-class DrillDown(pn.viewable.Viewer):
+class DrillDown(FREView):
     """Per-sample values of ``state.pair``: a map (PCs of the source, or the axes chosen) and a strip per subset.
 
     Selecting samples (tap, box or lasso) sets ``state.selection``; the state then opens the
     structure of the worst selected sample. A button downloads the selection (CSV).
 
-    Parameters
-    ----------
-    comparison : xarray.Dataset, optional
-        Shown alone: the view makes its own :class:`~latentatlas.viz.fre.state.FREState`
-        (``metric=``, ``pair=`` go to it).
-    state : FREState, optional
-        The app's state, shared with other views.
+    Parameters: see :class:`~latentatlas.viz.fre.state.FREView`; ``offline=True`` (static export)
+    leaves out the controls that need Python (map axes and colour, selection download).
     """
 
-    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by the app's views)")
-    offline = param.Boolean(default=False, doc="Built for a static export: no controls that need Python")
-
     def __init__(self, comparison=None, *, state=None, **params):
-        state = view_state(comparison, state, params)
-        super().__init__(state=state, **params)
+        super().__init__(comparison, state=state, **params)
+        state = self.state
         self.points, self.store = ColumnDataSource(), ColumnDataSource()
         self.box, self.boxstore = ColumnDataSource(), ColumnDataSource()
         self.mapper = LinearColorMapper(palette=Inferno256[:230], low=0.0, high=1.0, nan_color="lightgrey",

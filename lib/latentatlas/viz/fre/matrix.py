@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
-import param
 from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, TapTool, Whisker
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
@@ -14,13 +13,13 @@ from ...schema import metric_label
 from .data import learning_curve_of, matrix_csv, matrix_netcdf
 from .help import colour_title, ends_formatter, help_icon
 from .links import browser_state, on_cell_click, pair_from_cell
-from .state import FREState, view_state
+from .state import FREView
 
 #: Hover note on GFRD's diagonal (the help says more: data.GFRD_DIAGONAL).
 _GFRD_SELF = "GFRD(A, A) > 0: a regularised map fitted on training samples is not exactly a rotation on held-out ones"
 
 
-class FREMatrix(pn.viewable.Viewer):
+class FREMatrix(FREView):
     """Sources x targets heatmap of ``state.metric``; clicking a cell sets ``state.pair``.
 
     Hovering a cell shows the mean over splits, its standard deviation (the spread) and its
@@ -29,21 +28,13 @@ class FREMatrix(pn.viewable.Viewer):
     small plot below shows it for the selected pair. Buttons download the matrix shown (CSV,
     netCDF).
 
-    Parameters
-    ----------
-    comparison : xarray.Dataset, optional
-        Shown alone: the view makes its own :class:`~latentatlas.viz.fre.state.FREState`
-        (``metric=``, ``pair=``, ``sources=`` go to it).
-    state : FREState, optional
-        The app's state, shared with other views.
+    Parameters: see :class:`~latentatlas.viz.fre.state.FREView`; ``offline=True`` (static export)
+    embeds the downloads when the view is built.
     """
 
-    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by the app's views)")
-    offline = param.Boolean(default=False, doc="Built for a static export: downloads are embedded when built")
-
     def __init__(self, comparison=None, *, state=None, **params):
-        state = view_state(comparison, state, params)
-        super().__init__(state=state, **params)
+        super().__init__(comparison, state=state, **params)
+        state = self.state
         self.source = ColumnDataSource(self._cells())
         self.mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
         self.figure = self._figure()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import panel as pn
 import param
 import xarray as xr
 
@@ -165,3 +166,22 @@ def view_state(comparison, state: FREState | None, params: dict) -> FREState:
         return state
     own = {k: params.pop(k) for k in list(params) if k in FREState.param and k != "name"}
     return FREState(comparison, **own)
+
+
+class FREView(pn.viewable.Viewer):
+    """A view of the FRE app: it shows ``state``, or (given a comparison instead) a state of its own.
+
+    Parameters
+    ----------
+    comparison : xarray.Dataset, optional
+        Shown alone: the view makes its own :class:`FREState` (``metric=``, ``pair=``, ... go to it).
+    state : FREState, optional
+        The app's state, shared with other views.
+    """
+
+    state = param.ClassSelector(class_=FREState, doc="What is shown (shared by the app's views)")
+    offline = param.Boolean(default=False, doc="Built for a static export: nothing that needs Python runs it")
+
+    def __init__(self, comparison=None, *, state=None, **params):
+        state = view_state(comparison, state, params)
+        super().__init__(state=state, **params)
