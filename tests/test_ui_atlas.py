@@ -256,8 +256,8 @@ def test_served_help_units_colour_bar_ends_and_gfrd_diagonal(page, server, demo)
     watch = Watch(page)
     open_dashboard(page, server)
     # a "what is this?" on each plot
-    for plot, words in [("fre_matrix", "source"), ("drill_map", "principal components"), ("drill_strip", "quartile"),
-                        ("structure", "drag to turn")]:
+    for plot, words in [("fre_matrix", "source"), ("model_map", "multidimensional scaling"),
+                        ("drill_map", "principal components"), ("drill_strip", "quartile"), ("structure", "drag to turn")]:
         icon = page.locator(f".help-{plot}").first
         icon.scroll_into_view_if_needed()
         icon.hover()
@@ -369,6 +369,12 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     k = int(label.split(":")[0])
     assert sorted(page.evaluate(STRUCTURE_STATE)["index"]) == list(range(int(demo["n_atoms"].values[k])))
     screenshot_views(page, "static")
+    # the help works offline too, and the report fits 1024 px
+    page.locator(".help-drill_map").first.hover()
+    page.wait_for_function(f"() => ({HELP_TEXT})().includes('one train/test split')", timeout=5_000)
+    page.set_viewport_size({"width": 1024, "height": 900})
+    page.wait_for_timeout(1000)
+    assert page.evaluate(OVERFLOWING) == [] and page.evaluate(CUT_TITLES) == []
     assert watch.errors == []
     assert watch.outside(("file://", "data:", "blob:")) == []
 

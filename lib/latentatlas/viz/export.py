@@ -59,7 +59,8 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
         for metric in metrics_of(ds):
             seen.add(metric)
             state = FREState({level: ds}, metric=metric)  # one per tab: each tab's clicks stay in it
-            model_map = [pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None]
+            model_map = [pn.Row(help_icon("model_map"), pn.pane.Bokeh(f)) for f in [model_map_figure(ds, metric)]
+                         if f is not None]
             views = [FREMatrix(state=state, offline=True), *model_map, DrillDown(state=state, offline=True)]
             tabs.append((f"{metric_label(metric)} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
     first = next(iter(levels.values()))

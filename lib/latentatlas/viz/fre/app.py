@@ -113,6 +113,7 @@ class Atlas(pn.viewable.Viewer):
         self.viewer = self._viewer()
         self._viewer_slot = pn.Column(self.viewer, sizing_mode="stretch_width")
         self._map = pn.pane.Bokeh(model_map_figure(state.comparison, state.metric))
+        self._map_box = pn.Row(help_icon("model_map"), self._map)
         self._drill_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._help = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -151,7 +152,7 @@ class Atlas(pn.viewable.Viewer):
     def _on_metric(self, *_):
         s = self.state
         self._map.object = model_map_figure(s.comparison, s.metric)
-        self._map.visible = self._map.object is not None
+        self._map.visible = self._map_box.visible = self._map.object is not None
         self._drill_note.object = "" if s.drill_metric == s.metric else (
             f"*{metric_label(s.metric)} has no per-sample form: the drill-down shows {metric_label(s.drill_metric)} "
             "for the selected pair.*")
@@ -188,7 +189,7 @@ class Atlas(pn.viewable.Viewer):
         return pn.Column(
             self._message,
             pn.FlexBox(
-                pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map,
+                pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
                           sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
                 pn.Column(_heading("Structure", "structure"), self._viewer_slot,
                           sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),

@@ -40,9 +40,10 @@ PLOT_HELP = {
         "much of the distances' variance the two axes keep."
     ),
     "structure": (
-        "The structure holding the worst selected sample, in 3D: drag to turn, wheel to zoom, hover an atom "
-        "for its element and value. Colour atoms by element (Jmol colours) or by the selected pair's per-atom "
-        "value; grey atoms are not in the test set. Positions in Å."
+        "One structure in 3D: drag to turn, wheel to zoom, hover an atom for its index and element (and value). "
+        "In the dashboard it is the structure holding the worst selected sample, atoms coloured by element "
+        "(Jmol colours) or by the selected pair's per-atom value (grey: not in the test set); the static report "
+        "offers the worst-reconstructed structures in a drop-down. Positions in Å."
     ),
 }
 
