@@ -29,6 +29,10 @@ observed statistic gets a p-value from a t prediction interval of that null samp
 (accuracy one-sided, presence and the excesses two-sided), adjusted with Benjamini-Hochberg over
 all tests of that statistic. A p-value of the difference would equal that of the presence
 (the dataset presence is a constant), hence the excess is tested instead.
+
+:func:`analyse_concepts` runs in steps: the arguments are checked once (``_validated``) and
+split (``_split``), the probes fitted (``_fit_probes``) and scored on the held-out samples
+(``_score``), and the scores laid out as the variables of :data:`VARIABLES` (``_assemble``).
 """
 
 from __future__ import annotations
@@ -216,7 +220,7 @@ def _tested(stat: np.ndarray, alternative: str, observed: str, pvalue: str, base
     return out
 
 
-def _sensitivity(probes, grads, test, own_output, test_class, n_classes, K, n_permutations) -> dict:
+def _sensitivity(probes, inputs: _Inputs, test: np.ndarray, test_class: np.ndarray, n_permutations: int) -> dict:
     """TCAV score and mean directional derivative per (layer, concept, class), with p-values.
 
     The probe of concept k (and each of its permuted-label twins) gives a direction in each
@@ -229,6 +233,8 @@ def _sensitivity(probes, grads, test, own_output, test_class, n_classes, K, n_pe
     """
     from .sensitivity import directional_derivatives
 
+    grads, own_output = inputs.grads, inputs.class_output[test_class]
+    K, n_classes = inputs.Y.shape[1], len(inputs.class_names)
     L, width, _ = probes.coef_.shape
     scale = np.ones((L, width))
     for i, name in enumerate(probes.layers_):
@@ -468,8 +474,7 @@ def _score(probes, inputs: _Inputs, test: np.ndarray, test_class: np.ndarray, n_
         "concept_label": Y_test,
     }
     if inputs.grads is not None:
-        own_output = inputs.class_output[test_class]
-        scores.update(_sensitivity(probes, inputs.grads, test, own_output, test_class, n_classes, K, n_permutations))
+        scores.update(_sensitivity(probes, inputs, test, test_class, n_permutations))
     if inputs.outputs is not None:
         scores.update(_output_excess(inputs.outputs[test], member, Y_test, n_permutations, rng))
     return scores

@@ -78,6 +78,19 @@ def _mean_pm(pairs):
     return float(np.mean([p[2] for p in pairs])), float(np.mean([p[3] for p in pairs]))
 
 
+#: the key questions, each with the paper's answer (cumulant steps: ``k = 1…K`` is added when computed)
+QUESTIONS = {
+    "levels": ("Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
+               f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}"),
+    "asymmetry": ("Asymmetry of reconstruction (most asymmetric uMLIP pair)",
+                  f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}"),
+    "fine_tuning": ("Fine-tuning bias: fine-tuned model vs its parent",
+                    f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models"),
+    "cumulants": ("Cumulant steps φ^(k)→φ^(k+1)",
+                  "between {} and {}, never near zero".format(*PAPER["cumulant_step_range"])),
+}  # fmt: skip
+
+
 def conclusions(result) -> list[dict]:
     """The key comparisons with the paper, each computed from the numbers.
 
@@ -87,100 +100,96 @@ def conclusions(result) -> list[dict]:
         Keys ``question``, ``paper``, ``ours``, ``verdict`` (``"agrees"``, ``"differs"``,
         ``"partly agrees"`` or ``"not computed"``) and ``why`` (one computed sentence).
     """
-    cross = result.cross
-    rows = []
+    return [*_cross_model_rows(result.cross), _fine_tuning_row(result.fine_tuning), _cumulant_row(result.cumulants)]
+
+
+def _row(key: str, ours: str, verdict: str, why: str, question: str | None = None) -> dict:
+    """One key comparison: the question of :data:`QUESTIONS` (or ``question``), the paper's answer and ours."""
+    default, paper = QUESTIONS[key]
+    return {"question": question or default, "paper": paper, "ours": ours, "verdict": verdict, "why": why}
+
+
+def _verdict(rel: str, expected: str) -> str:
+    """``"agrees"`` when :func:`relation` gave the paper's ``expected`` relation, else ``"differs"``."""
+    return "agrees" if rel == expected else "differs"
+
+
+def _not_computed(key: str, needs: str) -> dict:
+    return _row(key, "—", "not computed", f"Not computed: needs {needs} among the selected models.")
+
+
+def _cross_model_rows(cross) -> list[dict]:
+    """Mean GFRE / LFRE levels between unrelated uMLIPs, and the most asymmetric uMLIP pair."""
     unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and architecture(a) != architecture(b)  # noqa: E731
     mlips = lambda a, b: _is_mlip(a) and _is_mlip(b)  # noqa: E731
-
     g_pairs, l_pairs = _ordered_pairs(cross, "gfre", unrelated), _ordered_pairs(cross, "lfre", unrelated)
     if not g_pairs:
-        rows += [
-            _not_computed("Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
-                          f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}", "uMLIPs of two architectures"),
-            _not_computed("Asymmetry of reconstruction (most asymmetric uMLIP pair)",
-                          f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}",
-                          "uMLIPs of two architectures"),
-        ]
-    else:
-        (g, gs), (lo, ls) = _mean_pm(g_pairs), _mean_pm(l_pairs)
-        rel = relation(lo, ls, g, gs)
-        rows.append({
-            "question": "Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
-            "paper": f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}",
-            "ours": f"GFRE {_pm(g, gs)}, LFRE {_pm(lo, ls)} ({len(g_pairs)} ordered cross-architecture pairs)",
-            "verdict": "agrees" if rel == "smaller than" else "differs",
-            "why": (f"Paper: LFRE well below GFRE (part of the difference between models is non-linear). "
-                    f"Ours: mean LFRE is {rel} mean GFRE. Our GFRE level is "
-                    f"{'below' if g < PAPER['mean_offdiag_gfre'] else 'above'} the paper's "
-                    f"({g:.2f} vs {PAPER['mean_offdiag_gfre']}), with other models and data."),
-        })
-        pairs = {(s, t): (v, sd) for s, t, v, sd in _ordered_pairs(cross, "gfre", mlips)}
-        gaps = [(abs(v - pairs[(t, s)][0]), s, t) for (s, t), (v, _) in pairs.items() if s < t]
-        _, s, t = max(gaps)
-        (a, sa), (b, sb) = pairs[(s, t)], pairs[(t, s)]
-        if a > b:
-            (s, a, sa), (t, b, sb) = (t, b, sb), (s, a, sa)
-        rel = relation(a, sa, b, sb)
-        rows.append({
-            "question": "Asymmetry of reconstruction (most asymmetric uMLIP pair)",
-            "paper": f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}",
-            "ours": f"{_short(s)}→{_short(t)} {_pm(a, sa)}, {_short(t)}→{_short(s)} {_pm(b, sb)}",
-            "verdict": "agrees" if rel == "smaller than" else "differs",
-            "why": (f"Paper: one model's features contain most of the other's but not the reverse. Ours: "
-                    f"{_short(s)}→{_short(t)} is {rel} the reverse direction."),
-        })
-    ft = result.fine_tuning
+        return [_not_computed(key, "uMLIPs of two architectures") for key in ("levels", "asymmetry")]
+    (g, gs), (lo, ls) = _mean_pm(g_pairs), _mean_pm(l_pairs)
+    rel = relation(lo, ls, g, gs)
+    why = (f"Paper: LFRE well below GFRE (part of the difference between models is non-linear). "
+           f"Ours: mean LFRE is {rel} mean GFRE. Our GFRE level is {'below' if g < PAPER['mean_offdiag_gfre'] else 'above'} "
+           f"the paper's ({g:.2f} vs {PAPER['mean_offdiag_gfre']}), with other models and data.")
+    ours = f"GFRE {_pm(g, gs)}, LFRE {_pm(lo, ls)} ({len(g_pairs)} ordered cross-architecture pairs)"
+    levels = _row("levels", ours, _verdict(rel, "smaller than"), why)
+    pairs = {(s, t): (v, sd) for s, t, v, sd in _ordered_pairs(cross, "gfre", mlips)}
+    gaps = [(abs(v - pairs[(t, s)][0]), s, t) for (s, t), (v, _) in pairs.items() if s < t]
+    _, s, t = max(gaps)
+    (a, sa), (b, sb) = pairs[(s, t)], pairs[(t, s)]
+    if a > b:
+        (s, a, sa), (t, b, sb) = (t, b, sb), (s, a, sa)
+    rel = relation(a, sa, b, sb)
+    asymmetry = _row(
+        "asymmetry", f"{_short(s)}→{_short(t)} {_pm(a, sa)}, {_short(t)}→{_short(s)} {_pm(b, sb)}", _verdict(rel, "smaller than"),
+        f"Paper: one model's features contain most of the other's but not the reverse. Ours: "
+        f"{_short(s)}→{_short(t)} is {rel} the reverse direction.",
+    )
+    return [levels, asymmetry]
+
+
+def _fine_tuning_row(ft) -> dict:
+    """The fine-tuned model and its parent against the closest unrelated pair."""
     if ft is None or not ft.sizes.get("finetuned_pair", 0) or not ft.sizes.get("unrelated_pair", 0):
-        rows.append(_not_computed("Fine-tuning bias: fine-tuned model vs its parent",
-                                  f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models",
-                                  "chgnet-r2scan, chgnet-0.3.0 and a SevenNet model"))
-    else:
-        child, parent = ft.attrs["finetuned"], ft.attrs["parent"]
-        ab, abs_ = float(ft["finetuned_gfre_ab"][0]), float(ft["finetuned_gfre_ab_std"][0])
-        ba, bas = float(ft["finetuned_gfre_ba"][0]), float(ft["finetuned_gfre_ba_std"][0])
-        both = [(float(ft[f"unrelated_gfre_{d}"][i]), float(ft[f"unrelated_gfre_{d}_std"][i]),
-                 *((ft["unrelated_a"][i].item(), ft["unrelated_b"][i].item())[:: 1 if d == "ab" else -1]))
-                for i in range(ft.sizes["unrelated_pair"]) for d in ("ab", "ba")]
-        u, us, us_src, us_tgt = min(both)
-        r1, r2 = relation(ab, abs_, u, us), relation(ba, bas, u, us)
-        verdict = "agrees" if r1 == r2 == "smaller than" else ("partly agrees" if "smaller than" in (r1, r2) else "differs")
-        rows.append({
-            "question": "Fine-tuning bias: fine-tuned model vs its parent",
-            "paper": f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models",
-            "ours": f"{child}→{parent} {_pm(ab, abs_)}, {parent}→{child} {_pm(ba, bas)}; smallest unrelated {us_src}→{us_tgt} {_pm(u, us)}",
-            "verdict": verdict,
-            "why": (f"{child}→{parent} is {r1} the smallest unrelated GFRE, {parent}→{child} is {r2} it; "
-                    f"our fine-tuned/parent distance is {max(ab, ba) / PAPER['finetuned_vs_parent']:.0f}× the paper's at most."),
-        })
-    cum = result.cumulants
+        return _not_computed("fine_tuning", "chgnet-r2scan, chgnet-0.3.0 and a SevenNet model")
+    child, parent = ft.attrs["finetuned"], ft.attrs["parent"]
+    ab, abs_ = float(ft["finetuned_gfre_ab"][0]), float(ft["finetuned_gfre_ab_std"][0])
+    ba, bas = float(ft["finetuned_gfre_ba"][0]), float(ft["finetuned_gfre_ba_std"][0])
+    both = [(float(ft[f"unrelated_gfre_{d}"][i]), float(ft[f"unrelated_gfre_{d}_std"][i]),
+             *((ft["unrelated_a"][i].item(), ft["unrelated_b"][i].item())[:: 1 if d == "ab" else -1]))
+            for i in range(ft.sizes["unrelated_pair"]) for d in ("ab", "ba")]  # fmt: skip
+    u, us, us_src, us_tgt = min(both)
+    r1, r2 = relation(ab, abs_, u, us), relation(ba, bas, u, us)
+    return _row(
+        "fine_tuning",
+        f"{child}→{parent} {_pm(ab, abs_)}, {parent}→{child} {_pm(ba, bas)}; smallest unrelated {us_src}→{us_tgt} {_pm(u, us)}",
+        "agrees" if r1 == r2 == "smaller than" else ("partly agrees" if "smaller than" in (r1, r2) else "differs"),
+        f"{child}→{parent} is {r1} the smallest unrelated GFRE, {parent}→{child} is {r2} it; "
+        f"our fine-tuned/parent distance is {max(ab, ba) / PAPER['finetuned_vs_parent']:.0f}× the paper's at most.",
+    )
+
+
+def _cumulant_row(cum) -> dict:
+    """The smallest cumulant step of any uMLIP against 'near zero', and the share of steps in the paper's range."""
     names = [n for n, m in zip(cum.feature_set.values, cum.feature_set_model.values) if _is_mlip(m)]
     if not names:
-        lo, hi = PAPER["cumulant_step_range"]
-        rows.append(_not_computed("Cumulant steps φ^(k)→φ^(k+1)", f"between {lo} and {hi}, never near zero", "a uMLIP"))
-    else:
-        steps = cum["step"].sel(feature_set=names)
-        spread = cum["step_std"].sel(feature_set=names)
-        lo, hi = PAPER["cumulant_step_range"]
-        inside = float(((steps >= lo) & (steps <= hi)).mean())
-        where = steps.argmin(...)
-        low, low_sd = float(steps[where]), float(spread[where])
-        name, k = _short(steps.feature_set.values[int(where["feature_set"])]), int(steps.step_order.values[int(where["step_order"])])
-        rel = relation(low, low_sd, NEAR_ZERO, 0.0)
-        rows.append({
-            "question": f"Cumulant steps φ^(k)→φ^(k+1), k = 1…{int(cum.step_order.max())}",
-            "paper": f"between {lo} and {hi}, never near zero",
-            "ours": (f"between {float(steps.min()):.2f} and {float(steps.max()):.2f} over {len(names)} models "
-                     f"({inside:.0%} of steps inside the paper's range)"),
-            "verdict": "agrees" if rel == "larger than" else "differs",
-            "why": (f"The smallest step, {_pm(low, low_sd)} ({name}, k = {k}), is {rel} {NEAR_ZERO} (our 'near zero'), so "
-                    f"{'every order adds information' if rel == 'larger than' else 'some order may add (almost) nothing'}."),
-        })
-    return rows
-
-
-def _not_computed(question, paper, needs):
-    return {"question": question, "paper": paper, "ours": "—", "verdict": "not computed",
-            "why": f"Not computed: needs {needs} among the selected models."}
+        return _not_computed("cumulants", "a uMLIP")
+    steps = cum["step"].sel(feature_set=names)
+    spread = cum["step_std"].sel(feature_set=names)
+    lo, hi = PAPER["cumulant_step_range"]
+    inside = float(((steps >= lo) & (steps <= hi)).mean())
+    where = steps.argmin(...)
+    low, low_sd = float(steps[where]), float(spread[where])
+    name, k = _short(steps.feature_set.values[int(where["feature_set"])]), int(steps.step_order.values[int(where["step_order"])])
+    rel = relation(low, low_sd, NEAR_ZERO, 0.0)
+    return _row(
+        "cumulants",
+        f"between {float(steps.min()):.2f} and {float(steps.max()):.2f} over {len(names)} models "
+        f"({inside:.0%} of steps inside the paper's range)",
+        _verdict(rel, "larger than"),
+        f"The smallest step, {_pm(low, low_sd)} ({name}, k = {k}), is {rel} {NEAR_ZERO} (our 'near zero'), so "
+        f"{'every order adds information' if rel == 'larger than' else 'some order may add (almost) nothing'}.",
+        question=f"{QUESTIONS['cumulants'][0]}, k = 1…{int(cum.step_order.max())}",
+    )
 
 
 # -- everything the report states -------------------------------------------------------------
