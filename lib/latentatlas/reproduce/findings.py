@@ -18,7 +18,7 @@ import xarray as xr
 from ..diagnostics import caveats
 from .analyses import architecture, unrelated_pairs
 
-__all__ = ["PAPER", "Z", "NEAR_ZERO", "Findings", "conclusions", "findings", "relation", "subset_summary"]
+__all__ = ["PAPER", "QUESTIONS", "Z", "NEAR_ZERO", "Findings", "conclusions", "findings", "relation", "subset_summary"]
 
 Z = 2.0
 """Differences beyond ``Z`` combined standard deviations are called real."""
