@@ -88,21 +88,6 @@ def load_npz(path: str) -> tuple:
     return arrays["inputs"], arrays["classes"], concepts, output_classes
 
 
-def model_probabilities(model, inputs, batch_size: int = 256):
-    """The model's class probabilities, softmax of its output (class logits), float64 (n_samples, n_outputs)."""
-    import torch
-
-    from ..concepts.activations import as_batch
-    from ..hooks import evaluating
-
-    x = as_batch(model, inputs)
-    with evaluating(model), torch.no_grad():
-        logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    if logits.ndim != 2:
-        raise ValueError(f"the model's output must be class logits (n_samples, n_classes), got shape {tuple(logits.shape)}")
-    return torch.softmax(logits.double(), 1).cpu().numpy()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..io import save
 
@@ -134,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         result = analyse_atoms(load(args.features), layers=args.layers, **kwargs)
     else:
         from ..concepts import analyse_concepts, capture_activations, capture_gradients, load_factory
+        from ..concepts.activations import class_probabilities
 
         inputs, classes, concepts, output_classes = load_npz(args.data)
         model = load_factory(args.model)
@@ -143,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         acts = capture_activations(model, inputs, args.layers, **run_kw)
         if output_classes is not None:
             names = [str(c) for c in output_classes]
-            proba = model_probabilities(model, inputs, args.batch_size)
+            proba = class_probabilities(model, inputs, args.batch_size)
             if proba.shape[1] != len(names):
                 raise ValueError(
                     f"the model gives {proba.shape[1]} outputs per sample but {args.data} names {len(names)} "
