@@ -118,6 +118,11 @@ def test_state_keeps_itself_consistent_across_levels_metrics_and_feature_sets(le
     assert state.pair == default_pair(levels[other], "cka") and state.map_colour == "n_atoms"
     state.show(comparison)  # another file: everything follows
     assert list(state.levels) == ["atom level"] and state.comparison is comparison
+    assert FREState(comparison, map_x="n_atoms").map_x == "n_atoms"
+    for wrong, match in [({"map_y": "no such property"}, "map_y"), ({"metric": "nope"}, "metric"),
+                         ({"pair": ("a", "b")}, "not in the comparison")]:
+        with pytest.raises(ValueError, match=match):
+            FREState(comparison, **wrong)
 
 
 def test_drilldown_shows_the_pairs_values_quartiles_and_split(comparison):

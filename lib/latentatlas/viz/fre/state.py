@@ -59,19 +59,21 @@ class FREState(param.Parameterized):
     """
 
     levels = param.Dict(default={}, doc="Level label -> checked comparison Dataset (set through show)")
-    level = param.Selector(objects=[], doc="Level shown: atom-level or structure-level (cumulant) features")
+    level = param.Selector(objects=[], check_on_set=True,
+                           doc="Level shown: atom-level or structure-level (cumulant) features")
     comparison = param.ClassSelector(class_=xr.Dataset, doc="The level's comparison (follows level)")
-    metric = param.Selector(objects=[], doc="Metric of the matrix")
-    drill_metric = param.Selector(objects=[], doc="Metric of the per-sample views: the matrix's, or (CKA, CCA, ... "
-                                                  "have no per-sample form) the first that has one")
+    metric = param.Selector(objects=[], check_on_set=True, doc="Metric of the matrix")
+    drill_metric = param.Selector(objects=[], check_on_set=True,
+                                  doc="Metric of the per-sample views: the matrix's, or (CKA, CCA, ... have no "
+                                      "per-sample form) the first that has one")
     sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown as rows and columns")
     pair = param.Tuple(default=("", ""), length=2, doc="(source, target) of the selected cell")
     selection = param.List(default=[], item_type=int, doc="Selected test samples (positions in the level's test set)")
     structure = param.Integer(default=0, bounds=(0, None), doc="Structure shown in 3D: by default the one holding "
                                                                "the worst selected sample")
-    map_x = param.Selector(objects=[], doc="Drill-down map: horizontal axis")
-    map_y = param.Selector(objects=[], doc="Drill-down map: vertical axis")
-    map_colour = param.Selector(objects=[], doc="Drill-down map and strip: colour")
+    map_x = param.Selector(objects=[], check_on_set=True, doc="Drill-down map: horizontal axis")
+    map_y = param.Selector(objects=[], check_on_set=True, doc="Drill-down map: vertical axis")
+    map_colour = param.Selector(objects=[], check_on_set=True, doc="Drill-down map and strip: colour")
 
     def __init__(self, comparison=None, **params):
         super().__init__()
@@ -88,13 +90,15 @@ class FREState(param.Parameterized):
         """Set ``level`` and every parameter that depends on it in one batch, keeping ``wanted`` values that fit."""
         ds = levels[level]
         metrics, names = metrics_of(ds), [str(s) for s in ds["source"].values]
-        metric = wanted.get("metric", self.metric)
-        metric = metric if metric in metrics else metrics[0]
+        # asked for: checked by param; carried over from another level: kept where it exists
+        metric = wanted.get("metric", self.metric if self.metric in metrics else metrics[0])
+        if "pair" in wanted and not set(wanted["pair"]) <= set(names):
+            raise ValueError(f"pair {tuple(wanted['pair'])} names a feature set not in the comparison; choose from {names}")
         sources = [s for s in wanted.get("sources", names) if s in names] or names
         self.param.metric.objects = metrics
         self.param.sources.objects = names
         self.param.drill_metric.objects = pointwise_metrics_of(ds)
-        values = dict(comparison=ds, metric=metric, sources=sources, **self._follow_metric(ds, metric))
+        values = dict(comparison=ds, metric=metric, sources=sources, **self._follow_metric(ds, metric, wanted))
         values["pair"] = self._fitting_pair(ds, metric, sources, wanted.get("pair", self.pair))
         values["selection"] = list(wanted.get("selection", []))
         values["structure"] = wanted.get("structure", worst_structure(ds, values["drill_metric"], values["pair"],
@@ -105,15 +109,24 @@ class FREState(param.Parameterized):
         if self.level != level:
             values["level"] = level
         self.param.update(**values)
+        # the rest of what was asked for (drill-down map axes and colour, ...), checked by param
+        self.param.update(**{k: v for k, v in wanted.items() if k not in values})
 
-    def _follow_metric(self, ds, metric) -> dict:
-        """``drill_metric`` and the map's choices for ``metric`` (choices kept where they still exist)."""
+    def _follow_metric(self, ds, metric, wanted=None) -> dict:
+        """``drill_metric`` and the map's choices for ``metric``: as ``wanted`` (checked by param), else as they
+        were where they still exist."""
         pointwise = pointwise_metrics_of(ds)
         drill = metric if metric in pointwise else pointwise[0]
         choices = map_choices(ds, drill)
         for name in ("map_x", "map_y", "map_colour"):
             self.param[name].objects = choices
-        pick = lambda name, default: getattr(self, name) if getattr(self, name) in choices else default  # noqa: E731
+        wanted = wanted or {}
+
+        def pick(name, default):
+            if name in wanted:
+                return wanted[name]
+            return getattr(self, name) if getattr(self, name) in choices else default
+
         return dict(drill_metric=drill, map_x=pick("map_x", pc_name(0)),
                     map_y=pick("map_y", pc_name(1) if ds.sizes["pc"] > 1 else VALUE),
                     map_colour=pick("map_colour", VALUE))
