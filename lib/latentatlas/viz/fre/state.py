@@ -90,8 +90,10 @@ class FREState(param.Parameterized):
         """Set ``level`` and every parameter that depends on it in one batch, keeping ``wanted`` values that fit."""
         ds = levels[level]
         metrics, names = metrics_of(ds), [str(s) for s in ds["source"].values]
-        # asked for: checked by param; carried over from another level: kept where it exists
+        # asked for: checked; carried over from another level: kept where it exists
         metric = wanted.get("metric", self.metric if self.metric in metrics else metrics[0])
+        if metric not in metrics:
+            raise ValueError(f"metric {metric!r} is not in the comparison; choose from {metrics}")
         if "pair" in wanted and not set(wanted["pair"]) <= set(names):
             raise ValueError(f"pair {tuple(wanted['pair'])} names a feature set not in the comparison; choose from {names}")
         sources = [s for s in wanted.get("sources", names) if s in names] or names
