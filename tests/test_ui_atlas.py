@@ -335,6 +335,8 @@ def report(tmp_path_factory):
 
 
 def test_static_export_offline_with_drilldown_and_linked_selection(page, report, demo):
+    import pandas as pd
+
     watch = Watch(page)
     page.goto(report.as_uri())
     page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({STRUCTURE_DRAWN})()", timeout=60_000)
@@ -369,6 +371,11 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     k = int(label.split(":")[0])
     assert sorted(page.evaluate(STRUCTURE_STATE)["index"]) == list(range(int(demo["n_atoms"].values[k])))
     screenshot_views(page, "static")
+    # the matrix of the tab shown downloads offline (CSV embedded in the file)
+    with page.expect_download() as csv:
+        page.get_by_role("button", name="Matrix (CSV)").locator("visible=true").first.click()
+    table = pd.read_csv(csv.value.path())
+    assert list(table.columns[:3]) == ["source", "target", "gfre"] and len(table) == demo.sizes["source"] ** 2
     # the help works offline too, and the report fits 1024 px
     page.locator(".help-drill_map").first.hover()
     page.wait_for_function(f"() => ({HELP_TEXT})().includes('one train/test split')", timeout=5_000)

@@ -29,7 +29,7 @@ class FREMatrix(FREView):
     netCDF).
 
     Parameters: see :class:`~latentatlas.viz.fre.state.FREView`; ``offline=True`` (static export)
-    embeds the downloads when the view is built.
+    embeds the CSV download when the view is built (and offers no netCDF).
     """
 
     def __init__(self, comparison=None, *, state=None, **params):
@@ -44,11 +44,12 @@ class FREMatrix(FREView):
         self.curve = ColumnDataSource(self._curve())
         self._curve_pane = pn.pane.Bokeh(self._curve_figure())
         self._show_curve()
+        # a static report embeds the CSV only: the netCDF of every tab would add about 0.6 MB to it
         self._downloads = [
             pn.widgets.FileDownload(callback=self._csv, filename=self._filename("csv"), label="Matrix (CSV)",
                                     embed=self.offline),
-            pn.widgets.FileDownload(callback=self._netcdf, filename=self._filename("nc"), label="Matrix (netCDF)",
-                                    embed=self.offline),
+            *([] if self.offline else [pn.widgets.FileDownload(callback=self._netcdf, filename=self._filename("nc"),
+                                                               label="Matrix (netCDF)")]),
         ]
         self._pane = pn.Column(
             pn.Row(help_icon("fre_matrix"), *self._downloads),
@@ -146,7 +147,7 @@ class FREMatrix(FREView):
             self.figure.x_range.factors = names
             self.figure.y_range.factors = list(reversed(names))
             self._restyle()
-            for button, ext in zip(self._downloads, ("csv", "nc")):
+            for button, ext in zip(self._downloads, ("csv", "nc")):  # (no netCDF button offline)
                 button.filename = self._filename(ext)
         self.curve.data = self._curve()
         self._show_curve()
