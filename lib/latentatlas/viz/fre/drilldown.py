@@ -183,11 +183,15 @@ class DrillDown(FREView):
         changed = {e.name for e in events}
         if changed & {"comparison", "drill_metric"}:
             self._fill()
-        if changed - {"selection"}:
+        row = state_row(self.state)
+        if changed & {"comparison", "drill_metric", "map_x", "map_y", "map_colour"}:
             self.follows[0].columns, self.follows[0].suffix = self._columns(), self._suffix()
             for follow in self.follows:
-                follow.refresh(state_row(self.state))
+                follow.refresh(row)  # new columns: the browser's copy of the table too
             self._restyle()
+        elif "pair" in changed:
+            for follow in self.follows:
+                follow.apply(row)
         if list(self.points.selected.indices) != list(self.state.selection):
             self.points.selected.indices = list(self.state.selection)
 
