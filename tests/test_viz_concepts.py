@@ -9,6 +9,7 @@ pn = pytest.importorskip("panel")
 
 from latentatlas.concepts import examples, knowledge_graph, spurious_correlations  # noqa: E402
 from latentatlas.io import load, save  # noqa: E402
+from latentatlas.viz.concepts.layout import AGREEMENT_COLOURS, WIDTHS  # noqa: E402
 from latentatlas.viz.concepts.data import (  # noqa: E402
     builtin_concepts_path,
     check_concepts,
@@ -39,9 +40,12 @@ def test_graph_tables_follow_the_knowledge_graph_at_every_layer(result):
         for k, c, model, colour, spurious in zip(p["concept"], p["class"], p["model"], p["color"], p["spurious"]):
             edge = G.edges[f"class:{c}", f"concept:{k}"]
             assert model == edge["weight"] == float(result["model_presence"].sel(layer=layer, concept=k, **{"class": c}))
-            assert colour == edge["color"]
+            assert colour == AGREEMENT_COLOURS[edge["agreement"]]
             assert spurious == int(flagged.sel(layer=layer, concept=k, **{"class": c}))
         assert t["nodes"]["id"] == list(G.nodes)  # the same order at every layer: a switch swaps columns only
+        # edge widths span the model presences over all layers (not 0.5 + 7 * presence: all alike)
+        low, high = float(result["model_presence"].min()), float(result["model_presence"].max())
+        np.testing.assert_allclose(p["width"], WIDTHS[0] + (WIDTHS[1] - WIDTHS[0]) * (np.array(p["model"]) - low) / (high - low))
     assert sum(tables["head"]["presence"]["spurious"]) >= 1
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ...schema import check_concepts, kind_of
+from .layout import AGREEMENT_COLOURS, KIND_COLOURS, LINE_COLOURS, concept_look, edge_widths, positions
 
 __all__ = [
     "builtin_concepts_path",
@@ -28,9 +29,12 @@ __all__ = [
     "sensitivity_cells",
 ]
 
-#: colours of the node kinds in the graph and of class lines in the profiles
-KIND_COLOURS = {"layer": "#555555", "concept": "#6a3d9a", "class": "#e6550d"}
-LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+#: the node legend's entry of each node kind
+NODE_LEGEND = {
+    "layer": "layer (large: the one shown)",
+    "concept": "concept (size, opacity: probe accuracy)",
+    "class": "class",
+}
 
 
 def is_concept_result(ds) -> bool:
@@ -82,7 +86,7 @@ def default_selection(result: xr.Dataset) -> tuple[str, str, str]:
 
 
 def graph_tables(result: xr.Dataset) -> dict[str, dict]:
-    """Columns to draw the knowledge graph at every layer.
+    """Columns to draw the knowledge graph at every layer (layout and colours: :mod:`.layout`).
 
     Node and edge order is the same at every layer, so a layer switch only swaps columns.
 
@@ -90,60 +94,66 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     -------
     dict of layer -> dict
         ``nodes`` (columns over all nodes: ``id``, ``kind``, ``label``, ``x``, ``y``, ``size``,
-        ``color``, ``alpha``, ``info``), ``presence`` (class-concept edges: ``x0``, ``y0``,
-        ``x1``, ``y1``, midpoint ``mx``, ``my``, ``concept``, ``class``, ``width``, ``color``, ``agreement``,
-        ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this
-        layer), ``spurious_layers`` (text for hover), ``why`` (the rule's conditions at this layer),
-        ``sensitivity``, ``derivative``, ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
-        ``alpha``, ``color``, ``width``), each a dict of lists.
+        ``color``, ``alpha``, ``info``, ``legend`` (the node legend's entry) and ``pick_layer``,
+        ``pick_concept``, ``pick_class`` (what a tap on the node chooses, "" for nothing)),
+        ``presence`` (class-concept edges: ``x0``, ``y0``, ``x1``, ``y1``, midpoint ``mx``, ``my``,
+        ``concept``, ``class``, ``width`` (:func:`.layout.edge_widths`), ``color``, ``agreement``,
+        ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this layer),
+        ``flag`` ("yes"/"no": the same as text, for filtering), ``spurious_layers`` (text for
+        hover), ``why`` (the rule's conditions at this layer), ``sensitivity``, ``derivative``,
+        ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges:
+        ``x0``..``y1``, ``alpha``, ``color``, ``width``), each a dict of lists.
     """
-    from ...concepts import knowledge_graph
+    from ...concepts.graph import knowledge_graphs
 
-    layers = [str(v) for v in result["layer"].values]
-    class_accuracy = result["class_accuracy"].transpose("layer", "class")
+    graphs = knowledge_graphs(result)
+    class_accuracy = result["class_accuracy"].transpose("layer", "class").values
+    class_index = {str(c): j for j, c in enumerate(result["class"].values)}
+    presence_range = float(result["model_presence"].min()), float(result["model_presence"].max())
     out = {}
-    for li, layer in enumerate(layers):
-        G = knowledge_graph(result, layer=layer)
-        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info")}
+    for li, (layer, G) in enumerate(graphs.items()):
+        xy = positions(G)
+        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info", "legend",
+                                 "pick_layer", "pick_concept", "pick_class")}
         for nid, d in G.nodes(data=True):
             if d["kind"] == "concept":
                 acc = d["accuracy"][li]
-                size = 8 + 16 * float(np.clip(2 * acc - 1, 0, 1))
-                alpha = 0.35 + 0.65 * float(np.clip(2 * acc - 1, 0, 1))
+                size, alpha = concept_look(acc)
                 info = (f"probe accuracy at {layer}: {acc:.3f}; best layer {d['best_layer']}; "
                         f"first encoded at {d['first_layer'] or 'no layer'}")
             elif d["kind"] == "class":
                 size, alpha = 18, 1.0
-                acc = float(class_accuracy.sel(layer=layer, **{"class": d["label"]}))
+                acc = float(class_accuracy[li, class_index[d['label']]])
                 info = f"{d['n_examples']} held-out samples; class-probe accuracy at {layer}: {acc:.3f}"
             else:
                 chosen = d["label"] == layer
                 size, alpha = (22, 1.0) if chosen else (14, 0.45)
                 info = f"mean probe accuracy {d['mean_accuracy']:.3f}; mean MOAD {d['moad']:.3f}"
-            for key, value in zip(nodes, (nid, d["kind"], d["label"], d["x"], d["y"], size,
-                                          KIND_COLOURS[d["kind"]], alpha, info)):
+            picks = [d["label"] if d["kind"] == kind else "" for kind in ("layer", "concept", "class")]
+            for key, value in zip(nodes, (nid, d["kind"], d["label"], *xy[nid], size, KIND_COLOURS[d["kind"]], alpha,
+                                          info, NODE_LEGEND[d["kind"]], *picks)):
                 nodes[key].append(value)
         presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
-                                    "model", "dataset", "excess", "class_excess", "spurious", "spurious_layers", "why",
-                                    "sensitivity", "derivative", "output_excess")}
+                                    "model", "dataset", "excess", "class_excess", "spurious", "flag", "spurious_layers",
+                                    "why", "sensitivity", "derivative", "output_excess")}
         encodes = {k: [] for k in ("x0", "y0", "x1", "y1", "alpha", "color", "width")}
         for a, b, e in G.edges(data=True):
-            na, nb = G.nodes[a], G.nodes[b]
             if e["kind"] == "presence":
-                cls, con = (na, nb) if na["kind"] == "class" else (nb, na)
+                cls, con = (a, b) if G.nodes[a]["kind"] == "class" else (b, a)
+                (cx, cy), (kx, ky) = xy[con], xy[cls]
                 spurious_here = layer in e["spurious_layers"]
-                row = (con["x"], con["y"], cls["x"], cls["y"], 0.5 * (con["x"] + cls["x"]), 0.5 * (con["y"] + cls["y"]),
-                       con["label"], cls["label"], 0.5 + 7 * e["weight"],
-                       e["color"], e["agreement"], e["weight"], e["dataset_presence"], e["excess"],
-                       e["class_excess"], int(spurious_here), ", ".join(e["spurious_layers"]) or "none", e["why"],
-                       *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
+                row = (cx, cy, kx, ky, 0.5 * (cx + kx), 0.5 * (cy + ky), G.nodes[con]["label"], G.nodes[cls]["label"],
+                       float(edge_widths(e["weight"], *presence_range)), AGREEMENT_COLOURS[e["agreement"]],
+                       e["agreement"], e["weight"], e["dataset_presence"], e["excess"], e["class_excess"],
+                       int(spurious_here), "yes" if spurious_here else "no", ", ".join(e["spurious_layers"]) or "none",
+                       e["why"], *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
                 for key, value in zip(presence, row):
                     presence[key].append(value)
             else:
-                lay, con = (na, nb) if na["kind"] == "layer" else (nb, na)
-                here = lay["label"] == layer
+                lay, con = (a, b) if G.nodes[a]["kind"] == "layer" else (b, a)
+                here = G.nodes[lay]["label"] == layer
                 strength = float(np.clip(2 * e["weight"] - 1, 0, 1))
-                row = (lay["x"], lay["y"], con["x"], con["y"], (0.7 if here else 0.12) * strength,
+                row = (*xy[lay], *xy[con], (0.7 if here else 0.12) * strength,
                        KIND_COLOURS["layer"] if here else "#999999", 1 + 3 * strength if here else 1)
                 for key, value in zip(encodes, row):
                     encodes[key].append(value)

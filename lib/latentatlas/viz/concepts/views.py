@@ -32,7 +32,7 @@ from bokeh.layouts import column
 from bokeh.plotting import figure
 from bokeh.transform import dodge
 
-from ...concepts.graph import AGREEMENT_COLOURS
+from .layout import AGREEMENT_COLOURS
 from .data import check_concepts, default_selection, graph_tables, node_id, profiles, sensitivity_cells
 
 __all__ = ["ConceptGraph", "ConceptHeatmap", "ConceptProfile"]
