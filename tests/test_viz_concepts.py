@@ -67,25 +67,64 @@ def test_tap_on_node_updates_profile_examples_and_layer(result):
     from latentatlas.viz import ConceptAtlas
 
     app = ConceptAtlas(result)
-    assert (app.layer, app.graph.node) == ("head", "concept:background=purple")
+    state = app.state
+    assert (state.layer, state.node) == ("head", "concept:background=purple")
     assert app.profile.figure.title.text.startswith("Concept background=purple")
-    ids = list(app.graph.nodes.data["id"])
-    # what a tap in the browser does: select one node
-    app.graph.nodes.selected.indices = [ids.index("class:square")]
-    assert app.profile.node == "class:square"
+    # what a tap in the browser does, by the same declaration the browser runs
+    app.graph.tap("class:square")
+    assert state.node == "class:square" and state.class_name == "square"
     np.testing.assert_array_equal(app.profile.lines.data["ys"][0], result["class_accuracy"].sel({"class": "square"}).values)
-    assert app.examples.class_name == "square"
-    app.graph.nodes.selected.indices = [ids.index("layer:block2")]
-    assert app.layer == app.heatmap.layer == app.examples.layer == "block2"
+    assert "held-out `square` samples" in app.examples._caption.object
+    app.graph.tap("layer:block2")
+    assert state.layer == "block2" and state.node == "layer:block2"
     assert app.graph.select.value == "block2" and app.heatmap.band.data["layer"] == ["block2"]
     assert app.graph.presence.data["model"] == graph_tables(result)["block2"]["presence"]["model"]
-    # the layer selector, then a heatmap cell
-    app.graph.select.value = "block1"
-    assert app.layer == "block1" and app.graph.figure.title.text.startswith("Knowledge graph at layer block1")
-    cells = app.heatmap.cells.data
-    k = [i for i, (l, c) in enumerate(zip(cells["layer"], cells["concept"])) if (l, c) == ("head", "colour=red")][0]
-    app.heatmap.cells.selected.indices = [k]
-    assert app.layer == "head" and app.graph.node == "concept:colour=red" and app.examples.concept == "colour=red"
+    assert "the `block2` probe" in app.examples._caption.object
+    # a cell of the heatmap: its layer and concept
+    app.heatmap.tap("head", "colour=red")
+    assert (state.layer, state.node, state.concept) == ("head", "concept:colour=red", "colour=red")
+    assert app.graph.nodes.selected.indices == [list(app.graph.nodes.data["id"]).index("concept:colour=red")]
+    # the heatmap's toggle
+    state.show = "sensitivity"
+    assert app.heatmap.toggle.active == 1 and app.heatmap.figure.title.text.startswith("Sensitivity")
+
+
+def test_a_choice_made_in_the_browser_is_mirrored_not_sent_back(result):
+    """The browser draws its own choices: Python takes them into the state and redraws only server-side views."""
+    from latentatlas.viz import ConceptAtlas
+    from latentatlas.viz.concepts.state import StateModel
+
+    app = ConceptAtlas(result)
+    twin = app.state._link.model
+    assert isinstance(twin, StateModel) and (twin.layer, twin.node) == ("head", "concept:background=purple")
+    shown = dict(app.graph.presence.data)
+    twin.layer = "block1"  # as the browser's change arrives at the server
+    assert app.state.layer == "block1" and "the `block1` probe" in app.examples._caption.object
+    assert app.graph.presence.data == shown and app.graph.select.value == "head"  # nothing to send back
+    # a change made in Python reaches the twin (and so the browser) and is drawn by Python
+    app.state.layer = "block2"
+    assert twin.layer == "block2" and app.graph.select.value == "block2"
+
+
+def test_views_declare_what_the_browser_runs(result):
+    """Every view's browser callbacks come from its declarations: one twin per state, tables as in Python."""
+    import json
+
+    from bokeh.models import CustomJS
+
+    from latentatlas.viz import ConceptAtlas
+
+    app = ConceptAtlas(result)
+    twin = app.state._link.model
+    callbacks = {p: [cb for cb in cbs if isinstance(cb, CustomJS)] for p, cbs in twin.js_property_callbacks.items()}
+    assert set(callbacks) == {"change:layer", "change:node", "change:show"}
+    tables = {(cb.args["model"].id, cb.args["attr"]): json.loads(cb.args["table_json"]) for cb in callbacks["change:layer"]}
+    assert tables[app.graph.presence.id, "data"]["block3"]["model"] == graph_tables(result)["block3"]["presence"]["model"]
+    assert tables[app.heatmap.band.id, "data"]["block1"] == {"layer": ["block1"]}
+    # the graph's tap tool and selector, the heatmap's tap tool and toggle all set the same twin
+    picks = [app.graph.select.js_property_callbacks["change:value"][0], app.heatmap.toggle.js_property_callbacks["change:active"][0]]
+    taps = [t.callback for v in (app.graph, app.heatmap) for t in v.figure.tools if getattr(t, "callback", None)]
+    assert len(taps) == 2 and all(cb.args["state"] is twin for cb in picks + taps)
 
 
 def test_examples_are_the_ranked_held_out_images(result):
@@ -144,7 +183,7 @@ def test_bad_input_names_the_problem(result, tmp_path):
     app._upload.filename = "bad.nc"
     app._upload.value = b"not netCDF"
     assert app._message.visible and "Could not open bad.nc" in app._message.object
-    assert app.result is result
+    assert app.result is result and app.state.result is result
 
 
 def test_cli_export_and_show_detect_a_concept_result(result, tmp_path, capsys):
@@ -155,7 +194,7 @@ def test_cli_export_and_show_detect_a_concept_result(result, tmp_path, capsys):
     out = tmp_path / "concepts.html"
     assert main(["export", str(builtin_concepts_path()), "--html", str(out)]) == 0
     html = out.read_text()
-    assert "Knowledge graph at layer" in html and "cdn.holoviz.org" not in html
+    assert '"concept_graph"' in html and "cdn.holoviz.org" not in html
     assert isinstance(show(result), ConceptAtlas) and isinstance(show(builtin_concepts_path()), ConceptAtlas)
     assert isinstance(show(), Atlas)
     two = [str(builtin_concepts_path())] * 2
@@ -179,6 +218,7 @@ def test_atoms_result_shows_the_structure_of_the_top_atom():
     atoms_result = analyse_atoms(features, frames, n_permutations=2)
     view = ConceptExamples(atoms_result, concept="metal", class_name=str(atoms_result["class"].values[0]),
                            layer=str(atoms_result["layer"].values[0]))
+    assert (view.state.concept, view.state.layer) == ("metal", str(atoms_result["layer"].values[0]))
     idx, proba, _ = view.ranked()
     structure, colours = view.shown
     assert structure == int(atoms_result["sample_structure"].sel(sample=idx[0]))

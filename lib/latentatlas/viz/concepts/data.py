@@ -8,6 +8,8 @@ from :func:`latentatlas.concepts.knowledge_graph` built on it; nothing is refitt
 from __future__ import annotations
 
 import functools
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +19,15 @@ from ...schema import check_concepts, kind_of
 from .layout import AGREEMENT_COLOURS, KIND_COLOURS, LINE_COLOURS, concept_look, edge_widths, positions
 
 __all__ = [
+    "Derived",
+    "builtin_concepts",
     "builtin_concepts_path",
     "check_concepts",
     "default_selection",
+    "derive",
     "example_images",
     "graph_tables",
+    "heatmap_cells",
     "is_concept_result",
     "load_concepts",
     "node_id",
@@ -29,12 +35,6 @@ __all__ = [
     "sensitivity_cells",
 ]
 
-#: the node legend's entry of each node kind
-NODE_LEGEND = {
-    "layer": "layer (large: the one shown)",
-    "concept": "concept (size, opacity: probe accuracy)",
-    "class": "class",
-}
 
 
 def is_concept_result(ds) -> bool:
@@ -63,6 +63,63 @@ def builtin_concepts_path() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run 'python -m latentatlas.demos.concepts' to create it")
     return path
+
+
+@functools.cache
+def builtin_concepts() -> xr.Dataset:
+    """The built-in concept analysis (:func:`builtin_concepts_path`), read once per process and shared read-only."""
+    return load_concepts(builtin_concepts_path()).load()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Everything the concept views draw from one result, computed once (see :func:`derive`). Read-only."""
+
+    #: (layer, concept, class) to open on (:func:`default_selection`)
+    opening: tuple[str, str, str]
+    #: :func:`graph_tables`
+    tables: dict
+    #: :func:`profiles`
+    profiles: dict
+    #: :func:`heatmap_cells` at the default significance level
+    cells: dict
+
+
+class _Keyed:
+    """A result hashed by its contents, so equal results share their derived tables and a changed one does not."""
+
+    def __init__(self, result: xr.Dataset):
+        self.result = result
+        digest = hashlib.blake2b(digest_size=16)
+        for name, variable in sorted(result.variables.items()):
+            values = np.asarray(variable.values)
+            digest.update(f"{name}{variable.dims}{values.dtype}{values.shape}".encode())
+            digest.update(repr(values.tolist()).encode() if values.dtype == object else np.ascontiguousarray(values).tobytes())
+        digest.update(repr(sorted(result.attrs.items(), key=lambda kv: kv[0])).encode())
+        self.token = digest.hexdigest()
+
+    def __hash__(self):
+        return hash(self.token)
+
+    def __eq__(self, other):
+        return isinstance(other, _Keyed) and other.token == self.token
+
+
+def derive(result: xr.Dataset) -> Derived:
+    """Check ``result`` and compute what the concept views draw, once per distinct result in this process.
+
+    Every session of a served app (and every view of one app) gets the same :class:`Derived`;
+    a result is recognised by a hash of its contents (a few ms), never by identity alone, so
+    a result changed in place is derived afresh.
+    """
+    return _derive(_Keyed(result))
+
+
+@functools.lru_cache(maxsize=4)
+def _derive(keyed: _Keyed) -> Derived:
+    result = check_concepts(keyed.result)
+    return Derived(opening=default_selection(result), tables=graph_tables(result), profiles=profiles(result),
+                   cells=heatmap_cells(result))
 
 
 def node_id(kind: str, name: str) -> str:
@@ -94,7 +151,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     -------
     dict of layer -> dict
         ``nodes`` (columns over all nodes: ``id``, ``kind``, ``label``, ``x``, ``y``, ``size``,
-        ``color``, ``alpha``, ``info``, ``legend`` (the node legend's entry) and ``pick_layer``,
+        ``color``, ``alpha``, ``info`` and ``pick_layer``,
         ``pick_concept``, ``pick_class`` (what a tap on the node chooses, "" for nothing)),
         ``presence`` (class-concept edges: ``x0``, ``y0``, ``x1``, ``y1``, midpoint ``mx``, ``my``,
         ``concept``, ``class``, ``width`` (:func:`.layout.edge_widths`), ``color``, ``agreement``,
@@ -113,7 +170,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     out = {}
     for li, (layer, G) in enumerate(graphs.items()):
         xy = positions(G)
-        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info", "legend",
+        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info",
                                  "pick_layer", "pick_concept", "pick_class")}
         for nid, d in G.nodes(data=True):
             if d["kind"] == "concept":
@@ -131,7 +188,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
                 info = f"mean probe accuracy {d['mean_accuracy']:.3f}; mean MOAD {d['moad']:.3f}"
             picks = [d["label"] if d["kind"] == kind else "" for kind in ("layer", "concept", "class")]
             for key, value in zip(nodes, (nid, d["kind"], d["label"], *xy[nid], size, KIND_COLOURS[d["kind"]], alpha,
-                                          info, NODE_LEGEND[d["kind"]], *picks)):
+                                          info, *picks)):
                 nodes[key].append(value)
         presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
                                     "model", "dataset", "excess", "class_excess", "spurious", "flag", "spurious_layers",
@@ -159,6 +216,32 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
                     encodes[key].append(value)
         out[layer] = {"nodes": nodes, "presence": presence, "encodes": encodes}
     return out
+
+
+def heatmap_cells(result: xr.Dataset, alpha: float = 0.05) -> dict[str, list]:
+    """The layer x concept heatmap's cells, flattened layer-major.
+
+    Returns
+    -------
+    dict
+        ``layer``, ``concept``, ``node`` (the concept's graph node), ``accuracy``, ``baseline``,
+        ``pvalue``, ``moad``, ``significant`` ("yes"/"no" at ``alpha``), ``acc_value`` and
+        ``acc_label`` (accuracy, ``*`` where significant) and, where the result has
+        sensitivities, the columns of :func:`sensitivity_cells`.
+    """
+    r = result.transpose("layer", "concept", ...)
+    layer, concept = xr.broadcast(r["layer"], r["concept"])
+    acc, p = r["probe_accuracy"].values.ravel(), r["accuracy_pvalue"].values.ravel()
+    concepts = concept.values.astype(str).ravel()
+    return {
+        "layer": layer.values.astype(str).ravel().tolist(), "concept": concepts.tolist(),
+        "node": [node_id("concept", k) for k in concepts],
+        "accuracy": acc.tolist(), "baseline": r["accuracy_baseline"].values.ravel().tolist(), "pvalue": p.tolist(),
+        "moad": r["moad"].values.ravel().tolist(),
+        "significant": ["yes" if v < alpha else "no" for v in p],
+        "acc_value": acc.tolist(), "acc_label": [f"{a:.2f}" + ("*" if v < alpha else "") for a, v in zip(acc, p)],
+        **{k: np.asarray(v).tolist() for k, v in sensitivity_cells(result, alpha).items()},
+    }
 
 
 def _lines(*rows, dash: str = "solid") -> dict[str, list]:

@@ -12,6 +12,7 @@ __all__ = [
     "AGREEMENT_COLOURS",
     "KIND_COLOURS",
     "LINE_COLOURS",
+    "NODE_LEGEND",
     "SPURIOUS_COLOUR",
     "WIDTHS",
     "concept_look",
@@ -30,6 +31,12 @@ AGREEMENT_COLOURS = {
 SPURIOUS_COLOUR = AGREEMENT_COLOURS["over"]
 #: colours of the node kinds in the graph and of class lines in the profiles
 KIND_COLOURS = {"layer": "#555555", "concept": "#6a3d9a", "class": "#e6550d"}
+#: the node legend's entry of each node kind
+NODE_LEGEND = {
+    "layer": "layer (large: the one shown)",
+    "concept": "concept (size, opacity: probe accuracy)",
+    "class": "class",
+}
 LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 #: thinnest and thickest class-concept edge, in pixels
 WIDTHS = (1.0, 9.0)
