@@ -76,14 +76,14 @@ def browser_run(browser, checkout: Path, pages: int) -> list[float]:
     url = f"http://127.0.0.1:{port}/concepts"
     times = []
     try:
-        wait_http(url.replace("/concepts", "/"), server)  # the index page: no concept session built yet
+        wait_http(f"http://127.0.0.1:{port}/static/js/bokeh.min.js", server)  # up, and no concept session built yet
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         for _ in range(pages):
             page = context.new_page()
             t = time.perf_counter()
             page.goto(url, wait_until="commit", timeout=300_000)
             page.wait_for_function(f"() => window.Bokeh?.index != null && ({FIND_PLOT})('concept_graph') != null",
-                                   polling="raf", timeout=300_000)
+                                   polling=20, timeout=300_000)
             times.append(time.perf_counter() - t)
             page.close()
         context.close()

@@ -227,3 +227,18 @@ def test_atoms_result_shows_the_structure_of_the_top_atom():
     held_out = atoms_result["sample"].values[atoms_result["sample_structure"].values == structure] - first
     assert np.isfinite(colours).sum() == len(held_out) and np.isfinite(colours[held_out]).all()
     assert ConceptAtlas(atoms_result).examples.frames is not None  # found by fingerprint
+
+
+def test_upload_gives_a_new_state_and_leaves_other_sessions_alone(result, tmp_path):
+    from latentatlas.viz import ConceptAtlas
+
+    app, other = ConceptAtlas(result), ConceptAtlas(result)
+    two_layers = save(result.isel(layer=[0, 1]), tmp_path / "two_layers.nc")
+    app._upload.filename = "two_layers.nc"
+    app._upload.value = two_layers.read_bytes()
+    assert not app._message.visible
+    assert app.state.param.layer.objects == ["block1", "block2"] == app.graph.select.options
+    assert app.state.layer in ("block1", "block2") and app.graph.presence.data["model"]
+    assert other.state.param.layer.objects == ["block1", "block2", "block3", "head"]
+    other.state.layer = "block3"  # the other session's state still accepts its own layers
+    assert other.graph.select.value == "block3"

@@ -50,13 +50,14 @@ class ConceptState(param.Parameterized):
         """Open on ``params``, else on the result's most telling link (:func:`~.data.default_selection`)."""
         from .data import derive
 
-        self.param.layer.objects = [str(v) for v in result["layer"].values]
-        self.param.concept.objects = [str(v) for v in result["concept"].values]
-        self.param.class_name.objects = [str(v) for v in result["class"].values]
+        super().__init__(result=result)
+        # the choices are this result's (on the instance's parameters: another state may show another result)
+        for name, dim in (("layer", "layer"), ("concept", "concept"), ("class_name", "class")):
+            self.param[name].objects = [str(v) for v in result[dim].values]
         layer, concept, cls = derive(result).opening
         params = {"layer": layer, "concept": concept, "class_name": cls, **params}
         params.setdefault("node", f"concept:{params['concept']}")
-        super().__init__(result=result, **params)
+        self.param.update(params)
 
 
 class StateModel(DataModel):
