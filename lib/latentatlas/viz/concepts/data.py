@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ...schema import check_concepts, kind_of
-from .layout import AGREEMENT_COLOURS, KIND_COLOURS, LINE_COLOURS, concept_look, edge_widths, positions
+from .layout import AGREEMENT_COLOURS, KIND_COLOURS, LABELS, LINE_COLOURS, concept_look, edge_widths, positions
 
 __all__ = [
     "Derived",
@@ -151,7 +151,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     -------
     dict of layer -> dict
         ``nodes`` (columns over all nodes: ``id``, ``kind``, ``label``, ``x``, ``y``, ``size``,
-        ``color``, ``alpha``, ``info`` and ``pick_layer``,
+        ``color``, ``alpha``, ``info``, ``label_x``, ``label_y``, ``align`` (where the label goes) and ``pick_layer``,
         ``pick_concept``, ``pick_class`` (what a tap on the node chooses, "" for nothing)),
         ``presence`` (class-concept edges: ``x0``, ``y0``, ``x1``, ``y1``, midpoint ``mx``, ``my``,
         ``concept``, ``class``, ``width`` (:func:`.layout.edge_widths`), ``color``, ``agreement``,
@@ -171,7 +171,7 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     for li, (layer, G) in enumerate(graphs.items()):
         xy = positions(G)
         nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info",
-                                 "pick_layer", "pick_concept", "pick_class")}
+                                 "label_x", "label_y", "align", "pick_layer", "pick_concept", "pick_class")}
         for nid, d in G.nodes(data=True):
             if d["kind"] == "concept":
                 acc = d["accuracy"][li]
@@ -187,8 +187,9 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
                 size, alpha = (22, 1.0) if chosen else (14, 0.45)
                 info = f"mean probe accuracy {d['mean_accuracy']:.3f}; mean MOAD {d['moad']:.3f}"
             picks = [d["label"] if d["kind"] == kind else "" for kind in ("layer", "concept", "class")]
-            for key, value in zip(nodes, (nid, d["kind"], d["label"], *xy[nid], size, KIND_COLOURS[d["kind"]], alpha,
-                                          info, *picks)):
+            (x, y), (dx, dy, align) = xy[nid], LABELS[d["kind"]]
+            for key, value in zip(nodes, (nid, d["kind"], d["label"], x, y, size, KIND_COLOURS[d["kind"]], alpha,
+                                          info, x + dx, y + dy, align, *picks)):
                 nodes[key].append(value)
         presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
                                     "model", "dataset", "excess", "class_excess", "spurious", "flag", "spurious_layers",

@@ -11,6 +11,7 @@ import numpy as np
 __all__ = [
     "AGREEMENT_COLOURS",
     "KIND_COLOURS",
+    "LABELS",
     "LINE_COLOURS",
     "NODE_LEGEND",
     "SPURIOUS_COLOUR",
@@ -42,6 +43,8 @@ LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 WIDTHS = (1.0, 9.0)
 #: x of each column of the graph: layers, concepts, classes
 COLUMNS = {"layer": 0.0, "concept": 1.0, "class": 2.0}
+#: where a node's label sits: offset (x, y) from the node and text alignment, per node kind
+LABELS = {"layer": (-0.06, 0.0, "right"), "concept": (0.0, 0.025, "center"), "class": (0.06, 0.0, "left")}
 
 
 def positions(G) -> dict[str, tuple[float, float]]:

@@ -31,7 +31,6 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.layouts import column
 from bokeh.plotting import figure
-from bokeh.transform import dodge
 
 from .data import derive, heatmap_cells
 from .layout import AGREEMENT_COLOURS, KIND_COLOURS, NODE_LEGEND, SPURIOUS_COLOUR, concept_look
@@ -157,15 +156,11 @@ class ConceptGraph(pn.viewable.Viewer):
         dots = fig.scatter("x", "y", source=self.nodes, size="size", fill_color="color", fill_alpha="alpha",
                            line_color="white", line_width=1.5, selection_line_color="black", selection_line_width=3,
                            nonselection_fill_alpha="alpha", nonselection_line_alpha=1.0)
-        for kind, dx, align in (("layer", -0.06, "right"), ("concept", 0.0, "center"), ("class", 0.06, "left")):
-            view = CDSView(filter=GroupFilter(column_name="kind", group=kind))
-            fig.text(x=dodge("x", dx), y=dodge("y", 0.0 if kind != "concept" else 0.025),
-                     text="label", source=self.nodes, view=view, text_align=align, text_baseline="middle",
-                     text_font_size="9pt", nonselection_text_alpha=1.0, background_fill_color="white",
-                     background_fill_alpha=0.75, name=f"{kind}_labels")
-        for x, label in ((0.0, "layers"), (1.0, "concepts"), (2.0, "classes")):
-            fig.text(x=[x], y=[1.07], text=[label], text_align="center", text_font_style="bold",
-                     text_font_size="10pt")
+        fig.text("label_x", "label_y", text="label", source=self.nodes, text_align="align", text_baseline="middle",
+                 text_font_size="9pt", nonselection_text_alpha=1.0, background_fill_color="white",
+                 background_fill_alpha=0.75, name="node_labels")
+        fig.text(x=[0.0, 1.0, 2.0], y=[1.07] * 3, text=["layers", "concepts", "classes"], text_align="center",
+                 text_font_style="bold", text_font_size="10pt")
         self._size_key(fig)
         fig.add_tools(
             HoverTool(renderers=[dots], tooltips=[("", "@kind @label"), ("", "@info")]),
