@@ -7,4 +7,4 @@ from latentatlas.viz.serving import local_resources
 
 pn.extension()
 local_resources()
-ConceptAtlas().servable(title="latentatlas concepts")  # the built-in result is read once per server process
+ConceptAtlas().template().servable()  # the built-in result is read once per server process

@@ -410,13 +410,15 @@ FIT = """(names) => names.map((name) => {
 
 
 def test_fits_1024_px_wide(page, server):
-    """At 1024 px no title, class label or layer label of the concept plots is cut off, and nothing scrolls sideways."""
+    """At 1024 px no plot, title, class label or layer label of the concept app is cut off or covered, and nothing
+    scrolls sideways."""
     page.set_viewport_size({"width": 1024, "height": 900})
     open_app(page, server)
     page.wait_for_timeout(1000)  # the layout settles after the last view renders
     fits = page.evaluate(FIT, ["concept_graph", "concept_profile", "concept_heatmap"])
     inside = lambda x, plot: plot["shown"][0] - 0.5 <= x[0] and x[1] <= plot["shown"][1] + 0.5  # noqa: E731
     for plot in fits:
+        assert inside([plot["box"][0], plot["box"][2]], plot), plot  # the whole plot, toolbar included
         assert inside(plot["title"], plot), plot
     for a, b in itertools.combinations(fits, 2):  # no plot drawn over another
         (l0, t0, r0, b0), (l1, t1, r1, b1) = a["box"], b["box"]

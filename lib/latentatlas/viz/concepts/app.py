@@ -43,9 +43,16 @@ class ConceptAtlas(pn.viewable.Viewer):
 
     Every view draws one :class:`~latentatlas.viz.concepts.state.ConceptState` (:attr:`state`):
     set its ``layer``, ``node``, ``concept``, ``class_name`` or ``show`` to change what all
-    views show. Building one costs the Bokeh models of one page: the tables behind them are
-    derived once per distinct result and process (:func:`~latentatlas.viz.concepts.data.derive`)
-    and the built-in result is read once per process.
+    views show.
+
+    What is built when: the built-in result is read on the first ``ConceptAtlas()`` of a process
+    (:func:`~latentatlas.viz.concepts.data.builtin_concepts`) and the tables behind the views
+    (graph at every layer, profiles, heatmap cells) on the first app of each distinct result
+    (:func:`~latentatlas.viz.concepts.data.derive`); every app after that builds only its state,
+    its Bokeh models and the example tiles (about 0.4 s of CPU on this machine,
+    ``benchmarks/concept_app.py``). ``__panel__`` lays them out as one plain Column
+    (notebooks, static exports); :meth:`template` puts that Column in a Panel template for the
+    served app. An upload builds a new state and new views.
 
     Parameters
     ----------
@@ -107,13 +114,31 @@ class ConceptAtlas(pn.viewable.Viewer):
         open_upload(self._upload.value, self._upload.filename, lambda path, _: self._set_result(load_concepts(path)),
                     message=self._message, busy=self._views)
 
+    def _load_own(self) -> list:
+        """The upload, served apps only (a static report has no server to read the file)."""
+        if self.static:
+            return []
+        return [pn.pane.Markdown("**Load your own** concept result (`latentatlas concepts ... --out result.nc`)",
+                                 margin=(0, 5)), self._upload]
+
+    def template(self, **params) -> pn.template.BootstrapTemplate:
+        """The served app in a Panel template: the link to the FRE app and the upload in the sidebar, views in the main area.
+
+        The views stay one plain :class:`panel.Column` (``__panel__`` without the header) so that
+        notebooks and static exports, which cannot use a template, show the same.
+        """
+        params = {"title": "latentatlas concepts", "sidebar_width": 260, **params}
+        sidebar = [*app_link("atlas", "→ Feature reconstruction atlas: how the latent features of models relate"),
+                   *self._load_own()]
+        main = pn.Column(pn.pane.Markdown(f"## {TITLE}\n{INTRO}", sizing_mode="stretch_width"), self._message,
+                         self._views, sizing_mode="stretch_width")
+        return pn.template.BootstrapTemplate(sidebar=sidebar, main=[main], **params)
+
     def __panel__(self):
         parts = [pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
                  *app_link("atlas", "→ Feature reconstruction atlas: how the latent features of models relate")]
         if not self.static:
-            parts.append(pn.Column(pn.pane.Markdown("**Load your own** concept result "
-                                                    "(`latentatlas concepts ... --out result.nc`)", margin=(0, 5)),
-                                   self._upload))
+            parts.append(pn.Column(*self._load_own()))
         return pn.Column(*parts, self._message, self._views, sizing_mode="stretch_width", max_width=1500)
 
 

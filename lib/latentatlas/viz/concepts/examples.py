@@ -87,8 +87,10 @@ class ConceptExamples(pn.viewable.Viewer):
             "text": [f"{p:.2f} {'✓' if t else '✗'}" for p, t in zip(proba, label)],
         })
         width = n * (w + gap)
-        fig = figure(name="concept_examples", x_range=Range1d(-gap, width), y_range=Range1d(-0.35 * h, h), width=int(min(1100, 96 * n)),
-                     height=150, tools="", toolbar_location=None, match_aspect=True)
+        # at most 96 px a tile, narrower where the page is (a fixed width would widen the whole page)
+        fig = figure(name="concept_examples", x_range=Range1d(-gap, width), y_range=Range1d(-0.35 * h, h),
+                     width=min(1100, 96 * n), height=150, max_width=min(1100, 96 * n), sizing_mode="scale_width", tools="",
+                     toolbar_location=None, match_aspect=True)
         fig.image_rgba(image="image", x="x", y=0, dw=w, dh=h, source=source)
         fig.text("tx", -0.05 * h, text="text", source=source, text_align="center", text_baseline="top",
                  text_font_size="9pt")
