@@ -242,3 +242,16 @@ def test_upload_gives_a_new_state_and_leaves_other_sessions_alone(result, tmp_pa
     assert other.state.param.layer.objects == ["block1", "block2", "block3", "head"]
     other.state.layer = "block3"  # the other session's state still accepts its own layers
     assert other.graph.select.value == "block3"
+
+
+def test_template_puts_the_upload_in_the_sidebar_and_the_views_in_the_main_area(result):
+    from latentatlas.viz import ConceptAtlas
+
+    app = ConceptAtlas(result)
+    template = app.template()
+    assert isinstance(template, pn.template.BootstrapTemplate)
+    assert app._upload in template.sidebar.objects
+    assert any(app._views in getattr(o, "objects", []) for o in template.main.objects)
+    # the plain layout has the upload too, but not in a static report (no server to read the file)
+    assert app.__panel__().select(pn.widgets.FileInput) == [app._upload]
+    assert ConceptAtlas(result, static=True).__panel__().select(pn.widgets.FileInput) == []

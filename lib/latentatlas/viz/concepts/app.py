@@ -51,8 +51,8 @@ class ConceptAtlas(pn.viewable.Viewer):
     (:func:`~latentatlas.viz.concepts.data.derive`); every app after that builds only its state,
     its Bokeh models and the example tiles (about 0.4 s of CPU on this machine,
     ``benchmarks/concept_app.py``). ``__panel__`` lays them out as one plain Column
-    (notebooks, static exports); :meth:`template` puts that Column in a Panel template for the
-    served app. An upload builds a new state and new views.
+    (notebooks, static exports, the served app); :meth:`template` puts that Column in a Panel
+    template with a sidebar. An upload builds a new state and new views.
 
     Parameters
     ----------
