@@ -37,7 +37,7 @@ import xarray as xr
 from ..dataset import FeatureError
 from ._local import _FixedFolds, _LocalChunk
 from ._parallel import parallel_map
-from ._ridge import DEFAULT_ALPHAS
+from ._ridge import check_alphas
 from .matrix import result_attrs, test_dim_name
 from ._scale import fit_scaler, scale_rows
 from ._split import DEFAULT_SEED, check_cv, check_local_points, resolve_split, two_folds
@@ -192,7 +192,7 @@ def indexed_pointwise_lfre_matrix(
     """
     from tqdm.auto import tqdm
 
-    alphas_ = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas_ = check_alphas(alphas)
     names, scaled, train_idx, test_idx = _scaled_sets(features, names, train_idx, test_idx, seed)
     n_local_points = check_local_points(n_local_points, len(train_idx))
     folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None

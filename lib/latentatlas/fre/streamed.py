@@ -188,8 +188,8 @@ class _Fit(NamedTuple):
 
 def _unresolved(ridge, alphas):
     """Whether a source fold has singular values the Gram route cannot resolve to 1e-8 (see module doc)."""
-    for fold in (ridge.fold1, ridge.fold2):
-        r = fold.s / fold.s.max()
+    for s in ridge.fold_singular_values():
+        r = s / s.max()
         if np.any((r < GRAM_RESOLVED) & (r > np.min(alphas) / 2)):
             return True
     return False
