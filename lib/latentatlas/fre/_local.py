@@ -120,14 +120,34 @@ class _LocalChunk:
         self.ridge = CVRidge(*self.folds.split(Xl), Xl.shape[1], self.folds.n1, self.folds.n2, alphas)
         self.coords = self.ridge.coordinates(x - x_mean)  # test sample in the local basis
 
-    def errors(self, Y_train, y):
-        """Pointwise LFRE (b,) of the chunk's test samples for one target, the chosen alpha
-        indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
+    def predict(self, Y_train):
+        """Local reconstructions (b, t) of the chunk's test samples for one target, the chosen
+        alpha indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
         Yl = Y_train[self.neighbours]
         y_mean = Yl.mean(axis=1)
         fit = self.ridge.fit(*self.folds.split(Yl - y_mean[:, None]), exact=False)
-        prediction = y_mean + self.ridge.predict(fit, self.coords)
-        return np.linalg.norm(y - prediction, axis=1), fit.best[:, 0], self.ridge.at_grid_edge(fit.best)[:, 0]
+        return y_mean + self.ridge.predict(fit, self.coords), fit.best[:, 0], self.ridge.at_grid_edge(fit.best)[:, 0]
+
+    def errors(self, Y_train, y):
+        """Pointwise LFRE (b,) of the chunk's test samples, whose targets are ``y`` (b, t), and :meth:`predict`'s cut-offs."""
+        prediction, best, at_edge = self.predict(Y_train)
+        return np.linalg.norm(y - prediction, axis=1), best, at_edge
+
+
+def _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, use):
+    """The local ridges of every chunk of test samples: ``use(chunk, rows)`` with each :class:`_LocalChunk`."""
+    alphas = check_alphas(alphas)
+    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
+    sq_train = np.sum(X_train**2, axis=1)
+
+    def run(start):
+        rows = slice(start, start + chunk_size)
+        neighbours = _nearest(X_train, X_test[rows], sq_train, n_local_points)
+        use(_LocalChunk(X_train, X_test[rows], neighbours, alphas, folds, seed), rows)
+
+    starts = range(0, len(X_test), chunk_size)
+    show = progress if progress is not None else len(starts) >= 4
+    parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
 
 
 def local_errors(
@@ -157,23 +177,35 @@ def local_errors(
         Index into ``alphas`` of each local fit's chosen cut-off.
     at_edge : ndarray of bool, shape (n_targets, n_test)
         Whether that cut-off lies at an edge of the grid that matters (see
-        :meth:`latentatlas.fre._ridge.SharedRidge.at_grid_edge`).
+        :meth:`latentatlas.fre._ridge.CVRidge.at_grid_edge`).
     """
-    alphas = check_alphas(alphas)
-    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
-    sq_train = np.sum(X_train**2, axis=1)
-    out = np.empty((len(targets), len(X_test)))
+    errors = np.empty((len(targets), len(X_test)))
     best = np.empty((len(targets), len(X_test)), dtype=np.int16)
     at_edge = np.empty((len(targets), len(X_test)), dtype=bool)
 
-    def run(start):
-        sl = slice(start, start + chunk_size)
-        neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
-        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed)
+    def run(chunk, rows):
         for j, (Y_train, Y_test) in enumerate(targets):
-            out[j, sl], best[j, sl], at_edge[j, sl] = chunk.errors(Y_train, Y_test[sl])
+            errors[j, rows], best[j, rows], at_edge[j, rows] = chunk.errors(Y_train, Y_test[rows])
 
-    starts = range(0, len(X_test), chunk_size)
-    show = progress if progress is not None else len(starts) >= 4
-    parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
+    _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, run)
+    return errors, best, at_edge
+
+
+def local_predictions(
+    X_train, X_test, Y_train, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None,
+    cv="skmatter",
+):
+    """Local reconstruction of every test sample's target (n_test, t), and the chosen cut-offs (n_test,).
+
+    Parameters as :func:`local_errors`, with one target ``Y_train`` (n_train, t) (scaled).
+    Returns the reconstructions, the indices into ``alphas`` and the grid-edge flags.
+    """
+    out = np.empty((len(X_test), Y_train.shape[1]))
+    best = np.empty(len(X_test), dtype=np.int16)
+    at_edge = np.empty(len(X_test), dtype=bool)
+
+    def run(chunk, rows):
+        out[rows], best[rows], at_edge[rows] = chunk.predict(Y_train)
+
+    _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, run)
     return out, best, at_edge
