@@ -151,19 +151,9 @@ def _run_chunks(job, starts, desc, progress):
 
 
 def indexed_pointwise_lfre_matrix(
-    features,
-    *,
-    names=None,
-    train_idx=None,
-    test_idx=None,
-    n_local_points: int = 100,
-    alphas=None,
-    seed: int = DEFAULT_SEED,
-    approximate: bool = False,
-    n_candidates: int | None = None,
-    chunk_size: int = 128,
-    progress: bool = True,
-    cv: str = "skmatter",
+    features, *, names=None, train_idx=None, test_idx=None, n_local_points: int = 100, alphas=None,
+    seed: int = DEFAULT_SEED, approximate: bool = False, n_candidates: int | None = None, chunk_size: int = 128,
+    progress: bool = True, cv: str = "skmatter",
 ) -> xr.DataArray:
     """Pointwise LFRE between every ordered pair of feature sets, neighbours from a faiss index.
 
