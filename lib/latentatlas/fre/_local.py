@@ -3,9 +3,12 @@
 For every test sample scikit-matter finds its nearest training neighbours from a dense
 test × train distance matrix and fits a fresh ``Ridge2FoldCV`` on them, one Python call
 per sample. Here test samples are processed in chunks: distances for one chunk at a
-time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridge
-of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the same
-(same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridges
+of all samples of the chunk as one batch of :class:`~latentatlas.fre._ridge.CVRidge`, the
+kernel of the global measures too, in stacked LAPACK/BLAS calls. The arithmetic is the
+same (same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+:func:`local_errors` gives the pointwise LFRE, :func:`local_predictions` the local
+reconstructions themselves (:class:`latentatlas.fre.LocalFRE`).
 
 With ``cv="grouped"`` the two CV folds of each neighbourhood keep identical source
 feature vectors together (within :data:`DUPLICATE_TOLERANCE`): in ideal crystals many
