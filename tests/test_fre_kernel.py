@@ -57,13 +57,14 @@ def test_the_global_fit_is_a_batch_of_one():
 
 
 @pytest.mark.parametrize("alphas", [[1.5], [-0.1, 0.5], [], [np.nan], [[0.1, 0.2]]])
-@pytest.mark.parametrize("measure", ["gfre", "lfre", "matrix"])
+@pytest.mark.parametrize("measure", ["gfre", "lfre", "gfrd matrix", "lfre matrix"])
 def test_bad_alphas_are_refused_by_every_measure(alphas, measure):
     X = np.random.default_rng(3).standard_normal((40, 3))
     call = {
         "gfre": lambda: fre.gfre(X, X**2, alphas=alphas),
         "lfre": lambda: fre.lfre(X, X**2, n_local_points=10, alphas=alphas),
-        "matrix": lambda: fre.fre_matrix({"a": X, "b": X**2}, "lfre", n_local_points=10, alphas=alphas, progress=False),
+        "gfrd matrix": lambda: fre.fre_matrix({"a": X, "b": X**2}, "gfrd", alphas=alphas, progress=False),
+        "lfre matrix": lambda: fre.fre_matrix({"a": X, "b": X**2}, "lfre", n_local_points=10, alphas=alphas, progress=False),
     }[measure]
     with pytest.raises(ValueError, match="alphas"):
         call()
