@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+import sklearn
 from sklearn.base import clone
 from sklearn.decomposition import PCA
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, GroupKFold, KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import check_estimator
 
@@ -79,6 +80,17 @@ def test_grid_search_chooses_the_cutoff_with_the_smallest_held_out_gfre(data):
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected, rtol=1e-12)
     assert search.best_params_ == {"alphas": grid[int(np.argmax(expected))]}
     assert search.best_estimator_.alphas_.tolist() == [search.best_params_["alphas"]]
+
+
+def test_grid_search_routes_the_groups_to_the_grouped_inner_cv(data):
+    X, Y, groups, *_ = data
+    grid, folds = [1e-8, 0.3], GroupKFold(4)
+    with sklearn.config_context(enable_metadata_routing=True):
+        search = GridSearchCV(GlobalFRE(cv="grouped").set_fit_request(groups=True), {"alphas": grid}, cv=folds)
+        search.fit(X, Y, groups=groups)
+    expected = [np.mean([-fre.gfre(X, Y, train_idx=tr, test_idx=te, alphas=[a], cv="grouped", groups=groups)
+                         for tr, te in folds.split(X, Y, groups)]) for a in grid]
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], expected, rtol=1e-12)
 
 
 def test_pipeline_and_parameters(data):

@@ -70,7 +70,8 @@ class _Reconstruction(RegressorMixin, BaseEstimator):
         X, Y = _validate(self, X, y)
         Y = Y.reshape(len(Y), -1)
         if Y.shape[1] != len(self.y_mean_):
-            raise ValueError(f"Y has {Y.shape[1]} features but the estimator was fitted on {len(self.y_mean_)}")
+            raise ValueError(f"y has {Y.shape[1]} features, but {type(self).__name__} was fitted on targets with "
+                             f"{len(self.y_mean_)}; give the same target features as to fit")
         return (scale_rows(X, slice(None), self.x_mean_, self.x_scale_),
                 scale_rows(Y, slice(None), self.y_mean_, self.y_scale_))
 
@@ -143,6 +144,9 @@ class GlobalFRE(_Reconstruction):
         """Fit the map on the training samples: sources ``X`` (n, n_source), targets ``y`` (n, n_target).
 
         ``groups`` (n,) labels each sample's group (e.g. its structure); needed by ``cv="grouped"``.
+        In a ``GridSearchCV``, scikit-learn's metadata routing passes them on:
+        ``GlobalFRE(cv="grouped").set_fit_request(groups=True)`` under
+        ``sklearn.config_context(enable_metadata_routing=True)``.
         """
         check_cv(self.cv)
         alphas = check_alphas(self.alphas)
