@@ -70,6 +70,12 @@ def check_alphas(alphas=None) -> np.ndarray:
     return values
 
 
+def column_blocks(widths) -> list[slice]:
+    """Column slices of targets with ``widths`` columns each, standing side by side."""
+    ends = np.cumsum(widths, dtype=int)
+    return [slice(int(end - width), int(end)) for end, width in zip(ends, widths)]
+
+
 def _inverse_where(s, kept):
     """1/s where ``kept``, 0 elsewhere (no division by discarded, possibly zero, values)."""
     return np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
@@ -193,10 +199,8 @@ class CVRidge:
         UtY = self.projected_targets(fit)
         ranks = self.final_ranks(fit.best)
         W = np.empty((len(UtY), self.Vt.shape[2], UtY.shape[2]))
-        starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
         for i in range(len(UtY)):
-            for start, width, k in zip(starts, widths, ranks[i]):
-                cols = slice(start, start + width)
+            for cols, k in zip(column_blocks(widths), ranks[i]):
                 W[i, :, cols] = (self.Vt[i, :k].T / self.s[i, :k]) @ UtY[i, :k, cols]
         return W
 
@@ -321,7 +325,7 @@ class FoldTargets:
         self.Y1, self.Y2 = Y_train[rows1], Y_train[rows2]
         self.sq1, self.sq2 = (np.einsum("ij,ij->j", Y, Y) for Y in (self.Y1, self.Y2))
         self.widths = [Y_train.shape[1]] if widths is None else [int(w) for w in widths]
-        self.starts = np.concatenate([[0], np.cumsum(self.widths)[:-1]]).astype(int)
+        self.starts = np.array([block.start for block in column_blocks(self.widths)], dtype=int)
         self.n_train, self.n_columns = Y_train.shape
 
 
