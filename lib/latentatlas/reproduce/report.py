@@ -183,7 +183,7 @@ def _measure_lines(ms, closest: str | None) -> list[str]:
              "| pair | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     order = np.argsort(ms["pair_rank"].sel(measure="gfre").values)
     for p in order:
-        a, b = str(ms.pair.values[p]).split(" | ")
+        a, b = str(ms.a.values[p]), str(ms.b.values[p])
         cells = [f"{ms['pair_value'].values[p, k]:.3f} ({ms['pair_rank'].values[p, k]:g})" for k in range(len(measures))]
         lines.append(f"| {_short(a)} \\| {_short(b)} | " + " | ".join(cells) + " |")
     corr = ms["rank_correlation"].values
