@@ -41,7 +41,8 @@ ATOMS = """() => {
     const d = r.data_source.data, fill = r.glyph.fill_color;
     const errors = Array.from(d.error);
     const drill = (""" + DRILL + """)().mapper;
-    const hex = (c) => String(c).toLowerCase();
+    // a mapper gives packed RGBA numbers, a column names colours: compare them as #rrggbb
+    const hex = (c) => typeof c == 'number' ? '#' + (c >>> 8).toString(16).padStart(6, '0') : String(c).toLowerCase();
     const shown = fill.transform != null ? Array.from(fill.transform.v_compute(errors)) : Array.from(d[fill.field]);
     const items = v.model.renderers.length && Bokeh.index.query_one((x) => x.model === v.model)
         .model.center.filter((m) => m.items != null).flatMap((legend) => legend.items)
@@ -220,3 +221,40 @@ def test_help_fits_1024_px(browser, server):
         assert help_text.evaluate("(e) => e.scrollWidth <= e.clientWidth")
     finally:
         page.close()
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, levels):
+    """The static export of the built-in comparison (both levels), few structures."""
+    from latentatlas.viz.export import export_html
+
+    return export_html({"atom level": levels[0], "structure level": levels[1]},
+                       tmp_path_factory.mktemp("export") / "report.html", max_structures=6)
+
+
+def test_static_export_colours_the_picked_structure_by_the_clicked_pair(page, report, levels):
+    """Item 1 in the static export: the structure switched in the browser takes the clicked pair's errors and scale."""
+    from latentatlas.viz.fre.data import per_atom_errors
+
+    watch = Watch(page)
+    page.goto(report.as_uri())
+    page.wait_for_function(f"() => window.Bokeh && Bokeh.index && ({DRAWN})()", timeout=90_000)
+    demo = levels[0]
+    names = [str(s) for s in demo["source"].values]
+    source, target = names[0], names[-1]
+    click_plot(page, "fre_matrix", target, source)
+    page.wait_for_function(f"() => ({DRILL})().title.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
+    pick = page.locator("select").last
+    label = pick.locator("option").nth(2).text_content()
+    pick.select_option(label=label)
+    page.wait_for_function(f"() => ({ATOMS})().title == {'structure ' + label!r}", timeout=10_000)
+    atoms = page.evaluate(ATOMS)
+    k = int(label.split(":")[0])
+    first = int(np.concatenate([[0], np.cumsum(demo["n_atoms"].values)])[k])
+    errors = per_atom_errors(demo, "gfre", source, target)[first + np.array(atoms["index"])]
+    assert np.isfinite(errors).any()
+    assert np.allclose(atoms["error"], errors, rtol=1e-6, equal_nan=True)
+    tested = np.isfinite(errors)
+    assert np.array(atoms["colour"])[tested].tolist() == np.array(atoms["drill_colour"])[tested].tolist()
+    screenshot_structure(page, "static")
+    assert watch.errors == []

@@ -79,14 +79,24 @@ for (let i = 0; i < m; i++) {
 lines.data = ends;
 """
 
-# Static export: the structure picked in the drop-down replaces the scene's data.
+# Static export: the structure picked in the drop-down replaces the scene's data; with a pair's errors
+# (``points``: the drill-down's source, swapped in the browser when a matrix cell is clicked), its
+# atoms take the errors of their samples, coloured by the drill-down's own mapper.
 _PICK_JS = """
-const s = scenes[cb_obj.options.indexOf(cb_obj.value)];
+const s = scenes[pick.options.indexOf(pick.value)];
+const atoms = Object.assign({}, s.atoms);
+if (points != null) {
+  const error = new Map();
+  points.data.sample.forEach((q, i) => error.set(q, points.data.error[i]));
+  atoms.error = Array.from(atoms.sample, (q) => error.has(q) ? error.get(q) : NaN);
+  atoms.info = atoms.error.map((e) => isFinite(e) ? `${label}: ${e.toFixed(4)}` : 'not in the test set');
+  atoms.group = atoms.error.map((e) => isFinite(e) ? label : 'not in test set');
+}
 lines3d.data = s.lines;
 bounds.data = s.bounds;
 key.data = s.key;
 title.text = s.title;
-atoms3d.data = s.atoms;  // last: its change redraws the scene
+atoms3d.data = atoms;  // last: its change redraws the scene
 """
 
 
@@ -286,7 +296,7 @@ class StructureScene:
         """
         scene = scene_data(atoms, atom_errors, error_label, marked)
         by_error = atom_errors is not None
-        self.drawn.glyph.fill_color = field("error", self.mapper) if by_error else "color"
+        self.drawn.glyph.fill_color = field("error", self.mapper) if by_error else field("color")
         # the drawn sources first: in a browser, the 3D data arriving after them redraws them as turned there
         self.atoms.data, self.lines.data = scene["atoms"], _flat(scene["lines"])
         self.bounds.data, self.lines3d.data, self.key.data = scene["bounds"], scene["lines"], scene["key"]
@@ -309,22 +319,53 @@ def structure_figure(atoms, atom_errors=None, error_label: str = "error", title:
     return scene.figure
 
 
-def structure_gallery(frames: Sequence, labels: Sequence[str], title: str = ""):
+def structure_gallery(frames: Sequence, labels: Sequence[str], title: str = "", *, points=None, mapper=None,
+                      samples: Sequence[np.ndarray] | None = None, error_label: str = "pointwise error"):
     """A drop-down of structures over one 3D view; works without a server (static export).
+
+    Parameters
+    ----------
+    frames : sequence of ase.Atoms
+    labels : sequence of str
+        Drop-down entry of each frame (its title after ``title``).
+    points : ColumnDataSource, optional
+        Columns ``sample`` and ``error``: a pair's error on each test sample (a drill-down's source,
+        whose data the browser replaces when another pair is chosen). Given, the atoms are coloured
+        by the errors of their samples, redrawn when the pair or the structure changes.
+    mapper : LinearColorMapper, optional
+        Colours of the errors: the drill-down's, so both show one error in one colour.
+    samples : sequence of ndarray (n_atoms,), optional
+        With ``points``: the sample each atom's error is read from (its index along the comparison's
+        atom dimension, or its structure's index at structure level), one array per frame.
+    error_label : str
+        Hover and colour bar name of the errors.
 
     Returns
     -------
     bokeh.layouts.Column
     """
-    scene = StructureScene()
-    scene.show(frames[0], title=f"{title}{labels[0]}")
-    scenes = [dict(scene_data(atoms), title=f"{title}{label}") for atoms, label in zip(frames, labels)]
+    scene = StructureScene(mapper=mapper)
+    scenes = []
+    for k, (atoms, label) in enumerate(zip(frames, labels)):
+        data = dict(scene_data(atoms, None if points is None else np.full(len(atoms), np.nan), error_label),
+                    title=f"{title}{label}")
+        if points is not None:
+            data["atoms"]["sample"] = np.asarray(samples[k])[data["atoms"]["index"]]
+        scenes.append(data)
+    errors = None  # of the first frame, for the pair shown first
+    if points is not None:
+        error = dict(zip(np.asarray(points.data["sample"]).tolist(), points.data["error"]))
+        errors = np.array([error.get(q, np.nan) for q in np.asarray(samples[0]).tolist()])
+    scene.show(frames[0], errors, error_label, scenes[0]["title"], high=scene.mapper.high)
     pick = Select(options=list(labels), value=labels[0], width=400)
-    pick.js_on_change("value", CustomJS(
-        args=dict(scenes=scenes, atoms3d=scene.atoms3d, lines3d=scene.lines3d, bounds=scene.bounds, key=scene.key,
-                  title=scene.figure.title),
+    paint = CustomJS(
+        args=dict(scenes=scenes, pick=pick, points=points, label=error_label, atoms3d=scene.atoms3d,
+                  lines3d=scene.lines3d, bounds=scene.bounds, key=scene.key, title=scene.figure.title),
         code=_PICK_JS,
-    ))
+    )
+    pick.js_on_change("value", paint)
+    if points is not None:
+        points.js_on_change("data", paint)
     return column(pick, scene.figure, sizing_mode="stretch_width")
 
 
@@ -384,9 +425,9 @@ class StructureViewer(pn.viewable.Viewer):
         self._note = pn.pane.Markdown("", visible=False, sizing_mode="stretch_width", margin=(0, 5),
                                       name="structure_note")
         self._csv = pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.error_table().to_dataframe().to_csv(
-            index=False).encode()), label="CSV", button_type="light", width=70, name="structure_csv")
+            index=False).encode()), label="CSV", color="light", width=70)
         self._netcdf = pn.widgets.FileDownload(callback=lambda: io.BytesIO(self.error_table().to_netcdf()),
-                                               label="netCDF", button_type="light", width=80, name="structure_netcdf")
+                                               label="netCDF", color="light", width=80)
         self._update()
         self._pane = pn.pane.Bokeh(self.scene.figure, sizing_mode="stretch_width")
         self._color = pn.widgets.RadioButtonGroup.from_param(self.param.color_by)
