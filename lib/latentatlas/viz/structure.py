@@ -4,6 +4,12 @@ Python lays the scene out once per structure (atoms sorted far to near in a defa
 browser turns it on drag and redraws it, sorted again by depth, in a small Bokeh callback. No 3D
 library is loaded: plotly.js (4.8 MB) cost about a second of parsing on every page load. The same
 callback works served, in notebooks and in a static HTML export.
+
+Errors are coloured on the scale the drill-down uses (:mod:`latentatlas.viz.colour`), set per
+(source, target) pair, never per structure; atoms coloured by error keep a ring in their element's
+Jmol colour, and the legend names the elements. :class:`StructureViewer` adds the selected-atom
+ring, structure-level errors (one per structure, shown on all its atoms), the download of the
+pair's errors and a "What is this?" box.
 """
 
 from __future__ import annotations
