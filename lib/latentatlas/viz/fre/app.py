@@ -130,10 +130,7 @@ class Atlas(pn.viewable.Viewer):
         self._drill_note = pn.pane.Markdown(self._drill_text(), sizing_mode="stretch_width")
         self.viewer = StructureViewer(ds, color_by="error")
         self.matrix.param.watch(self._on_pair, "pair")
-        self.drill.param.watch(self._on_structure, "structure")
-        # at atom level the selected sample is an atom: the 3D viewer rings it
-        self.drill.param.watch(lambda e: setattr(self.viewer, "atom", e.new if sample_dim(ds, self.drill.metric) == "atom"
-                                                 else None), "sample")
+        self.drill.param.watch(self._on_structure, ["structure", "sample"])
         self._on_pair()
         self._on_structure()
         self._help.object = metric_help(metrics)
@@ -193,7 +190,9 @@ class Atlas(pn.viewable.Viewer):
         if self.drill.structure is None:
             errors = np.asarray(self.drill.points.data["error"])
             self.drill.structure = int(self.drill.points.data["structure"][int(np.nanargmax(errors))])
-        self.viewer.structure = self.drill.structure
+        # at atom level the selected sample is an atom: the 3D viewer rings it
+        atom = self.drill.sample if sample_dim(self.levels[self.level], self.drill.metric) == "atom" else None
+        self.viewer.param.update(structure=self.drill.structure, atom=atom)
 
     def _on_upload(self, *_):
         def open_file(path, name):
