@@ -64,7 +64,7 @@ def test_structure_scene_atoms_bonds_cell_and_errors():
 
     view = StructureScene()
     view.show(si, errors, "GFRE a → b", "title", marked=2)
-    assert view.colorbar.visible and view.colorbar.title == "GFRE a → b (top: 98th percentile)"
+    assert view.colorbar.visible and view.colorbar.title == "colour scale (top: 98th percentile)"
     assert view.mapper.high == colour_high(errors) == 6.0  # 98th percentile of 0, 1, 2, 4, 5, 6, 7
     assert view.drawn.glyph.fill_color == field("error", view.mapper)
     assert np.array_equal(view.atoms.data["x"], view.atoms3d.data["x"])  # drawn as laid out until turned

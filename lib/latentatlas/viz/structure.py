@@ -312,7 +312,8 @@ class StructureScene:
         self.colorbar.visible = by_error
         if by_error:
             self.mapper.high = colour_high(atom_errors) if high is None else high
-            self.colorbar.title = f"{error_label} (top: {COLOUR_PERCENTILE}th percentile)"
+            # the legend names the errors: a pair's long name would be cut along the bar
+            self.colorbar.title = f"colour scale (top: {COLOUR_PERCENTILE}th percentile)"
 
 
 def structure_figure(atoms, atom_errors=None, error_label: str = "error", title: str = "", **show):
@@ -376,7 +377,7 @@ def structure_gallery(frames: Sequence, labels: Sequence[str], title: str = "", 
 
 
 #: What the viewer shows, in the words of its "What is this?" box.
-HELP = """\
+HELP = f"""\
 One structure of the comparison in 3D: atoms as spheres in Jmol colours (sized by covalent radius),
 covalent bonds in grey, the unit cell in dark grey; positions in Å.
 **Drag** to turn it, **wheel** to zoom, the **reset** tool goes back to the first view;
@@ -384,7 +385,7 @@ covalent bonds in grey, the unit cell in dark grey; positions in Å.
 
 **Colour atoms by error**: each atom's pointwise error of the (source → target) pair chosen in the
 matrix, on the drill-down's colour scale (one error, one colour in both; the top of the scale is
-the pair's 98th percentile, brighter = above); each atom keeps a ring in its element's
+the pair's {COLOUR_PERCENTILE}th percentile, brighter = above); each atom keeps a ring in its element's
 colour; grey atoms were not in the test set. With structure-level features there is one error per
 structure: every atom shows it. The atom selected in the drill-down has a dashed blue ring.
 
