@@ -158,7 +158,7 @@ def main(argv=None) -> None:
                 shown = page.evaluate(STRUCTURE_STATE)["title"].split(":")[0] + ":"
                 # the worst sample of another structure: a tap there opens that structure
                 pick = max((i for i, s in enumerate(state["structure"]) if f"structure {s}:" != shown),
-                           key=lambda i: state["value"][i])
+                           key=lambda i: state["error"][i])
                 xy = page.evaluate(PLOT_XY, ["drill_map", state["x"][pick], state["y"][pick]])
                 t = time.perf_counter()
                 page.mouse.click(*xy)

@@ -43,7 +43,7 @@ DRILL_STATE = """() => {
     const v = (""" + FIND_PLOT + """)('drill_map');
     const src = v.model.renderers[0].data_source;
     const heading = (""" + FIND_VIEW + """)('drill_pair');
-    return {pair: heading.model.text.replace(/<[^>]*>/g, ''), value: Array.from(src.data.value),
+    return {pair: heading.model.text.replace(/<[^>]*>/g, ''), error: Array.from(src.data.error),
             structure: Array.from(src.data.structure), colour: Array.from(src.data.colour),
             x: Array.from(src.data.x), y: Array.from(src.data.y), selected: Array.from(src.selected.indices)};
 }"""
@@ -116,7 +116,7 @@ def test_served_dashboard_click_cell_updates_drilldown_and_structure(page, serve
     page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     after = page.evaluate(DRILL_STATE)
     expected = demo["gfre_pointwise"].sel(source=source, target=target).values
-    assert np.allclose(after["value"], expected, rtol=1e-6)
+    assert np.allclose(after["error"], expected, rtol=1e-6)
     assert "split 1 of 3" in after["pair"]  # says which split the per-sample values come from
     assert np.allclose(after["x"], demo["pca"].sel(source=source).values[demo["test_atom"].values, 0], rtol=1e-5)
     # the server hears the click too: the 3D viewer now colours atoms by this pair's error
@@ -257,7 +257,7 @@ def test_served_help_units_colour_bar_ends_and_gfrd_diagonal(page, server, demo)
     open_dashboard(page, server)
     # a "what is this?" on each plot
     for plot, words in [("fre_matrix", "source"), ("model_map", "multidimensional scaling"),
-                        ("drill_map", "principal components"), ("drill_strip", "quartile"), ("structure", "drag to turn")]:
+                        ("drill_map", "principal components"), ("drill_strip", "quartile")]:
         icon = page.locator(f".help-{plot}").first
         icon.scroll_into_view_if_needed()
         icon.hover()
@@ -311,7 +311,7 @@ def test_served_map_axes_colour_and_downloads(page, server, demo, tmp_path):
     nc.value.save_as(tmp_path / "m.nc")
     with xr.open_dataset(tmp_path / "m.nc") as matrix:
         np.testing.assert_array_equal(matrix["gfre"].values, demo["gfre"].values)
-    value = np.array(page.evaluate(DRILL_STATE)["value"])
+    value = np.array(page.evaluate(DRILL_STATE)["error"])
     worst = int(np.nanargmax(value))
     state = page.evaluate(DRILL_STATE)
     click_plot(page, "drill_map", state["x"][worst], state["y"][worst])
@@ -345,7 +345,7 @@ def test_static_export_offline_with_drilldown_and_linked_selection(page, report,
     click_plot(page, "fre_matrix", target, source)
     page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{source} → {target}:'!r})", timeout=10_000)
     state = page.evaluate(DRILL_STATE)
-    assert np.allclose(state["value"], demo["gfre_pointwise"].sel(source=source, target=target).values, rtol=1e-6)
+    assert np.allclose(state["error"], demo["gfre_pointwise"].sel(source=source, target=target).values, rtol=1e-6)
     # box-select on the map: the selection lives on the data source both drill-down plots draw
     x0, x1 = between(state["x"], 10), between(state["x"], 90)
     y0, y1 = between(state["y"], 10), between(state["y"], 90)

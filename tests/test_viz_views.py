@@ -97,17 +97,17 @@ def test_a_view_takes_a_comparison_or_the_apps_state_not_both(comparison):
 
 
 def test_state_keeps_itself_consistent_across_levels_metrics_and_feature_sets(levels, comparison):
-    from latentatlas.viz.fre.data import default_pair, worst_structure
+    from latentatlas.viz.fre.data import default_pair, worst_sample
     from latentatlas.viz.fre.state import VALUE, FREState, pc_name
 
     state = FREState(levels, metric="gfrd", pair=PAIR)
     assert (state.level, state.metric, state.drill_metric, state.pair) == ("atom level", "gfrd", "gfrd", PAIR)
-    assert state.structure == worst_structure(comparison, "gfrd", PAIR)
+    assert (state.sample, state.structure) == (None, worst_sample(comparison, "gfrd", PAIR)[1])
     assert (state.map_x, state.map_y, state.map_colour) == (pc_name(0), pc_name(1), VALUE)
     state.metric = "cka"  # no per-sample form: the per-sample views keep the first metric that has one
     assert state.drill_metric == "gfre"
     state.selection = [3, 4]
-    assert state.structure == worst_structure(comparison, "gfre", PAIR, [3, 4])
+    assert (state.sample, state.structure) == worst_sample(comparison, "gfre", PAIR, [3, 4])
     state.map_colour = "n_atoms"
     other = [label for label in levels if label != "atom level"][0]
     seen = []
@@ -130,7 +130,7 @@ def test_drilldown_shows_the_pairs_values_quartiles_and_split(comparison):
 
     view = DrillDown(comparison, metric="gfre", pair=PAIR[::-1])
     expected = comparison["gfre_pointwise"].sel(source=PAIR[1], target=PAIR[0]).values
-    assert np.array_equal(view.points.data["value"], expected)
+    assert np.array_equal(view.points.data["error"], expected)
     test_atoms = comparison["test_atom"].values
     assert np.array_equal(view.points.data["x"], comparison["pca"].sel(source=PAIR[1]).values[test_atoms, 0])
     subset = comparison["subset"].values[comparison["atom_structure"].values[test_atoms]]
@@ -138,7 +138,7 @@ def test_drilldown_shows_the_pairs_values_quartiles_and_split(comparison):
         q1, q2, q3 = np.percentile(expected[subset == name], [25, 50, 75])
         assert np.allclose([view.box.data["q1"][k], view.box.data["q2"][k], view.box.data["q3"][k]], [q1, q2, q3])
     view.state.pair = PAIR
-    assert np.array_equal(view.points.data["value"], comparison["gfre_pointwise"].sel(source=PAIR[0], target=PAIR[1]).values)
+    assert np.array_equal(view.points.data["error"], comparison["gfre_pointwise"].sel(source=PAIR[0], target=PAIR[1]).values)
     # the heading names the pair and the split the values come from, beside the matrix's mean over splits
     assert view.heading.text.startswith(f"<b>{PAIR[0]}</b> → <b>{PAIR[1]}</b>: GFRE of each test atom (target σ)")
     assert "251 test atoms of split 1 of 3, seed 0x5f3759df (the matrix shows the mean over all 3)" in view.heading.text
@@ -150,7 +150,7 @@ def test_drilldown_shows_the_pairs_values_quartiles_and_split(comparison):
     # selecting samples opens the structure of the worst one among them
     picked = [0, 1, 2]
     view.points.selected.indices = picked
-    worst = picked[int(np.argmax(np.asarray(view.points.data["value"])[picked]))]
+    worst = picked[int(np.argmax(np.asarray(view.points.data["error"])[picked]))]
     assert view.state.selection == picked
     assert view.state.structure == comparison["atom_structure"].values[test_atoms[worst]]
 
@@ -164,7 +164,7 @@ def test_drilldown_map_axes_and_colour_are_the_users_choice(comparison):
     assert view.state.param.map_x.objects == [VALUE, pc_name(0), pc_name(1), "species", "n_atoms"]
     view.state.param.update(map_x=pc_name(1), map_y=VALUE, map_colour="n_atoms")
     assert np.array_equal(view.points.data["x"], comparison["pca"].sel(source=PAIR[0]).values[test_atoms, 1])
-    assert np.array_equal(view.points.data["y"], view.points.data["value"])
+    assert np.array_equal(view.points.data["y"], view.points.data["error"])
     n_atoms = comparison["n_atoms"].values[comparison["atom_structure"].values[test_atoms]]
     assert np.array_equal(view.points.data["colour"], n_atoms)
     assert view.map.xaxis.axis_label == pc_name(1) and view.map.yaxis.axis_label == "GFRE of the pair"
@@ -172,7 +172,7 @@ def test_drilldown_map_axes_and_colour_are_the_users_choice(comparison):
         int(np.floor(0.98 * (n_atoms.size - 1)))])
     # the browser runs the same table: its callback holds the columns Python just applied
     assert view.follows[0].callback.args["follows"][0]["columns"] == {
-        "value": "e{i}_{j}", "x": "pc1_{i}", "y": "e{i}_{j}", "colour": "prop_n_atoms"}
+        "error": "e{i}_{j}", "x": "pc1_{i}", "y": "e{i}_{j}", "colour": "prop_n_atoms"}
 
 
 def test_a_click_runs_the_same_declared_step_in_python_and_in_the_browser(comparison):
@@ -205,54 +205,8 @@ def test_structure_level_drilldown_runs_over_structures(structure_comparison):
     atlas = Atlas({"structure level": structure_comparison})
     assert atlas.drill.points.data["element"][0] == "-"
     assert np.array_equal(atlas.drill.points.data["structure"], structure_comparison["test_structure"].values)
-    assert atlas.viewer.atom_errors is None and atlas.viewer.color_by == "element"
+    assert atlas.viewer.atom_errors is None and atlas.viewer.structure_errors is not None  # one error per structure
     assert "27 test structures of split 1 of 3" in atlas.drill.heading.text
-
-
-def test_structure_scene_atoms_bonds_cell_and_errors():
-    from ase.build import bulk, molecule
-    from ase.data.colors import jmol_colors
-
-    from latentatlas.viz.structure import StructureScene, scene_data
-
-    ch4 = molecule("CH4")
-    scene = scene_data(ch4)
-    atoms, lines = scene["atoms"], scene["lines"]
-    assert len(lines["x0"]) == 4 and set(lines["color"]) == {"#999999"}  # four C-H bonds, no H-H, no cell
-    carbon = list(atoms["element"]).index("C")
-    assert atoms["index"][carbon] == 0 and atoms["group"][carbon] == "C"
-    assert atoms["color"][carbon] == "#{:02x}{:02x}{:02x}".format(*np.round(255 * jmol_colors[6]).astype(int))
-    # the default view only turns and centres the molecule: distances kept, sorted far to near
-    xyz = np.column_stack([atoms["x"], atoms["y"], atoms["z"]])
-    assert np.allclose(np.linalg.norm(xyz[:, None] - xyz[None], axis=2), ch4.get_all_distances()[np.ix_(
-        atoms["index"], atoms["index"])])
-    assert np.allclose(xyz.mean(axis=0), 0) and np.all(np.diff(atoms["z"]) >= 0)
-    r = scene["bounds"]["x"][1]
-    assert np.all(np.linalg.norm(xyz, axis=1) + atoms["radius"] <= r)
-
-    si = bulk("Si", cubic=True)
-    errors = np.arange(8.0)
-    errors[3] = np.nan
-    scene = scene_data(si, errors, "GFRE a → b")
-    atoms, lines = scene["atoms"], scene["lines"]
-    assert list(lines["color"]).count("#555555") == 12  # the unit cell's edges
-    ends = np.array([[lines[f"{c}{e}"] for c in "xyz"] for e in "01"])  # (end, xyz, segment)
-    assert np.allclose(np.linalg.norm(ends[0] - ends[1], axis=0)[lines["color"] == "#555555"], si.cell.lengths()[0])
-    assert np.array_equal(atoms["error"], errors[atoms["index"]], equal_nan=True)
-    order = np.argsort(atoms["index"])
-    assert atoms["info"][order][7] == "GFRE a → b: 7.0000" and atoms["group"][order][7] == "GFRE a → b"
-    assert atoms["info"][order][3] == "not in the test set" and atoms["group"][order][3] == "not in test set"
-    colours = atoms["color"][order]
-    assert colours[0] != colours[7] and colours[3] == "#d3d3d3"
-    with pytest.raises(ValueError, match="one error per atom"):
-        scene_data(si, errors[:5])
-
-    view = StructureScene()
-    view.show(si, errors, "GFRE a → b", "title")
-    assert view.colorbar.visible and view.mapper.high == 7.0 and view.colorbar.title == "GFRE a → b"
-    assert np.array_equal(view.atoms.data["x"], view.atoms3d.data["x"])  # drawn as laid out until turned
-    view.show(ch4)
-    assert not view.colorbar.visible and len(view.atoms3d.data["x"]) == 5
 
 
 def test_atlas_links_matrix_drilldown_and_structure(comparison):

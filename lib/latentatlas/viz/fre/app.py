@@ -25,7 +25,7 @@ from ...schema import feature_sets, kind_of, metric_label
 from ..serving import app_link
 from ..structure import StructureViewer
 from ..upload import open_upload
-from .data import as_levels, demo_comparison_paths, per_atom_errors
+from .data import as_levels, demo_comparison_paths, per_atom_errors, per_structure_errors, sample_dim
 from .drilldown import DrillDown
 from .help import help_icon, metric_help
 from .matrix import FREMatrix
@@ -130,16 +130,14 @@ class Atlas(pn.viewable.Viewer):
         self._on_viewer()
         state.param.watch(self._on_comparison, "comparison")
         state.param.watch(self._on_metric, ["metric", "drill_metric"])
-        state.param.watch(self._on_viewer, ["comparison", "drill_metric", "pair", "structure"])
+        state.param.watch(self._on_viewer, ["comparison", "drill_metric", "pair", "structure", "sample"])
 
     @property
     def levels(self) -> dict[str, xr.Dataset]:
         return self.state.levels
 
     def _viewer(self) -> StructureViewer:
-        s = self.state
-        errors = per_atom_errors(s.comparison, s.drill_metric, *s.pair)
-        return StructureViewer(s.comparison, color_by="error" if errors is not None else "element")
+        return StructureViewer(self.state.comparison, color_by="error")
 
     def _on_comparison(self, *_):
         ds = self.state.comparison
@@ -158,9 +156,12 @@ class Atlas(pn.viewable.Viewer):
             "for the selected pair.*")
 
     def _on_viewer(self, *_):
+        """The shared 3D viewer has parameters of its own: the state's pair, structure and sample, in one redraw."""
         s = self.state
+        atom_level = sample_dim(s.comparison, s.drill_metric) == "atom"
         self.viewer.param.update(atom_errors=per_atom_errors(s.comparison, s.drill_metric, *s.pair),
-                                 error_label=s.title, structure=s.structure)
+                                 structure_errors=per_structure_errors(s.comparison, s.drill_metric, *s.pair),
+                                 error_label=s.title, structure=s.structure, atom=s.sample if atom_level else None)
 
     def _on_upload(self, *_):
         def open_file(path, name):
@@ -191,7 +192,7 @@ class Atlas(pn.viewable.Viewer):
             pn.FlexBox(
                 pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
                           sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
-                pn.Column(_heading("Structure", "structure"), self._viewer_slot,
+                pn.Column(_heading("Structure"), self._viewer_slot,  # the viewer has its own "What is this?"
                           sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
                 flex_wrap="wrap", sizing_mode="stretch_width",
             ),

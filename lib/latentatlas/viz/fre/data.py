@@ -27,7 +27,6 @@ __all__ = [
     "METRICS",
     "as_levels",
     "check_comparison",
-    "colour_range",
     "default_pair",
     "demo_comparison_paths",
     "learning_curve_of",
@@ -40,12 +39,13 @@ __all__ = [
     "pair_key",
     "pair_table",
     "per_atom_errors",
+    "per_structure_errors",
     "pointwise_metrics_of",
     "sample_dim",
     "sample_properties",
     "selection_csv",
     "split_note",
-    "worst_structure",
+    "worst_sample",
 ]
 
 #: Short label and one-line meaning of each metric shown in the dashboard: the FRE measures
@@ -77,24 +77,6 @@ def lower_is_better(metric: str) -> bool:
     """True for errors and distances (low = more alike), False for similarities."""
     measure = MEASURES.get(metric)
     return True if measure is None else measure.lower_is_better
-
-
-#: Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
-COLOUR_PERCENTILE = 98
-
-
-def colour_range(values) -> tuple[float, float]:
-    """``(low, high)`` of a colour scale over ``values``: from min(0, smallest) to the
-    :data:`COLOUR_PERCENTILE` th percentile (lower value of the two around it).
-
-    The browser computes the same for the pair it shows (:mod:`latentatlas.viz.fre.links`).
-    """
-    finite = np.sort(np.asarray(values, float)[np.isfinite(np.asarray(values, float))])
-    if not finite.size:
-        return 0.0, 1.0
-    low = min(0.0, float(finite[0]))
-    high = float(finite[int(np.floor(COLOUR_PERCENTILE / 100 * (finite.size - 1)))])
-    return low, high if high > low else low + 1.0
 
 
 def as_levels(comparison) -> dict[str, xr.Dataset]:
@@ -187,8 +169,9 @@ def split_note(ds: xr.Dataset, metric: str) -> str:
     return f"{ds.sizes[f'test_{dim}']} test {dim}s of {shown}{seed} ({mean})"
 
 
-def worst_structure(ds: xr.Dataset, metric: str, pair, selection=()) -> int:
-    """Structure holding the selected test sample (all if none) with the worst value of ``pair``.
+def worst_sample(ds: xr.Dataset, metric: str, pair, selection=()) -> tuple[int, int]:
+    """``(sample, structure)``: the selected test sample (all if none) with the worst value of ``pair``
+    (its index along the atom or structure dimension) and the structure holding it.
 
     Worst is the largest error, or the smallest similarity for measures where higher is better.
     """
@@ -196,7 +179,8 @@ def worst_structure(ds: xr.Dataset, metric: str, pair, selection=()) -> int:
     picked = np.asarray(selection, int) if len(selection) else np.arange(values.size)
     ranked = values[picked] if lower_is_better(metric) else -values[picked]
     best = picked[int(np.nanargmax(ranked))] if np.isfinite(ranked).any() else picked[0]
-    return int(pair_table(ds, metric)["structure"][best])
+    table = pair_table(ds, metric)
+    return int(table["sample"][best]), int(table["structure"][best])
 
 
 def matrix_csv(ds: xr.Dataset, metric: str, sources=None) -> str:
@@ -241,6 +225,15 @@ def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
             np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
 
 
+def _per_sample_errors(ds: xr.Dataset, metric: str, source: str, target: str, dim: str) -> np.ndarray | None:
+    """Pointwise error of one pair on every sample along ``dim`` (NaN outside the test set), None if per other samples."""
+    if sample_dim(ds, metric) != dim:
+        return None
+    out = np.full(ds.sizes[dim], np.nan)
+    out[ds[f"test_{dim}"].values.astype(int)] = ds[f"{metric}_pointwise"].sel(source=source, target=target).values
+    return out
+
+
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
     """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
 
@@ -249,11 +242,18 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
     ndarray (n_atoms_total,) or None
         None when the errors are per structure, not per atom.
     """
-    if sample_dim(ds, metric) != "atom":
-        return None
-    out = np.full(ds.sizes["atom"], np.nan)
-    out[ds["test_atom"].values.astype(int)] = ds[f"{metric}_pointwise"].sel(source=source, target=target).values
-    return out
+    return _per_sample_errors(ds, metric, source, target, "atom")
+
+
+def per_structure_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
+    """Pointwise error of one pair on every structure (NaN outside the test set) of a structure-level comparison.
+
+    Returns
+    -------
+    ndarray (n_structures,) or None
+        None when the errors are per atom.
+    """
+    return _per_sample_errors(ds, metric, source, target, "structure")
 
 
 def demo_comparison_paths() -> list[Path]:

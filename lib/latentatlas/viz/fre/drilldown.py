@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColorBar, ColumnDataSource, Div, HoverTool, LinearColorMapper
-from bokeh.palettes import Inferno256
+from bokeh.models import ColorBar, ColumnDataSource, Div, HoverTool
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
 from ...schema import metric_label
+from ..colour import error_mapper
 from .data import metric_unit, pair_key, pair_table, sample_dim, sample_properties, selection_csv, split_note
 from .help import colour_title, ends_formatter, help_icon
 from .links import Follow, browser_state, follow_pair, state_row
@@ -63,8 +63,7 @@ class DrillDown(FREView):
         state = self.state
         self.points, self.store = ColumnDataSource(), ColumnDataSource()
         self.box, self.boxstore = ColumnDataSource(), ColumnDataSource()
-        self.mapper = LinearColorMapper(palette=Inferno256[:230], low=0.0, high=1.0, nan_color="lightgrey",
-                                        high_color=Inferno256[240])
+        self.mapper = error_mapper()  # the 3D viewer's scale too (viz/colour.py)
         self.heading = Div(name="drill_pair", sizing_mode="stretch_width")
         self._fill()
         self.map, self.strip = self._figures()
@@ -107,7 +106,7 @@ class DrillDown(FREView):
 
     def _columns(self) -> dict[str, str]:
         ds, s = self.state.comparison, self.state
-        return {"value": "e{i}_{j}", "x": _template(s.map_x, ds), "y": _template(s.map_y, ds),
+        return {"error": "e{i}_{j}", "x": _template(s.map_x, ds), "y": _template(s.map_y, ds),
                 "colour": _template(s.map_colour, ds)}
 
     def _fill(self):
@@ -130,7 +129,7 @@ class DrillDown(FREView):
                 boxstore.update({f"{q}{key}": row for q, row in zip(_QUANTILES, _quartiles(pointwise[i, j], masks))})
         self.store.data, self.boxstore.data = store, boxstore
         blank = np.full(table["sample"].size, np.nan)
-        self.points.data = {**table, "value": blank, "x": blank, "y": blank, "colour": blank}
+        self.points.data = {**table, "error": blank, "x": blank, "y": blank, "colour": blank}
         self.box.data = {"subset": subsets, **{q: np.full(subsets.size, np.nan) for q in _QUANTILES}}
 
     def _figures(self):
@@ -138,7 +137,7 @@ class DrillDown(FREView):
         hover = HoverTool(tooltips=[
             ("structure", "@structure (@formula, @subset)"),
             ("sample", "@sample @element"),
-            ("value", "@value{0.0000}"),
+            ("value", "@error{0.0000}"),
         ])
         fmap = figure(name="drill_map", tools=tools, active_drag="box_select", height=360, min_width=300,
                       sizing_mode="stretch_width")
@@ -158,7 +157,7 @@ class DrillDown(FREView):
         strip.segment("subset", "lo", "subset", "hi", source=self.box, line_color="steelblue")
         strip.scatter("subset", "q2", source=self.box, marker="dash", size=28, line_color="navy", line_width=2)
         strip.scatter(
-            jitter("subset", width=0.5, range=strip.x_range, distribution="uniform"), "value",
+            jitter("subset", width=0.5, range=strip.x_range, distribution="uniform"), "error",
             source=self.points, size=4, line_color=None,
             fill_color={"field": "colour", "transform": self.mapper},
             nonselection_fill_alpha=0.15, selection_fill_color="black",

@@ -13,7 +13,7 @@ Two declarations say what happens; Python and the browser both run them:
   (Python: :func:`pair_from_cell`; browser: :func:`on_cell_click`).
 - :class:`Follow`: which column of a view's data source is copied from which column of a
   precomputed store when the pair changes (templates over ``{i}`` and ``{j}``), which colour
-  scale is fitted to which column (:func:`~latentatlas.viz.fre.data.colour_range` in Python)
+  scale is fitted to which column (:func:`colour_range` in Python)
   and which text shows the pair (:data:`PAIR_TEXT`). Python: :meth:`Follow.apply`; browser:
   :func:`follow_pair`.
 
@@ -29,13 +29,25 @@ from dataclasses import dataclass, field
 import numpy as np
 from bokeh.models import ColumnDataSource, CustomJS
 
-from .data import COLOUR_PERCENTILE, colour_range
+from ..colour import COLOUR_PERCENTILE, colour_high
 
 #: Field of the browser-side pair row <- column of the matrix's cells.
 CELL_TO_PAIR = {"source": "source", "target": "target", "i": "i", "j": "j"}
 
 #: Text that names the shown pair (fields of the row in braces), and how it continues.
 PAIR_TEXT = "<b>{source}</b> → <b>{target}</b>"
+
+
+def colour_range(values) -> tuple[float, float]:
+    """``(low, high)`` of a colour scale over ``values``: from min(0, smallest) up by
+    :func:`~latentatlas.viz.colour.colour_high` (for errors: 0 to the pair's error scale, the 3D viewer's too).
+
+    The browser computes the same (:data:`_FOLLOW_JS`) for the pair it shows.
+    """
+    values = np.asarray(values, float)
+    finite = values[np.isfinite(values)]
+    low = min(0.0, float(finite.min())) if finite.size else 0.0
+    return low, low + colour_high(values - low)
 
 
 def pair_row(names, pair) -> dict[str, list]:
@@ -107,7 +119,7 @@ class Follow:
     columns : dict of str -> str
         Column of ``target`` <- store column template (``{i}``: source position, ``{j}``: target's).
     mapper : bokeh ColorMapper, optional
-        Fitted (:func:`~latentatlas.viz.fre.data.colour_range`) to ``target``'s column ``colour``.
+        Fitted (:func:`colour_range`) to ``target``'s column ``colour``.
     text : bokeh Div, optional
         Shows :data:`PAIR_TEXT` followed by ``suffix``.
     """

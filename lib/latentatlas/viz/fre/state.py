@@ -23,7 +23,7 @@ import xarray as xr
 
 from ...schema import metric_label
 from .data import (as_levels, default_pair, demo_comparison_paths, load_levels, metrics_of, pointwise_metrics_of,
-                   sample_properties, worst_structure)
+                   sample_properties, worst_sample)
 
 #: Map axis or colour that is the selected pair's per-sample value (the others: PCs and sample properties).
 VALUE = "value of the pair"
@@ -69,8 +69,10 @@ class FREState(param.Parameterized):
     sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown as rows and columns")
     pair = param.Tuple(default=("", ""), length=2, doc="(source, target) of the selected cell")
     selection = param.List(default=[], item_type=int, doc="Selected test samples (positions in the level's test set)")
-    structure = param.Integer(default=0, bounds=(0, None), doc="Structure shown in 3D: by default the one holding "
-                                                               "the worst selected sample")
+    sample = param.Integer(default=None, allow_None=True, doc="The worst selected sample (index along the atom or "
+                                                              "structure dimension; None: nothing selected)")
+    structure = param.Integer(default=0, bounds=(0, None), doc="Structure shown in 3D: the one holding the worst "
+                                                               "selected sample (of all, before a selection)")
     map_x = param.Selector(objects=[], check_on_set=True, doc="Drill-down map: horizontal axis")
     map_y = param.Selector(objects=[], check_on_set=True, doc="Drill-down map: vertical axis")
     map_colour = param.Selector(objects=[], check_on_set=True, doc="Drill-down map and strip: colour")
@@ -103,8 +105,9 @@ class FREState(param.Parameterized):
         values = dict(comparison=ds, metric=metric, sources=sources, **self._follow_metric(ds, metric, wanted))
         values["pair"] = self._fitting_pair(ds, metric, sources, wanted.get("pair", self.pair))
         values["selection"] = list(wanted.get("selection", []))
-        values["structure"] = wanted.get("structure", worst_structure(ds, values["drill_metric"], values["pair"],
-                                                                       values["selection"]))
+        sample, structure = worst_sample(ds, values["drill_metric"], values["pair"], values["selection"])
+        values["sample"] = sample if values["selection"] else None
+        values["structure"] = wanted.get("structure", structure)
         self.param.structure.bounds = (0, ds.sizes["structure"] - 1)
         if levels is not self.levels:
             values["levels"] = levels
@@ -156,8 +159,9 @@ class FREState(param.Parameterized):
 
     @param.depends("selection", watch=True)
     def _new_selection(self):
-        if self.selection:
-            self.structure = worst_structure(self.comparison, self.drill_metric, self.pair, self.selection)
+        if self.selection:  # one update: the 3D viewer redraws once for the structure and its ringed atom
+            sample, structure = worst_sample(self.comparison, self.drill_metric, self.pair, self.selection)
+            self.param.update(sample=sample, structure=structure)
 
     @property
     def title(self) -> str:
