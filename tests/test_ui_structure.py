@@ -148,7 +148,7 @@ def test_structure_level_colours_every_atom_by_its_structures_error(page, server
     """Item 2: at structure level, colour by error shows the structure's error on all its atoms."""
     watch = Watch(page)
     open_dashboard(page, server)
-    level = page.locator("select").first
+    level = page.locator("select:has(option:text-is('atom level'))")  # the level chooser
     level.select_option(index=1)
     structure_level = levels[1]
     page.wait_for_function(f"() => ({DRILL})().sample.length == {structure_level.sizes['test_structure']}",
@@ -179,7 +179,7 @@ def test_download_the_pairs_errors_as_csv_and_netcdf(page, server, levels):
     errors = per_atom_errors(demo, "gfre", source, target)
     tested = np.flatnonzero(np.isfinite(errors))
     with page.expect_download(timeout=30_000) as got:
-        page.get_by_role("button", name="CSV").click()
+        page.get_by_role("button", name="CSV", exact=True).click()
     download = got.value
     assert download.suggested_filename.startswith("GFRE_") and download.suggested_filename.endswith(".csv")
     assert source.replace(":", "_") in download.suggested_filename
@@ -192,7 +192,7 @@ def test_download_the_pairs_errors_as_csv_and_netcdf(page, server, levels):
 
     assert table["element"].tolist() == [chemical_symbols[z] for z in demo["species"].values[tested]]
     with page.expect_download(timeout=30_000) as got:
-        page.get_by_role("button", name="netCDF").click()
+        page.get_by_role("button", name="netCDF", exact=True).click()
     assert got.value.suggested_filename.endswith(".nc")
     saved = xr.load_dataset(got.value.path())
     assert np.allclose(saved["error"].values, errors[tested], rtol=1e-6)
@@ -213,7 +213,7 @@ def test_help_fits_1024_px(browser, server):
             box = page.get_by_text(text).first.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1024, text
         for name in ("CSV", "netCDF"):
-            box = page.get_by_role("button", name=name).bounding_box()
+            box = page.get_by_role("button", name=name, exact=True).bounding_box()
             assert box["x"] + box["width"] <= 1024, name
         plot = page.evaluate("() => (" + FIND_PLOT + ")('structure').el.getBoundingClientRect().toJSON()")
         assert plot["x"] >= 0 and plot["right"] <= 1024

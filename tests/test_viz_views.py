@@ -116,6 +116,8 @@ def test_state_keeps_itself_consistent_across_levels_metrics_and_feature_sets(le
     assert seen == [{"comparison", "pair"}]  # one batch: no view ever sees the new comparison with the old pair
     assert state.comparison is levels[other] and state.metric == "cka" and state.selection == []
     assert state.pair == default_pair(levels[other], "cka") and state.map_colour == "n_atoms"
+    state.sources = []  # none chosen shows all (the browser's chooser sends [] when a level replaces its options)
+    assert state.sources == state.param.sources.objects
     state.show(comparison)  # another file: everything follows
     assert list(state.levels) == ["atom level"] and state.comparison is comparison
     assert FREState(comparison, map_x="n_atoms").map_x == "n_atoms"

@@ -66,7 +66,7 @@ class FREState(param.Parameterized):
     drill_metric = param.Selector(objects=[], check_on_set=True,
                                   doc="Metric of the per-sample views: the matrix's, or (CKA, CCA, ... have no "
                                       "per-sample form) the first that has one")
-    sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown as rows and columns")
+    sources = param.ListSelector(default=[], objects=[], doc="Feature sets shown as rows and columns (none: all)")
     pair = param.Tuple(default=("", ""), length=2, doc="(source, target) of the selected cell")
     selection = param.List(default=[], item_type=int, doc="Selected test samples (positions in the level's test set)")
     sample = param.Integer(default=None, allow_None=True, doc="The worst selected sample (index along the atom or "
@@ -99,21 +99,25 @@ class FREState(param.Parameterized):
         if "pair" in wanted and not set(wanted["pair"]) <= set(names):
             raise ValueError(f"pair {tuple(wanted['pair'])} names a feature set not in the comparison; choose from {names}")
         sources = [s for s in wanted.get("sources", names) if s in names] or names
-        self.param.metric.objects = metrics
-        self.param.sources.objects = names
-        self.param.drill_metric.objects = pointwise_metrics_of(ds)
-        values = dict(comparison=ds, metric=metric, sources=sources, **self._follow_metric(ds, metric, wanted))
+        values = dict(comparison=ds, metric=metric, sources=sources)
         values["pair"] = self._fitting_pair(ds, metric, sources, wanted.get("pair", self.pair))
         values["selection"] = list(wanted.get("selection", []))
-        sample, structure = worst_sample(ds, values["drill_metric"], values["pair"], values["selection"])
-        values["sample"] = sample if values["selection"] else None
-        values["structure"] = wanted.get("structure", structure)
-        self.param.structure.bounds = (0, ds.sizes["structure"] - 1)
-        if levels is not self.levels:
-            values["levels"] = levels
-        if self.level != level:
-            values["level"] = level
-        self.param.update(**values)
+        # one batch, choices (``objects``) included: a widget never sees the new level's choices with the old
+        # value (the browser's feature-set chooser would send back an empty choice)
+        with param.parameterized.batch_call_watchers(self):
+            self.param.metric.objects = metrics
+            self.param.sources.objects = names
+            self.param.drill_metric.objects = pointwise_metrics_of(ds)
+            values.update(self._follow_metric(ds, metric, wanted))
+            sample, structure = worst_sample(ds, values["drill_metric"], values["pair"], values["selection"])
+            values["sample"] = sample if values["selection"] else None
+            values["structure"] = wanted.get("structure", structure)
+            self.param.structure.bounds = (0, ds.sizes["structure"] - 1)
+            if levels is not self.levels:
+                values["levels"] = levels
+            if self.level != level:
+                values["level"] = level
+            self.param.update(**values)
         # the rest of what was asked for (drill-down map axes and colour, ...), checked by param
         self.param.update(**{k: v for k, v in wanted.items() if k not in values})
 
@@ -154,8 +158,11 @@ class FREState(param.Parameterized):
 
     @param.depends("sources", watch=True)
     def _new_sources(self):
-        if self.sources:
-            self.pair = self._fitting_pair(self.comparison, self.metric, self.sources, self.pair)
+        if not self.sources:
+            # none chosen shows all: also what the browser's chooser sends back when a new level replaces its options
+            self.sources = list(self.param.sources.objects)
+            return
+        self.pair = self._fitting_pair(self.comparison, self.metric, self.sources, self.pair)
 
     @param.depends("selection", watch=True)
     def _new_selection(self):
