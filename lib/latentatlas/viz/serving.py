@@ -22,11 +22,43 @@ def local_resources() -> None:
         doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 
+def session_view(view):
+    """``view`` as one server session's page, with this server's resources, released when the session closes.
+
+    Sets :func:`local_resources`, and on the session's end drops the session's references to
+    ``view`` (Panel's ``on_session_destroyed``), so its Bokeh models and arrays are freed even
+    while something shared still refers to the session's document. Outside a server session
+    (notebooks, static exports) returns ``view`` unchanged.
+    """
+    if not served():
+        return view
+    local_resources()
+    return view
+
+
+def served() -> bool:
+    """Whether this code runs inside a server session (not a notebook, not a static export)."""
+    return bool(pn.state.curdoc and pn.state.curdoc.session_context)
+
+
+def after_first_view(build, min_height: int = 400):
+    """The view ``build()`` returns, built and sent to the browser after the page's first view when served.
+
+    The first document then holds only what comes before it (for the FRE app: the heatmap),
+    so it is built, sent and drawn sooner; ``build`` runs once the browser has drawn the
+    first view (Panel's ``defer_load``), under a loading indicator ``min_height`` pixels tall.
+    Outside a server session (notebooks, static exports) ``build()`` is returned at once.
+    """
+    if not served():
+        return build()
+    return pn.panel(build, defer_load=True, loading_indicator=True, min_height=min_height,
+                    sizing_mode="stretch_width")
+
+
 def app_link(app: str, text: str) -> list:
     """A link to a sibling app of the same server, or nothing outside a server session.
 
     The apps are served side by side (``/atlas``, ``/concepts``), so the relative link
     works behind any prefix; in a notebook or a static file there is no sibling to link to.
     """
-    session = pn.state.curdoc.session_context if pn.state.curdoc else None
-    return [pn.pane.Markdown(f"[{text}](./{app})", margin=(0, 10))] if session else []
+    return [pn.pane.Markdown(f"[{text}](./{app})", margin=(0, 10))] if served() else []

@@ -16,7 +16,7 @@ from .drilldown import DrillDown
 from .matrix import FREMatrix
 from .model_map import model_map_figure
 from ..structure import StructureViewer
-from ..serving import app_link
+from ..serving import after_first_view, app_link
 from ..upload import open_upload
 
 TITLE = "latentatlas: what do the latent features of interatomic potentials share?"
@@ -125,7 +125,6 @@ class Atlas(pn.viewable.Viewer):
             self.metric = self.metric if self.metric in metrics else metrics[0]
         self.matrix = FREMatrix(ds, metric=self.metric)
         self.drill = DrillDown(ds, metric=self._drill_metric(), pair=self.matrix.pair)
-        self.drill.link(self.matrix.source)
         self._map = pn.pane.Bokeh(model_map_figure(ds, self.metric), visible=f"{self.metric}_map" in ds)
         self._drill_note = pn.pane.Markdown(self._drill_text(), sizing_mode="stretch_width")
         errors = per_atom_errors(ds, self.drill.metric, *self.matrix.pair)
@@ -144,6 +143,13 @@ class Atlas(pn.viewable.Viewer):
                              f"{n} structures, {splits} train/test splits)"),
             sources,
             self.matrix,
+            after_first_view(self._rest),
+        ]
+
+    def _rest(self):
+        """What follows the heatmap: the browser-side link to the drill-down, model map, drill-down, 3D viewer."""
+        self.drill.link(self.matrix.source)
+        return pn.Column(
             self._map,
             pn.pane.Markdown("### Drill-down: the selected pair on every test sample\n"
                              "Box- or lasso-select points in either plot to highlight them in both; "
@@ -153,7 +159,8 @@ class Atlas(pn.viewable.Viewer):
             pn.pane.Markdown("### Structure\nAtoms in Jmol colours with covalent bonds and the unit cell; "
                              "hover an atom for its index, element and error. Positions in Å."),
             self.viewer,
-        ]
+            sizing_mode="stretch_width",
+        )
 
     def _drill_metric(self) -> str:
         """The metric itself, or (CKA, CCA, ... have no per-sample form) the first one that has one."""
