@@ -159,6 +159,7 @@ def sessions_case(browser, variant: Variant, names: list[str], n: int) -> dict:
     clicker.wait_for_function(STRUCTURE_DRAWN, timeout=300_000)
     pages = [context.new_page() for _ in range(n)]
     load, server, chromium = os.getloadavg()[0], cpu_seconds(variant.ps), cpu_seconds(psutil.Process(browser_pid(browser)))
+    rss = rss_mb(variant.ps)
     t = time.perf_counter()
     for page in pages:
         page.goto(f"{variant.url}/atlas", wait_until="commit", timeout=300_000)
@@ -170,8 +171,14 @@ def sessions_case(browser, variant: Variant, names: list[str], n: int) -> dict:
     row["server CPU"] = cpu_seconds(variant.ps) - server
     row["Chromium CPU"] = cpu_seconds(psutil.Process(browser_pid(browser))) - chromium
     row["load before"] = load
+    row["server MB before"], row["server MB with N open"] = rss, rss_mb(variant.ps)
     context.close()
     return row, outside
+
+
+def rss_mb(proc: psutil.Process) -> float:
+    """Resident memory of ``proc`` and its children, MB."""
+    return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 1e6
 
 
 def browser_pid(browser) -> int:
@@ -227,7 +234,8 @@ def main(argv=None) -> None:
     width = max(30, *(len(label) + 2 for label in labels))
     print(f"{'':34s}{'target':>9s}" + "".join(f"{label:>{width}s}" for label in labels))
     base = labels[0]
-    for key, target in [*TABLE, ("server CPU", None), ("Chromium CPU", None), ("load before", None)]:
+    for key, target in [*TABLE, ("server CPU", None), ("Chromium CPU", None), ("server MB before", None),
+                        ("server MB with N open", None), ("load before", None)]:
         if key not in rows[base][0]:
             continue
         cells = []
@@ -235,8 +243,9 @@ def main(argv=None) -> None:
             med = statistics.median(r[key] for r in rows[label])
             ratio = med / statistics.median(r[key] for r in rows[base]) if label != base else 1.0
             mark = "" if target is None else (" ok" if med < target else " MISSED")
-            cells.append(f"{med:7.2f} s ({ratio:4.2f}x){mark}" if key != "load before" else f"{med:7.1f}")
-        print(f"{key.replace('N ', f'{args.sessions} '):34s}{'' if target is None else f'< {target}':>9s}"
+            unit = "" if key == "load before" else (" MB" if " MB" in key else " s")
+            cells.append(f"{med:7.1f}{unit}" if target is None and unit != " s" else f"{med:7.2f} s ({ratio:4.2f}x){mark}")
+        print(f"{key.replace('N ', f'{args.sessions} ').replace(' MB', ''):34s}{'' if target is None else f'< {target}':>9s}"
               + "".join(f"{c:>{width}s}" for c in cells))
     print(f"{'outside requests':34s}{'none':>9s}" + "".join(f"{len(outside[label]):>{width}d}" for label in labels))
     for label in labels:

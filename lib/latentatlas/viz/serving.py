@@ -44,15 +44,25 @@ def served() -> bool:
 def after_first_view(build, min_height: int = 400):
     """The view ``build()`` returns, built and sent to the browser after the page's first view when served.
 
-    The first document then holds only what comes before it (for the FRE app: the heatmap),
-    so it is built, sent and drawn sooner; ``build`` runs once the browser has drawn the
-    first view (Panel's ``defer_load``), under a loading indicator ``min_height`` pixels tall.
-    Outside a server session (notebooks, static exports) ``build()`` is returned at once.
+    The page's first document then holds only what comes before it (for the FRE app: the
+    heatmap), so it is built, sent and drawn sooner; ``build`` runs once the browser has drawn
+    that first view (``pn.state.onload``), while a loading indicator ``min_height`` pixels tall
+    holds its place. ``build`` runs as a next-tick callback of the session's document, so it
+    holds the document's lock and may change Bokeh models already on the page, also when
+    ``--num-threads`` hands the page-loaded event to a thread. Outside a
+    server session (notebooks, static exports), and once the page has loaded, ``build()`` is
+    returned at once.
     """
-    if not served():
+    if not served() or pn.state.loaded:
         return build()
-    return pn.panel(build, defer_load=True, loading_indicator=True, min_height=min_height,
-                    sizing_mode="stretch_width")
+    holder = pn.Column(loading=True, min_height=min_height, sizing_mode="stretch_width")
+
+    def fill():
+        holder.objects = [build()]
+        holder.loading = False
+
+    pn.state.onload(lambda: pn.state.execute(fill, schedule=True))
+    return holder
 
 
 def app_link(app: str, text: str) -> list:
