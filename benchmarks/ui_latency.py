@@ -30,18 +30,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _ui import CHROMIUM_ARGS, FIND_PLOT, PLOT_XY, free_port, wait_http  # noqa: E402  (the UI tests' helpers: one definition)
+from _ui import CHROMIUM_ARGS, FIND_PLOT, PLOT_XY, block_outside, free_port, wait_http  # noqa: E402  (the UI tests' helpers: one definition)
 from test_ui_atlas import DRILL_STATE, STRUCTURE_DRAWN, STRUCTURE_STATE  # noqa: E402
 
 SHOWN = "() => window.Bokeh && Bokeh.index && ({find})({name!r}) != null"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: (row, target in s) in the order printed
 TABLE = [("first view /atlas", 1.5), ("first view /concepts", 1.5), ("click -> drill-down", 0.2),
          ("click -> 3D", 0.3), ("level switch", 0.5), ("N sessions: all heatmaps", 10.0),
@@ -83,22 +81,6 @@ class Variant:
     def __exit__(self, *exc):
         self.proc.terminate()
         self.proc.wait(timeout=30)
-
-
-def block_outside(context) -> list[str]:
-    """Abort (and record) every request of ``context`` to a host other than this machine."""
-    outside = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
-            r.continue_()
-        else:
-            outside.append(url)
-            r.abort()
-
-    context.route("**/*", route)
-    return outside
 
 
 def open_page(context, url: str, plot: str) -> tuple[object, float]:

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,6 +28,8 @@ UI_MARKS = [
 ]
 #: URL prefixes a served page may request (everything else would be an outside request)
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
+#: host names of this machine's loopback
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: URL prefixes an exported file may request
 OFFLINE = ("file://", "data:", "blob:")
 
@@ -113,6 +116,22 @@ class Watch:
 
     def outside(self, allowed: tuple[str, ...]) -> list[str]:
         return [u for u in self.requests if not u.startswith(allowed)]
+
+
+def block_outside(context) -> list[str]:
+    """Abort every request of ``context`` to a host other than this machine's loopback; returns the list of them."""
+    outside = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    return outside
 
 
 def click_plot(page, name, x, y):

@@ -10,7 +10,6 @@ import time
 import urllib.request
 import weakref
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,6 +21,7 @@ from _ui import (  # noqa: E402
     ROOT,
     UI_MARKS,
     Watch,
+    block_outside,
     click_plot,
     browser_context_args,  # noqa: F401  (fixture)
     browser_type_launch_args,  # noqa: F401  (fixture)
@@ -33,9 +33,6 @@ from test_ui_atlas import demo, report  # noqa: E402, F401  (fixtures)
 from test_ui_concepts import STATE as CONCEPT_STATE, TEXT  # noqa: E402
 
 pytestmark = UI_MARKS
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
 
 @contextlib.contextmanager
 def cli_serve(*args):
@@ -55,22 +52,6 @@ def cli_serve(*args):
 def served():
     with cli_serve() as url:
         yield url
-
-
-def block_outside(context) -> list[str]:
-    """Abort every request of ``context`` to a host other than this machine's loopback; returns the list of them."""
-    outside = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
-            r.continue_()
-        else:
-            outside.append(url)
-            r.abort()
-
-    context.route("**/*", route)
-    return outside
 
 
 def test_session_rebuilt_after_a_slow_page_load_requests_nothing_outside(browser):
