@@ -48,12 +48,12 @@ def after_first_view(build, min_height: int = 400):
     heatmap), so it is built, sent and drawn sooner; ``build`` runs once the browser has drawn
     that first view (``pn.state.onload``), while a loading indicator ``min_height`` pixels tall
     holds its place. ``build`` runs as a next-tick callback of the session's document, so it
-    holds the document's lock and may change Bokeh models already on the page, also when
-    ``--num-threads`` hands the page-loaded event to a thread. Outside a
-    server session (notebooks, static exports), and once the page has loaded, ``build()`` is
-    returned at once.
+    holds the document's lock and may change Bokeh models already on the page. Outside a server
+    session (notebooks, static exports), once the page has loaded, and when Panel handles events
+    on threads (``--num-threads``: there the page sometimes never received the rest in
+    ``benchmarks/ui_latency.py``), ``build()`` is returned at once.
     """
-    if not served() or pn.state.loaded:
+    if not served() or pn.state.loaded or pn.config.nthreads is not None:
         return build()
     holder = pn.Column(loading=True, min_height=min_height, sizing_mode="stretch_width")
 
