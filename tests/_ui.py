@@ -115,16 +115,18 @@ class Watch:
         return [u for u in self.requests if not u.startswith(allowed)]
 
 
-def click_plot(page, name, x, y):
+def click_plot(page, name, x, y, locate=PLOT_XY):
     """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled.
 
     Views still sizing themselves (or panes rendering above) move the plot between reading its
-    position and clicking, so the position is read until two readings agree.
+    position and clicking, so the position is read until two readings agree. ``locate`` is the
+    browser-side function giving that position (:data:`PLOT_XY`, or one that picks among several
+    plots of that name).
     """
-    previous, xy = None, page.evaluate(PLOT_XY, [name, x, y])
+    previous, xy = None, page.evaluate(locate, [name, x, y])
     for _ in range(20):
         if xy == previous:
             break
         page.wait_for_timeout(150)
-        previous, xy = xy, page.evaluate(PLOT_XY, [name, x, y])
+        previous, xy = xy, page.evaluate(locate, [name, x, y])
     page.mouse.click(*xy)
