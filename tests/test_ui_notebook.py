@@ -45,8 +45,10 @@ NOTEBOOK = "fre_dashboard.ipynb"
 LAB_OPTIONS = [f"--config={ROOT / 'notebooks' / 'jupyter_lab_config.py'}", "--no-browser", "--allow-root",
                "--ServerApp.port_retries=0"]
 # JupyterLab's own settings and state live in the test's folder: a user's settings change nothing.
-# No notification asks about the news feed (it would cover part of the notebook).
-LAB_SETTINGS = {"apputils-extension/notification": {"fetchNews": "false"}}
+# Nothing covers the notebook: no "Select Kernel" dialog (JupyterLab connects to the kernel the test
+# started), no notification asking about the news feed.
+LAB_SETTINGS = {"notebook-extension/tracker": {"autoStartDefaultKernel": True},
+                "apputils-extension/notification": {"fetchNews": "false"}}
 LAB_DIRS = {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
             "JUPYTERLAB_SETTINGS_DIR": "settings", "JUPYTERLAB_WORKSPACES_DIR": "workspaces", "IPYTHONDIR": "ipython"}
 
