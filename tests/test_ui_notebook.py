@@ -35,6 +35,7 @@ from _ui import (  # noqa: E402
     browser_type_launch_args,  # noqa: F401  (fixture)
     click_plot,
     free_port,
+    plot_xy,
     wait_http,
 )
 
@@ -63,12 +64,7 @@ IN_DASHBOARD = """(el) => {
 }"""
 FIND_DASHBOARD_PLOT = f"""(name) => Bokeh.index.query_one((v) => v.model.name === name && v.frame != null
     && v.el.getClientRects().length > 0 && ({IN_DASHBOARD})(v.el))"""
-DASHBOARD_XY = f"""([name, x, y]) => {{
-    const v = ({FIND_DASHBOARD_PLOT})(name);
-    v.el.scrollIntoView({{block: "center"}});
-    const r = v.canvas_view.el.getBoundingClientRect();
-    return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
-}}"""
+DASHBOARD_XY = plot_xy(FIND_DASHBOARD_PLOT)
 # every named plot: its name, whether it has a box on the page, whether it is the dashboard's
 PLOTS_SHOWN = f"""() => window.Bokeh == null ? 'no BokehJS' : [...Bokeh.index.query((v) => v.model.name?.length > 0)]
     .map((v) => [v.model.name, v.el.getClientRects().length, ({IN_DASHBOARD})(v.el)])"""
