@@ -19,7 +19,8 @@ dashboard: $(STAMP)
 
 ## notebooks: set up, then open notebooks/ in JupyterLab at http://127.0.0.1:8888/lab (this machine only)
 notebooks: $(STAMP)
-	$(VENV)/bin/jupyter lab --config notebooks/jupyter_lab_config.py --ServerApp.root_dir=notebooks
+	# JupyterLab refuses to run as root unless told: containers often are root
+	$(VENV)/bin/jupyter lab --config notebooks/jupyter_lab_config.py --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## browser: headless Chromium for the UI tests (Debian package)
 browser:
