@@ -52,6 +52,42 @@ def test_user_model_writes_a_result(user_model, tmp_path, capsys):
     assert "held-out balanced probe accuracy" in capsys.readouterr().out
 
 
+def test_output_classes_give_the_calibrated_rule_its_evidence(user_model, tmp_path, capsys):
+    """With output_classes the CLI passes the model's probabilities and logit gradients, as the demos do."""
+    import torch
+
+    from latentatlas.concepts import analyse_concepts, capture_activations, capture_gradients, load_factory
+    from latentatlas.demos.shapes import SHAPES, class_probabilities
+
+    with np.load(user_model) as f:
+        arrays = dict(f)
+    named = tmp_path / "named.npz"
+    np.savez(named, output_classes=np.array(SHAPES), **arrays)
+    out = tmp_path / "r.nc"
+    args = ["concepts", "--model", "usermodels:build", "--layers", "block1", "head", "--data", str(named),
+            "--out", str(out), "--n-permutations", "3", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    assert "rule: calibrated, on the model's own outputs" in capsys.readouterr().out
+    result = load(out)
+    # the same analysis as the library's, given the model's outputs and gradients
+    model = load_factory("usermodels:build").eval()
+    proba = class_probabilities(model, torch.as_tensor(arrays["inputs"]))
+    grads = capture_gradients(model, arrays["inputs"], ["block1", "head"], output_names=SHAPES, progress=False)
+    acts = capture_activations(model, arrays["inputs"], ["block1", "head"], progress=False)
+    concepts = {k.removeprefix("concept_"): v for k, v in arrays.items() if k.startswith("concept_")}
+    direct = analyse_concepts(acts, concepts, arrays["classes"], class_names=list(SHAPES), n_permutations=3,
+                              outputs=proba, gradients=grads)  # fmt: skip
+    assert result["class"].values.tolist() == list(SHAPES)
+    for name in ("output_excess", "output_excess_pvalue", "derivative", "derivative_pvalue", "excess"):
+        np.testing.assert_allclose(result[name].values, direct[name].values, rtol=1e-6, atol=1e-9, err_msg=name)
+    # a wrong count of output classes is named, and nothing is written
+    np.savez(named, output_classes=np.array(SHAPES[:3]), **arrays)
+    args[args.index(str(out))] = str(tmp_path / "x.nc")
+    assert main(args) == 2
+    assert "the model gives 4 outputs per sample but" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
+
+
 def test_bad_layer_lists_valid_names_and_writes_nothing(user_model, tmp_path, capsys):
     out = tmp_path / "r.nc"
     code = main(["concepts", "--model", "usermodels:build", "--layers", "block9", "--data", str(user_model), "--out", str(out)])

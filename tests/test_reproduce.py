@@ -1,5 +1,6 @@
 """The reproduction of arXiv:2512.05717: analyses, computed verdicts, report, CLI and notebook."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from latentatlas.reproduce.analyses import (
     subset_breakdown,
     unrelated_pairs,
 )
-from latentatlas.reproduce.report import conclusions, relation
+from latentatlas.reproduce.findings import conclusions, findings, relation
+from latentatlas.reproduce.report import markdown
 from latentatlas.structures import builtin_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,11 +57,11 @@ def test_measure_rankings_put_the_measures_side_by_side(features):
     assert list(ms.measure.values) == ["gfre", "lfre", "cka", "procrustes", "mknn"]
     assert ms.sizes["pair"] == 6 and ms.rank_correlation.shape == (5, 5)
     np.testing.assert_allclose(np.diag(ms.rank_correlation.values), 1.0)
-    k = list(ms.pair.values).index("a:x | b:y")
+    k = int(np.flatnonzero((ms.a.values == "a:x") & (ms.b.values == "b:y"))[0])
     g = cross.gfre.sel(source="a:x", target="b:y").item() + cross.gfre.sel(source="b:y", target="a:x").item()
     assert ms.pair_value.sel(measure="gfre").values[k] == pytest.approx(g / 2, rel=1e-12)
     # every measure ranks the pairs with the unrelated noise set as the least similar three
-    noisy = [i for i, p in enumerate(ms.pair.values) if "noise" in p]
+    noisy = [i for i, (a, b) in enumerate(zip(ms.a.values, ms.b.values)) if "noise" in a + b]
     assert np.all(ms.pair_rank.values[noisy] >= 4)
     assert ms.cka_map.dims == ("source", "axis")
 
@@ -214,6 +216,35 @@ def test_conclusions_are_computed_from_the_numbers():
     assert rows["Fine-tuning bias"]["verdict"] == "differs"
     assert rows["Cumulant steps"]["verdict"] == "differs"
     assert rows["Asymmetry of reconstruction"]["verdict"] == "differs"  # symmetric matrix: no asymmetry
+
+
+def test_report_renders_the_findings_it_is_given():
+    close = [[0, 0.6, 0.7, 0.5], [0.02, 0, 0.8, 0.5], [0.3, 0.9, 0, 0.5], [0.5, 0.5, 0.5, 0]]
+    result = _reproduction(_cross(close), [0.3, 0.35])
+    rms = np.arange(2 * 16.0).reshape(2, 4, 4) / 40
+    dims = ("subset", "source", "target")
+    result.subsets = xr.Dataset(
+        {"gfre_rms": (dims, rms), "gfre_rms_std": (dims, rms / 10), "lfre_rms": (dims, rms / 2),
+         "lfre_rms_std": (dims, rms / 20), "gfre_n_test_atoms": ("subset", [30, 40])},
+        coords={"subset": ["bulk", "molecule"]},
+    )
+    fo = ("feature_set", "order")
+    result.cumulants = result.cumulants.assign(first_to_k=(fo, [[0.0, 0.3, 0.5]]), first_to_k_std=(fo, [[0.0, 0.01, 0.01]]))
+    result.benchmark = {"n_structures": 9, "n_atoms": 70, "subsets": {"bulk": 4, "molecule": 5}, "dropped": {}, "models": []}
+    found = findings(result)
+    # plain data: sentences computed from the numbers (mean over uMLIP pairs: "molecule" 21/40, "bulk" 5/40)
+    assert found.subset_ranking.startswith("Mean over off-diagonal uMLIP pairs. Largest GFRE: molecule (0.525 ± 0.052), which is larger than the second, bulk")
+    assert found.learning_rows is None and found.measures is None and found.layers == []
+    text = markdown(result, found, ["cross_model.nc"])
+    for sentence in [found.lfre_floor, found.subset_ranking, found.uncertainty, *found.variants]:
+        assert sentence in text
+    assert all(f"**{r['verdict']}**" in text for r in found.conclusions)
+    # the rendering states what it is given and computes no conclusion of its own
+    altered = dataclasses.replace(found, uncertainty="(uncertainty)", subset_ranking="(ranking)",
+                                  conclusions=[{**found.conclusions[0], "verdict": "(verdict)"}])
+    text = markdown(result, altered, [])
+    assert "(uncertainty)" in text and "(ranking)" in text and "**(verdict)**" in text
+    assert found.uncertainty not in text and found.subset_ranking not in text
 
 
 def test_cli_reproduce_quick_writes_consistent_results(tmp_path, capsys):

@@ -9,6 +9,7 @@ pn = pytest.importorskip("panel")
 
 from latentatlas.concepts import examples, knowledge_graph, spurious_correlations  # noqa: E402
 from latentatlas.io import load, save  # noqa: E402
+from latentatlas.viz.concepts.layout import AGREEMENT_COLOURS, WIDTHS  # noqa: E402
 from latentatlas.viz.concepts.data import (  # noqa: E402
     builtin_concepts_path,
     check_concepts,
@@ -39,9 +40,12 @@ def test_graph_tables_follow_the_knowledge_graph_at_every_layer(result):
         for k, c, model, colour, spurious in zip(p["concept"], p["class"], p["model"], p["color"], p["spurious"]):
             edge = G.edges[f"class:{c}", f"concept:{k}"]
             assert model == edge["weight"] == float(result["model_presence"].sel(layer=layer, concept=k, **{"class": c}))
-            assert colour == edge["color"]
+            assert colour == AGREEMENT_COLOURS[edge["agreement"]]
             assert spurious == int(flagged.sel(layer=layer, concept=k, **{"class": c}))
         assert t["nodes"]["id"] == list(G.nodes)  # the same order at every layer: a switch swaps columns only
+        # edge widths span the model presences over all layers (not 0.5 + 7 * presence: all alike)
+        low, high = float(result["model_presence"].min()), float(result["model_presence"].max())
+        np.testing.assert_allclose(p["width"], WIDTHS[0] + (WIDTHS[1] - WIDTHS[0]) * (np.array(p["model"]) - low) / (high - low))
     assert sum(tables["head"]["presence"]["spurious"]) >= 1
 
 
@@ -63,25 +67,64 @@ def test_tap_on_node_updates_profile_examples_and_layer(result):
     from latentatlas.viz import ConceptAtlas
 
     app = ConceptAtlas(result)
-    assert (app.layer, app.graph.node) == ("head", "concept:background=purple")
+    state = app.state
+    assert (state.layer, state.node) == ("head", "concept:background=purple")
     assert app.profile.figure.title.text.startswith("Concept background=purple")
-    ids = list(app.graph.nodes.data["id"])
-    # what a tap in the browser does: select one node
-    app.graph.nodes.selected.indices = [ids.index("class:square")]
-    assert app.profile.node == "class:square"
+    # what a tap in the browser does, by the same declaration the browser runs
+    app.graph.tap("class:square")
+    assert state.node == "class:square" and state.class_name == "square"
     np.testing.assert_array_equal(app.profile.lines.data["ys"][0], result["class_accuracy"].sel({"class": "square"}).values)
-    assert app.examples.class_name == "square"
-    app.graph.nodes.selected.indices = [ids.index("layer:block2")]
-    assert app.layer == app.heatmap.layer == app.examples.layer == "block2"
+    assert "held-out `square` samples" in app.examples._caption.object
+    app.graph.tap("layer:block2")
+    assert state.layer == "block2" and state.node == "layer:block2"
     assert app.graph.select.value == "block2" and app.heatmap.band.data["layer"] == ["block2"]
     assert app.graph.presence.data["model"] == graph_tables(result)["block2"]["presence"]["model"]
-    # the layer selector, then a heatmap cell
-    app.graph.select.value = "block1"
-    assert app.layer == "block1" and app.graph.figure.title.text.startswith("Knowledge graph at layer block1")
-    cells = app.heatmap.cells.data
-    k = [i for i, (l, c) in enumerate(zip(cells["layer"], cells["concept"])) if (l, c) == ("head", "colour=red")][0]
-    app.heatmap.cells.selected.indices = [k]
-    assert app.layer == "head" and app.graph.node == "concept:colour=red" and app.examples.concept == "colour=red"
+    assert "the `block2` probe" in app.examples._caption.object
+    # a cell of the heatmap: its layer and concept
+    app.heatmap.tap("head", "colour=red")
+    assert (state.layer, state.node, state.concept) == ("head", "concept:colour=red", "colour=red")
+    assert app.graph.nodes.selected.indices == [list(app.graph.nodes.data["id"]).index("concept:colour=red")]
+    # the heatmap's toggle
+    state.show = "sensitivity"
+    assert app.heatmap.toggle.active == 1 and app.heatmap.figure.title.text.startswith("Sensitivity")
+
+
+def test_a_choice_made_in_the_browser_is_mirrored_not_sent_back(result):
+    """The browser draws its own choices: Python takes them into the state and redraws only server-side views."""
+    from latentatlas.viz import ConceptAtlas
+    from latentatlas.viz.concepts.state import StateModel
+
+    app = ConceptAtlas(result)
+    twin = app.state._link.model
+    assert isinstance(twin, StateModel) and (twin.layer, twin.node) == ("head", "concept:background=purple")
+    shown = dict(app.graph.presence.data)
+    twin.layer = "block1"  # as the browser's change arrives at the server
+    assert app.state.layer == "block1" and "the `block1` probe" in app.examples._caption.object
+    assert app.graph.presence.data == shown and app.graph.select.value == "head"  # nothing to send back
+    # a change made in Python reaches the twin (and so the browser) and is drawn by Python
+    app.state.layer = "block2"
+    assert twin.layer == "block2" and app.graph.select.value == "block2"
+
+
+def test_views_declare_what_the_browser_runs(result):
+    """Every view's browser callbacks come from its declarations: one twin per state, tables as in Python."""
+    import json
+
+    from bokeh.models import CustomJS
+
+    from latentatlas.viz import ConceptAtlas
+
+    app = ConceptAtlas(result)
+    twin = app.state._link.model
+    callbacks = {p: [cb for cb in cbs if isinstance(cb, CustomJS)] for p, cbs in twin.js_property_callbacks.items()}
+    assert set(callbacks) == {"change:layer", "change:node", "change:show"}
+    tables = {(cb.args["model"].id, cb.args["attr"]): json.loads(cb.args["table_json"]) for cb in callbacks["change:layer"]}
+    assert tables[app.graph.presence.id, "data"]["block3"]["model"] == graph_tables(result)["block3"]["presence"]["model"]
+    assert tables[app.heatmap.band.id, "data"]["block1"] == {"layer": ["block1"]}
+    # the graph's tap tool and selector, the heatmap's tap tool and toggle all set the same twin
+    picks = [app.graph.select.js_property_callbacks["change:value"][0], app.heatmap.toggle.js_property_callbacks["change:active"][0]]
+    taps = [t.callback for v in (app.graph, app.heatmap) for t in v.figure.tools if getattr(t, "callback", None)]
+    assert len(taps) == 2 and all(cb.args["state"] is twin for cb in picks + taps)
 
 
 def test_examples_are_the_ranked_held_out_images(result):
@@ -140,7 +183,7 @@ def test_bad_input_names_the_problem(result, tmp_path):
     app._upload.filename = "bad.nc"
     app._upload.value = b"not netCDF"
     assert app._message.visible and "Could not open bad.nc" in app._message.object
-    assert app.result is result
+    assert app.result is result and app.state.result is result
 
 
 def test_cli_export_and_show_detect_a_concept_result(result, tmp_path, capsys):
@@ -151,7 +194,7 @@ def test_cli_export_and_show_detect_a_concept_result(result, tmp_path, capsys):
     out = tmp_path / "concepts.html"
     assert main(["export", str(builtin_concepts_path()), "--html", str(out)]) == 0
     html = out.read_text()
-    assert "Knowledge graph at layer" in html and "cdn.holoviz.org" not in html
+    assert '"concept_graph"' in html and "cdn.holoviz.org" not in html
     assert isinstance(show(result), ConceptAtlas) and isinstance(show(builtin_concepts_path()), ConceptAtlas)
     assert isinstance(show(), Atlas)
     two = [str(builtin_concepts_path())] * 2
@@ -175,6 +218,7 @@ def test_atoms_result_shows_the_structure_of_the_top_atom():
     atoms_result = analyse_atoms(features, frames, n_permutations=2)
     view = ConceptExamples(atoms_result, concept="metal", class_name=str(atoms_result["class"].values[0]),
                            layer=str(atoms_result["layer"].values[0]))
+    assert (view.state.concept, view.state.layer) == ("metal", str(atoms_result["layer"].values[0]))
     idx, proba, _ = view.ranked()
     structure, colours = view.shown
     assert structure == int(atoms_result["sample_structure"].sel(sample=idx[0]))
@@ -183,3 +227,31 @@ def test_atoms_result_shows_the_structure_of_the_top_atom():
     held_out = atoms_result["sample"].values[atoms_result["sample_structure"].values == structure] - first
     assert np.isfinite(colours).sum() == len(held_out) and np.isfinite(colours[held_out]).all()
     assert ConceptAtlas(atoms_result).examples.frames is not None  # found by fingerprint
+
+
+def test_upload_gives_a_new_state_and_leaves_other_sessions_alone(result, tmp_path):
+    from latentatlas.viz import ConceptAtlas
+
+    app, other = ConceptAtlas(result), ConceptAtlas(result)
+    two_layers = save(result.isel(layer=[0, 1]), tmp_path / "two_layers.nc")
+    app._upload.filename = "two_layers.nc"
+    app._upload.value = two_layers.read_bytes()
+    assert not app._message.visible
+    assert app.state.param.layer.objects == ["block1", "block2"] == app.graph.select.options
+    assert app.state.layer in ("block1", "block2") and app.graph.presence.data["model"]
+    assert other.state.param.layer.objects == ["block1", "block2", "block3", "head"]
+    other.state.layer = "block3"  # the other session's state still accepts its own layers
+    assert other.graph.select.value == "block3"
+
+
+def test_template_puts_the_upload_in_the_sidebar_and_the_views_in_the_main_area(result):
+    from latentatlas.viz import ConceptAtlas
+
+    app = ConceptAtlas(result)
+    template = app.template()
+    assert isinstance(template, pn.template.BootstrapTemplate)
+    assert app._upload in template.sidebar.objects
+    assert any(app._views in getattr(o, "objects", []) for o in template.main.objects)
+    # the plain layout has the upload too, but not in a static report (no server to read the file)
+    assert app.__panel__().select(pn.widgets.FileInput) == [app._upload]
+    assert ConceptAtlas(result, static=True).__panel__().select(pn.widgets.FileInput) == []

@@ -102,53 +102,7 @@ def test_structure_level_drilldown_runs_over_structures(structure_comparison):
     atlas = Atlas({"structure level": structure_comparison})
     assert atlas.drill.points.data["element"][0] == "-"
     assert np.array_equal(atlas.drill.points.data["structure"], structure_comparison["test_structure"].values)
-    assert atlas.viewer.atom_errors is None and atlas.viewer.color_by == "element"
-
-
-def test_structure_scene_atoms_bonds_cell_and_errors():
-    from ase.build import bulk, molecule
-    from ase.data.colors import jmol_colors
-
-    from latentatlas.viz.structure import StructureScene, scene_data
-
-    ch4 = molecule("CH4")
-    scene = scene_data(ch4)
-    atoms, lines = scene["atoms"], scene["lines"]
-    assert len(lines["x0"]) == 4 and set(lines["color"]) == {"#999999"}  # four C-H bonds, no H-H, no cell
-    carbon = list(atoms["element"]).index("C")
-    assert atoms["index"][carbon] == 0 and atoms["group"][carbon] == "C"
-    assert atoms["color"][carbon] == "#{:02x}{:02x}{:02x}".format(*np.round(255 * jmol_colors[6]).astype(int))
-    # the default view only turns and centres the molecule: distances kept, sorted far to near
-    xyz = np.column_stack([atoms["x"], atoms["y"], atoms["z"]])
-    assert np.allclose(np.linalg.norm(xyz[:, None] - xyz[None], axis=2), ch4.get_all_distances()[np.ix_(
-        atoms["index"], atoms["index"])])
-    assert np.allclose(xyz.mean(axis=0), 0) and np.all(np.diff(atoms["z"]) >= 0)
-    r = scene["bounds"]["x"][1]
-    assert np.all(np.linalg.norm(xyz, axis=1) + atoms["radius"] <= r)
-
-    si = bulk("Si", cubic=True)
-    errors = np.arange(8.0)
-    errors[3] = np.nan
-    scene = scene_data(si, errors, "GFRE a → b")
-    atoms, lines = scene["atoms"], scene["lines"]
-    assert list(lines["color"]).count("#555555") == 12  # the unit cell's edges
-    ends = np.array([[lines[f"{c}{e}"] for c in "xyz"] for e in "01"])  # (end, xyz, segment)
-    assert np.allclose(np.linalg.norm(ends[0] - ends[1], axis=0)[lines["color"] == "#555555"], si.cell.lengths()[0])
-    assert np.array_equal(atoms["error"], errors[atoms["index"]], equal_nan=True)
-    order = np.argsort(atoms["index"])
-    assert atoms["info"][order][7] == "GFRE a → b: 7.0000" and atoms["group"][order][7] == "GFRE a → b"
-    assert atoms["info"][order][3] == "not in the test set" and atoms["group"][order][3] == "not in test set"
-    colours = atoms["color"][order]
-    assert colours[0] != colours[7] and colours[3] == "#d3d3d3"
-    with pytest.raises(ValueError, match="one error per atom"):
-        scene_data(si, errors[:5])
-
-    view = StructureScene()
-    view.show(si, errors, "GFRE a → b", "title")
-    assert view.colorbar.visible and view.mapper.high == 7.0 and view.colorbar.title == "GFRE a → b"
-    assert np.array_equal(view.atoms.data["x"], view.atoms3d.data["x"])  # drawn as laid out until turned
-    view.show(ch4)
-    assert not view.colorbar.visible and len(view.atoms3d.data["x"]) == 5
+    assert atlas.viewer.atom_errors is None and atlas.viewer.structure_errors is not None  # one error per structure
 
 
 def test_atlas_links_matrix_drilldown_and_structure(comparison):

@@ -1,4 +1,10 @@
-"""``latentatlas concepts``: concept knowledge-graph analysis (BAGEL) of a model's layers."""
+"""``latentatlas concepts``: concept knowledge-graph analysis (BAGEL) of a model's layers.
+
+With ``--model``, a ``--data`` file that names the class of each model output
+(``output_classes``) gives the analysis the model's own class probabilities and the
+gradients of its class logits, the evidence of the calibrated spurious-correlation rule
+(:mod:`latentatlas.concepts.graph`); without it, the rule falls back on class probes.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,11 @@ DATA_FORMAT = """\
   classes           (n,) class label of each sample (str or int)
   concept_<name>    (n,) labels of concept <name>: bool/0-1 for a binary concept,
                     any other values (str or int) for a one-hot concept
+  output_classes    optional (n_outputs,) the class of each column of the model's
+                    output (class logits), e.g. the class names in training order:
+                    adds the model's own class probabilities (softmax) and the
+                    gradients of its class logits, the evidence of the calibrated
+                    spurious-correlation rule (without them: class probes)
 """
 
 
@@ -50,7 +61,10 @@ def register(subparsers) -> None:
 
 
 def load_npz(path: str) -> tuple:
-    """``inputs``, ``classes`` and ``{name: labels}`` from a --data file (see :data:`DATA_FORMAT`)."""
+    """``inputs``, ``classes``, ``{name: labels}`` and ``output_classes`` (None if absent) from a --data file.
+
+    See :data:`DATA_FORMAT`.
+    """
     from pathlib import Path
 
     import numpy as np
@@ -68,7 +82,10 @@ def load_npz(path: str) -> tuple:
         raise ValueError(
             f"{path} lacks {missing + ([] if concepts else ['concept_<name>'])}; it has {sorted(arrays)}\n{DATA_FORMAT}"
         )
-    return arrays["inputs"], arrays["classes"], concepts
+    output_classes = arrays.get("output_classes")
+    if output_classes is not None and (output_classes.ndim != 1 or len(set(output_classes.tolist())) != len(output_classes)):
+        raise ValueError(f"{path}: output_classes must be a 1-D array of distinct class labels, got {output_classes.tolist()}")
+    return arrays["inputs"], arrays["classes"], concepts, output_classes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,13 +118,25 @@ def run(args: argparse.Namespace) -> int:
 
         result = analyse_atoms(load(args.features), layers=args.layers, **kwargs)
     else:
-        from ..concepts import analyse_concepts, capture_activations, load_factory
+        from ..concepts import analyse_concepts, capture_activations, capture_gradients, load_factory
+        from ..concepts.activations import class_probabilities
 
-        inputs, classes, concepts = load_npz(args.data)
+        inputs, classes, concepts, output_classes = load_npz(args.data)
         model = load_factory(args.model)
         if len(classes) != len(inputs):
             raise ValueError(f"{args.data}: {len(inputs)} inputs but {len(classes)} classes; give one class per input")
-        acts = capture_activations(model, inputs, args.layers, batch_size=args.batch_size, progress=not args.quiet)
+        run_kw = {"batch_size": args.batch_size, "progress": not args.quiet}
+        acts = capture_activations(model, inputs, args.layers, **run_kw)
+        if output_classes is not None:
+            names = [str(c) for c in output_classes]
+            proba = class_probabilities(model, inputs, args.batch_size)
+            if proba.shape[1] != len(names):
+                raise ValueError(
+                    f"the model gives {proba.shape[1]} outputs per sample but {args.data} names {len(names)} "
+                    f"output_classes {names}: give the class of each output column"
+                )
+            grads = capture_gradients(model, inputs, args.layers, output_names=names, **run_kw)
+            kwargs |= {"class_names": names, "outputs": proba, "gradients": grads}
         result = analyse_concepts(acts, concepts, classes, **kwargs).assign_attrs(model=args.model, data=str(args.data))
     save(result, args.out)
     print(summary(result))
@@ -122,6 +151,11 @@ def summary(result) -> str:
     lines = ["held-out balanced probe accuracy (layer x concept):"]
     lines.append(result["probe_accuracy"].to_pandas().T.round(2).to_string())
     flagged = spurious_correlations(result)
+    lines.append(
+        "spurious-correlation rule: "
+        + ("calibrated, on the model's own outputs" if flagged.attrs["use_outputs"] else
+           "class probes as evidence (no model outputs; for --model, name output_classes in --data)")
+    )  # fmt: skip
     hits = flagged.to_dataframe().query("spurious").index.tolist()
     if hits:
         lines.append("suspected spurious correlations (layer, concept, class: excess, model vs dataset presence):")

@@ -14,7 +14,7 @@ import xarray as xr
 from ..dataset import feature_arrays
 from ..hooks import capture, evaluating
 
-__all__ = ["layer_names", "capture_activations", "activation_arrays", "load_factory"]
+__all__ = ["layer_names", "capture_activations", "activation_arrays", "class_probabilities", "load_factory"]
 
 
 def layer_names(model) -> list[str]:
@@ -159,3 +159,25 @@ def load_factory(spec: str):
     except AttributeError as err:
         raise ValueError(f"module {module_name!r} has no attribute {attr!r}") from err
     return factory()
+
+
+def class_probabilities(model, inputs, batch_size: int = 256):
+    """The model's class probabilities: softmax of its output (class logits), in eval mode, without gradients.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_classes)
+
+    Raises
+    ------
+    ValueError
+        The model's output is not 2-D (n_samples, n_classes).
+    """
+    import torch
+
+    x = as_batch(model, inputs)
+    with evaluating(model), torch.no_grad():
+        logits = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    if logits.ndim != 2:
+        raise ValueError(f"the model's output must be class logits (n_samples, n_classes), got shape {tuple(logits.shape)}")
+    return torch.softmax(logits.double(), 1).cpu().numpy()

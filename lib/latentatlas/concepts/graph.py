@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-__all__ = ["spurious_correlations", "rule_conditions", "why", "knowledge_graph", "AGREEMENT_COLOURS"]
+__all__ = ["spurious_correlations", "rule_conditions", "why", "knowledge_graph", "knowledge_graphs"]
 
 #: thresholds of the calibrated rule (model outputs available), chosen by ``benchmarks/concept_power.py``
 CALIBRATED = {"min_accuracy": 0.6, "min_excess": 0.0, "min_output_excess": 0.01, "alpha": 0.01}
@@ -65,14 +65,6 @@ RULE = (
     "the dataset's) or output sensitivity (significant); model uses it: output excess >= min_output_excess (class "
     "excess >= min_excess without model outputs), significant"
 )
-
-AGREEMENT_COLOURS = {
-    "agrees": "#2ca02c",
-    "over": "#d62728",
-    "under": "#1f77b4",
-    "unreliable": "#c7c7c7",
-}
-
 
 def _encoded(result: xr.Dataset, min_accuracy: float) -> xr.DataArray:
     return result["probe_accuracy"] >= min_accuracy
@@ -223,7 +215,7 @@ def knowledge_graph(
     agree_tolerance: float = 0.1,
     **rule,
 ):
-    """A networkx graph of classes, concepts and layers, ready to draw.
+    """A networkx graph of classes, concepts and layers (pure data: how to draw it is :mod:`latentatlas.viz.concepts`).
 
     Parameters
     ----------
@@ -241,8 +233,8 @@ def knowledge_graph(
     Returns
     -------
     networkx.Graph
-        Node ids ``"class:<c>"``, ``"concept:<k>"``, ``"layer:<l>"``; node attributes ``kind``,
-        ``label``, ``x``, ``y`` (a three-column layout: layers, concepts, classes) and
+        Node ids ``"class:<c>"``, ``"concept:<k>"``, ``"layer:<l>"`` (classes, concepts, then layers,
+        each in the result's order); node attributes ``kind``, ``label`` and
 
         - class: ``n_examples`` (held-out samples);
         - concept: ``attribute``, ``value``, ``accuracy`` (list over layers), ``best_layer``,
@@ -251,7 +243,7 @@ def knowledge_graph(
 
         Class-concept edges (``kind="presence"``): ``weight`` (model presence at ``layer``),
         ``dataset_presence``, ``difference``, ``excess``, ``class_excess``, ``agreement`` (agrees / over / under,
-        or unreliable where the probe does not encode the concept at ``layer``), ``color``,
+        or unreliable where the probe does not encode the concept at ``layer``),
         ``spurious`` (flagged at any layer), ``spurious_layers`` (list of the layers that flag it),
         ``why`` (which conditions of the rule hold at ``layer``, e.g. ``"encoded yes, excess no, ..."``)
         and, where the result has them, ``sensitivity`` (TCAV score), ``derivative`` and
@@ -261,60 +253,79 @@ def knowledge_graph(
         (accuracy >= ``min_accuracy``). Graph attributes: ``layer``, ``layers`` and the rule's
         thresholds.
     """
-    import networkx as nx
-
     _check_result(result)
     layers = [str(v) for v in result["layer"].values]
     layer = layers[-1] if layer is None else layer
     if layer not in layers:
         raise KeyError(f"unknown layer {layer!r}; valid layers: {layers}")
-    concepts = [str(v) for v in result["concept"].values]
-    classes = [str(v) for v in result["class"].values]
-    conditions = rule_conditions(result, **rule)
-    flagged = conditions["flagged"]
-    rule = {k: conditions.attrs[k] for k in ("min_accuracy", "min_excess", "min_output_excess", "alpha")}
-    min_accuracy, alpha = rule["min_accuracy"], rule["alpha"]
-    encoded = _encoded(result, min_accuracy).transpose("layer", "concept")
-    accuracy = result["probe_accuracy"].transpose("layer", "concept").values
+    return _graph(_GraphInputs(result, rule_conditions(result, **rule)), layer, agree_tolerance)
 
+
+def knowledge_graphs(result: xr.Dataset, *, agree_tolerance: float = 0.1, **rule) -> dict:
+    """:func:`knowledge_graph` at every layer, the rule evaluated once: dict of layer -> networkx.Graph."""
+    _check_result(result)
+    inputs = _GraphInputs(result, rule_conditions(result, **rule))
+    return {layer: _graph(inputs, layer, agree_tolerance) for layer in inputs.layers}
+
+
+class _GraphInputs:
+    """What every layer's graph reads, as plain arrays: one xarray lookup per variable, not per edge."""
+
+    def __init__(self, result: xr.Dataset, conditions: xr.Dataset):
+        self.result, self.conditions = result, conditions
+        self.rule = {k: conditions.attrs[k] for k in ("min_accuracy", "min_excess", "min_output_excess", "alpha")}
+        self.layers = [str(v) for v in result["layer"].values]
+        self.concepts = [str(v) for v in result["concept"].values]
+        self.classes = [str(v) for v in result["class"].values]
+        self.encoded = _encoded(result, self.rule["min_accuracy"]).transpose("layer", "concept").values
+        self.accuracy = result["probe_accuracy"].transpose("layer", "concept").values
+        self.moad = result["moad"].transpose("layer", "concept").values
+        self.pvalue = result["accuracy_pvalue"].transpose("layer", "concept").values
+        self.flags = conditions["flagged"].transpose("concept", "class", "layer").values
+        names = ("model_presence", "difference", "excess", "class_excess", "sensitivity", "derivative", "output_excess")
+        # (concept, class) arrays, with a leading layer axis where the variable has one (output_excess has not)
+        self.per_layer = {v: result[v].transpose(..., "concept", "class").values for v in names if v in result}
+        self.has_layer = {v: "layer" in result[v].dims for v in self.per_layer}
+        self.dataset_presence = result["dataset_presence"].transpose("concept", "class").values
+        self.extra = [v for v in ("sensitivity", "derivative", "output_excess") if v in self.per_layer]
+
+
+def _graph(inputs: _GraphInputs, layer: str, agree_tolerance: float):
+    """The knowledge graph of :func:`knowledge_graph` at ``layer`` (a valid layer name)."""
+    import networkx as nx
+
+    result, layers, concepts, classes = inputs.result, inputs.layers, inputs.concepts, inputs.classes
+    accuracy, encoded, alpha = inputs.accuracy, inputs.encoded, inputs.rule["alpha"]
     G = nx.Graph(
         layer=layer,
         layers=layers,
-        **rule,
+        **inputs.rule,
         agree_tolerance=agree_tolerance,
     )
-
-    def column(items):
-        return np.linspace(1.0, 0.0, len(items)) if len(items) > 1 else np.array([0.5])
-
     sample_class = result["sample_class"].values if "sample_class" in result.coords else np.array([])
-    for y, c in zip(column(classes), classes):
-        G.add_node(f"class:{c}", kind="class", label=c, x=2.0, y=float(y), n_examples=int((sample_class == c).sum()))
-    for i, (y, k) in enumerate(zip(column(concepts), concepts)):
-        enc = encoded.values[:, i]
+    for c in classes:
+        G.add_node(f"class:{c}", kind="class", label=c, n_examples=int((sample_class == c).sum()))
+    for i, k in enumerate(concepts):
+        enc = encoded[:, i]
         G.add_node(
             f"concept:{k}",
             kind="concept",
             label=k,
-            x=1.0,
-            y=float(y),
             attribute=str(result["concept_attribute"].values[i]) if "concept_attribute" in result.coords else k,
             value=str(result["concept_value"].values[i]) if "concept_value" in result.coords else "true",
             accuracy=[float(a) for a in accuracy[:, i]],
             best_layer=layers[int(np.nanargmax(accuracy[:, i]))],
             first_layer=layers[int(np.argmax(enc))] if enc.any() else "",
         )
-    moad_mean = result["moad"].mean("concept", skipna=True)
-    for j, (y, name) in enumerate(zip(column(layers), layers)):
+    moad_mean = result["moad"].mean("concept", skipna=True).values
+    for j, name in enumerate(layers):
         G.add_node(
             f"layer:{name}",
             kind="layer",
             label=name,
-            x=0.0,
-            y=float(y),
             index=j,
             mean_accuracy=float(accuracy[j].mean()),
-            moad=float(moad_mean.sel(layer=name)),
+            moad=float(moad_mean[j]),
         )
         for i, k in enumerate(concepts):
             G.add_edge(
@@ -322,22 +333,17 @@ def knowledge_graph(
                 f"concept:{k}",
                 kind="encodes",
                 weight=float(accuracy[j, i]),
-                moad=float(result["moad"].sel(layer=name, concept=k)),
-                pvalue=float(result["accuracy_pvalue"].sel(layer=name, concept=k)),
-                significant=bool(result["accuracy_pvalue"].sel(layer=name, concept=k) < alpha),
-                encoded=bool(encoded.values[j, i]),
+                moad=float(inputs.moad[j, i]),
+                pvalue=float(inputs.pvalue[j, i]),
+                significant=bool(inputs.pvalue[j, i] < alpha),
+                encoded=bool(encoded[j, i]),
             )
 
-    # every edge attribute as a (concept, class) array at the layer: one lookup per edge, not per xarray .sel
-    at = result.sel(layer=layer)
-    names = ("model_presence", "difference", "excess", "class_excess", "sensitivity", "derivative", "output_excess")
-    values = {v: at[v].transpose("concept", "class").values for v in names if v in at}
-    values["dataset_presence"] = result["dataset_presence"].transpose("concept", "class").values
-    reasons = _why_table(conditions.sel(layer=layer).transpose("concept", "class"))
-    flags = flagged.transpose("concept", "class", "layer").values
-    extra = [v for v in ("sensitivity", "derivative", "output_excess") if v in values]
+    at = layers.index(layer)
+    values = {v: a[at] if inputs.has_layer[v] else a for v, a in inputs.per_layer.items()}
+    reasons = _why_table(inputs.conditions.isel(layer=at).transpose("concept", "class"))
     for i, k in enumerate(concepts):
-        reliable = bool(encoded.sel(layer=layer, concept=k))
+        reliable = bool(encoded[at, i])
         for j, c in enumerate(classes):
             diff = float(values["difference"][i, j])
             if not reliable:
@@ -346,21 +352,20 @@ def knowledge_graph(
                 agreement = "agrees"
             else:
                 agreement = "over" if diff > 0 else "under"
-            spurious_layers = [name for name, f in zip(layers, flags[i, j]) if f]
+            spurious_layers = [name for name, f in zip(layers, inputs.flags[i, j]) if f]
             G.add_edge(
                 f"class:{c}",
                 f"concept:{k}",
                 kind="presence",
                 weight=float(values["model_presence"][i, j]),
-                dataset_presence=float(values["dataset_presence"][i, j]),
+                dataset_presence=float(inputs.dataset_presence[i, j]),
                 difference=diff,
                 excess=float(values["excess"][i, j]),
                 class_excess=float(values["class_excess"][i, j]),
                 agreement=agreement,
-                color=AGREEMENT_COLOURS[agreement],
                 spurious=bool(spurious_layers),
                 spurious_layers=spurious_layers,
                 why=reasons[i][j],
-                **{v: float(values[v][i, j]) for v in extra},
+                **{v: float(values[v][i, j]) for v in inputs.extra},
             )
     return G

@@ -29,10 +29,15 @@ observed statistic gets a p-value from a t prediction interval of that null samp
 (accuracy one-sided, presence and the excesses two-sided), adjusted with Benjamini-Hochberg over
 all tests of that statistic. A p-value of the difference would equal that of the presence
 (the dataset presence is a constant), hence the excess is tested instead.
+
+:func:`analyse_concepts` runs in steps: the arguments are checked once (``_validated``) and
+split (``_split``), the probes fitted (``_fit_probes``) and scored on the held-out samples
+(``_score``), and the scores laid out as the variables of :data:`VARIABLES` (``_assemble``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -193,14 +198,43 @@ def _concept_statistics(class_proba: np.ndarray, member: np.ndarray, Y: np.ndarr
     return np.einsum("...nc,nk->...kc", resid, Y.astype(float)) / Y.sum(0)[:, None]
 
 
-def _sensitivity(probes, grads, test, own_output, test_class, n_classes, K, n_permutations) -> dict:
+def _tested(stat: np.ndarray, alternative: str, observed: str, pvalue: str, baseline: str | None = None) -> dict:
+    """A statistic against its permuted-label null: observed value, adjusted p-value, baseline.
+
+    Parameters
+    ----------
+    stat : ndarray (1 + n_permutations, ...)
+        Index 0 is observed, the rest the null repeats.
+    alternative : {"greater", "two-sided"}
+    observed, pvalue, baseline : str
+        Result variable names of each part (no baseline variable without ``baseline``).
+
+    Returns
+    -------
+    dict of name -> ndarray (...)
+    """
+    out = {observed: stat[0]}
+    if baseline is not None:
+        out[baseline] = stat[1:].mean(0)
+    out[pvalue] = benjamini_hochberg(_null_pvalue(stat[0], stat[1:], alternative))
+    return out
+
+
+def _sensitivity(probes, inputs: _Inputs, test: np.ndarray, test_class: np.ndarray, n_permutations: int) -> dict:
     """TCAV score and mean directional derivative per (layer, concept, class), with p-values.
 
     The probe of concept k (and each of its permuted-label twins) gives a direction in each
     layer; each held-out sample's derivative is taken of the output that belongs to its class.
+
+    Returns
+    -------
+    dict of name -> ndarray (n_layers, n_concepts, n_classes)
+        ``sensitivity`` and ``derivative``, each with its ``_baseline`` and ``_pvalue``.
     """
     from .sensitivity import directional_derivatives
 
+    grads, own_output = inputs.grads, inputs.class_output[test_class]
+    K, n_classes = inputs.Y.shape[1], len(inputs.class_names)
     L, width, _ = probes.coef_.shape
     scale = np.ones((L, width))
     for i, name in enumerate(probes.layers_):
@@ -218,30 +252,250 @@ def _sensitivity(probes, grads, test, own_output, test_class, n_classes, K, n_pe
     counts = onehot.sum(0)
     score = np.einsum("rlnk,nc->rlkc", np.where(np.isnan(dd), np.nan, dd > 0), onehot) / counts
     mean = np.einsum("rlnk,nc->rlkc", dd, onehot) / counts
-    lkc = ("layer", "concept", "class")
     return {
-        "sensitivity": (lkc, score[0], {"long_name": "fraction of held-out samples of the class whose output grows along the concept (TCAV score)"}),
-        "sensitivity_baseline": (lkc, score[1:].mean(0), {"long_name": "TCAV score of permuted-label probes"}),
-        "sensitivity_pvalue": (lkc, benjamini_hochberg(_null_pvalue(score[0], score[1:], "two-sided")), {"long_name": "TCAV score differs from baseline, adjusted p-value"}),
-        "derivative": (lkc, mean[0], {"long_name": "mean derivative of the class's output along the unit concept direction"}),
-        "derivative_baseline": (lkc, mean[1:].mean(0), {"long_name": "mean derivative along permuted-label probe directions"}),
-        "derivative_pvalue": (lkc, benjamini_hochberg(_null_pvalue(mean[0], mean[1:], "two-sided")), {"long_name": "mean derivative differs from baseline, adjusted p-value"}),
-    }  # fmt: skip
+        **_tested(score, "two-sided", "sensitivity", "sensitivity_pvalue", "sensitivity_baseline"),
+        **_tested(mean, "two-sided", "derivative", "derivative_pvalue", "derivative_baseline"),
+    }
 
 
 def _output_excess(outputs: np.ndarray, member: np.ndarray, Y: np.ndarray, n_permutations: int, rng) -> dict:
-    """Class excess of the model's own class probabilities, tested against permuted concept labels."""
+    """Class excess of the model's own class probabilities, tested against permuted concept labels.
+
+    Parameters
+    ----------
+    outputs : ndarray (n_samples, n_classes)
+    member : ndarray of bool (n_samples, n_classes)
+    Y : ndarray of bool (n_samples, n_concepts)
+
+    Returns
+    -------
+    dict of name -> ndarray (n_concepts, n_classes)
+        ``output_excess`` and ``output_excess_pvalue``.
+    """
     observed = _concept_statistics(outputs, member, Y)
-    null = np.stack([_concept_statistics(outputs, member, Y[rng.permutation(len(Y))]) for _ in range(n_permutations)])
-    cc = ("concept", "class")
-    return {
-        "output_excess": (cc, observed, {"long_name": "model class probability not explained by the class labels, over samples with the concept"}),
-        "output_excess_pvalue": (cc, benjamini_hochberg(_null_pvalue(observed, null, "two-sided")), {"long_name": "output excess differs from permuted concept labels, adjusted p-value"}),
-    }  # fmt: skip
+    null = [_concept_statistics(outputs, member, Y[rng.permutation(len(Y))]) for _ in range(n_permutations)]
+    return _tested(np.stack([observed, *null]), "two-sided", "output_excess", "output_excess_pvalue")
 
 
 def _membership(classes: np.ndarray, class_names: list) -> np.ndarray:
     return classes[:, None] == np.asarray(class_names)[None, :]
+
+
+_LK, _LKC, _KC = ("layer", "concept"), ("layer", "concept", "class"), ("concept", "class")
+#: every variable of a concept result, in order: dims and long name (those of ``gradients`` and ``outputs`` last)
+VARIABLES = {
+    "probe_accuracy": (_LK, "held-out balanced accuracy of the concept probe"),
+    "accuracy_baseline": (_LK, "mean accuracy of permuted-label probes"),
+    "accuracy_pvalue": (_LK, "probe accuracy above baseline, adjusted p-value"),
+    "model_presence": (_LKC, "mean probe probability over held-out samples of the class"),
+    "presence_baseline": (_LKC, "model presence of permuted-label probes"),
+    "presence_pvalue": (_LKC, "model presence differs from baseline, adjusted p-value"),
+    "dataset_presence": (_KC, "fraction of held-out samples of the class with the concept"),
+    "difference": (_LKC, "model presence minus dataset presence"),
+    "excess": (_LKC, "model presence not explained by the concept labels"),
+    "excess_pvalue": (_LKC, "excess differs from baseline, adjusted p-value"),
+    "class_excess": (_LKC, "class-probe probability not explained by the class labels, over samples with the concept"),
+    "class_excess_pvalue": (_LKC, "class excess differs from baseline, adjusted p-value"),
+    "class_accuracy": (("layer", "class"), "held-out balanced accuracy of the class probe"),
+    "moad": (_LK, "MOAD: mean cosine similarity, pairs sharing the concept minus mixed pairs"),
+    "probability": (("layer", "sample", "concept"), "probe probability on held-out samples"),
+    "concept_label": (("sample", "concept"), None),
+    "sensitivity": (_LKC, "fraction of held-out samples of the class whose output grows along the concept (TCAV score)"),
+    "sensitivity_baseline": (_LKC, "TCAV score of permuted-label probes"),
+    "sensitivity_pvalue": (_LKC, "TCAV score differs from baseline, adjusted p-value"),
+    "derivative": (_LKC, "mean derivative of the class's output along the unit concept direction"),
+    "derivative_baseline": (_LKC, "mean derivative along permuted-label probe directions"),
+    "derivative_pvalue": (_LKC, "mean derivative differs from baseline, adjusted p-value"),
+    "output_excess": (_KC, "model class probability not explained by the class labels, over samples with the concept"),
+    "output_excess_pvalue": (_KC, "output excess differs from permuted concept labels, adjusted p-value"),
+}  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+    """The validated inputs of :func:`analyse_concepts`.
+
+    Attributes
+    ----------
+    arrays : dict of layer -> ndarray (n_samples, n_features_layer)
+    Y : ndarray of bool (n_samples, n_concepts)
+        Binary concept columns (:func:`concept_matrix`).
+    names, attributes, values : list of str (n_concepts,)
+    classes : ndarray of str (n_samples,)
+    class_names : list of str (n_classes,)
+        The reported classes; samples of other classes are left out.
+    outputs : ndarray (n_samples, n_classes) or None
+        The model's class probabilities, float64.
+    grads : dict of layer -> ndarray (n_samples, n_outputs, n_features_layer), or None
+    class_output : ndarray of int (n_classes,) or None
+        Index of the output whose gradient belongs to each class.
+    """
+
+    arrays: dict
+    Y: np.ndarray
+    names: list
+    attributes: list
+    values: list
+    classes: np.ndarray
+    class_names: list
+    outputs: np.ndarray | None
+    grads: dict | None
+    class_output: np.ndarray | None
+
+
+def _validated(activations, concepts, classes, layers, class_names, n_permutations, outputs, gradients) -> _Inputs:
+    """Check the arguments of :func:`analyse_concepts` once, with a clear error for each problem."""
+    arrays = activation_arrays(activations, layers)
+    n = len(next(iter(arrays.values())))
+    classes = np.asarray(classes).astype(str)
+    if classes.ndim != 1 or len(classes) != n:
+        raise ValueError(
+            f"got {classes.size} class labels for {n} samples of activations; give exactly one class per sample"
+        )
+    Y, names, attributes, values = concept_matrix(concepts, n)
+    present = np.unique(classes)
+    if class_names is None:
+        class_names = present.tolist()
+    class_names = [str(c) for c in class_names]
+    empty = [c for c in class_names if c not in present]
+    if empty:
+        raise ValueError(f"class(es) {empty} have no examples; the classes with examples are {present.tolist()}")
+    if len(set(class_names)) < 2:
+        raise ValueError(f"need at least 2 distinct classes to compare concept presence, got {class_names}")
+    small = [c for c in class_names if (classes == c).sum() < 2]
+    if small:
+        raise ValueError(f"class(es) {small} have a single example; each class needs at least 2 (train and held-out)")
+    if n_permutations < 2:
+        raise ValueError(f"n_permutations must be at least 2 for a baseline with a spread, got {n_permutations}")
+    if outputs is not None:
+        outputs = np.asarray(outputs, dtype=np.float64)
+        if outputs.shape != (n, len(class_names)):
+            raise ValueError(
+                f"outputs must hold the model's probability of each of the {len(class_names)} classes "
+                f"{class_names} for each of the {n} samples, got shape {outputs.shape}"
+            )
+    grads = class_output = None
+    if gradients is not None:
+        from .sensitivity import gradient_arrays
+
+        grads, output_names = gradient_arrays(gradients, list(arrays), n, [v.shape[1] for v in arrays.values()])
+        unmatched = [c for c in class_names if c not in output_names]
+        if len(output_names) > 1 and unmatched:
+            raise ValueError(
+                f"gradients have outputs {output_names}: name one output per class (missing {unmatched}) "
+                "or give a single output (e.g. an energy) that serves every class"
+            )
+        class_output = np.asarray([output_names.index(c) if len(output_names) > 1 else 0 for c in class_names])
+    return _Inputs(arrays, Y, names, attributes, values, classes, class_names, outputs, grads, class_output)
+
+
+def _split(inputs: _Inputs, test_fraction: float, seed: int):
+    """Training and held-out samples of the reported classes (:func:`split_indices`).
+
+    Returns
+    -------
+    train, test : ndarray of int
+        Sorted indices into the inputs.
+    test_class : ndarray of int (n_test,)
+        Index into ``inputs.class_names`` of each held-out sample.
+    """
+    idx = np.flatnonzero(np.isin(inputs.classes, inputs.class_names))
+    lookup = {c: i for i, c in enumerate(inputs.class_names)}
+    class_index = np.array([lookup[c] for c in inputs.classes[idx]], dtype=np.int64)
+    train, test = split_indices(class_index, len(inputs.class_names), test_fraction, seed)
+    train, test = idx[train], idx[test]
+    for part, where in ((train, "training"), (test, "held-out")):
+        n_pos = inputs.Y[part].sum(0)
+        lacking = [inputs.names[k] for k in np.flatnonzero((n_pos == 0) | (n_pos == len(part)))]
+        if lacking:
+            raise ValueError(
+                f"concept column(s) {lacking} have a single value in the {where} split ({len(part)} samples); "
+                "add samples of both values or change test_fraction"
+            )
+    return train, test, class_index[np.searchsorted(idx, test)]
+
+
+def _fit_probes(inputs: _Inputs, train: np.ndarray, C: float, n_permutations: int, rng):
+    """Concept and class probes on the training samples, and their permuted-label twins.
+
+    Returns
+    -------
+    LinearProbes
+        Label columns (1 + n_permutations repeats of (n_concepts + n_classes)): repeat 0 has
+        the true labels, each further one the rows of the training labels permuted.
+    """
+    from .probes import LinearProbes  # scikit-learn: imported on first use
+
+    # class probes ride along with the concept probes: columns K.. are class memberships
+    labels_train = np.concatenate([inputs.Y, _membership(inputs.classes, inputs.class_names)], axis=1)[train]
+    # permuting whole rows keeps concepts and classes of a sample together, detached from its activations
+    permuted = [labels_train[rng.permutation(len(train))] for _ in range(n_permutations)]
+    return LinearProbes(C=C).fit(
+        {k: v[train] for k, v in inputs.arrays.items()}, np.concatenate([labels_train, *permuted], axis=1)
+    )
+
+
+def _score(probes, inputs: _Inputs, test: np.ndarray, test_class: np.ndarray, n_permutations: int, rng) -> dict:
+    """Every statistic of the result on the held-out samples.
+
+    Returns
+    -------
+    dict of name -> ndarray
+        Keys and shapes of :data:`VARIABLES` (those of ``gradients`` and ``outputs`` only
+        when the inputs have them).
+    """
+    from .probes import balanced_accuracy
+
+    K, n_classes = inputs.Y.shape[1], len(inputs.class_names)
+    X_test = {k: v[test] for k, v in inputs.arrays.items()}
+    proba = probes.predict_proba(X_test)  # (L, n_test, (K + C) * (1 + R))
+    L = proba.shape[0]
+    proba = proba.reshape(L, len(test), 1 + n_permutations, K + n_classes).transpose(2, 0, 1, 3)  # (1 + R, L, n, K + C)
+    proba, class_proba = proba[..., :K], proba[..., K:]
+    Y_test, member = inputs.Y[test], _membership(inputs.classes[test], inputs.class_names)
+    accuracy = balanced_accuracy(Y_test, proba > 0.5)  # (1 + R, L, K)
+    presence, excess = _class_statistics(proba, Y_test, test_class, n_classes)  # (1 + R, L, K, C)
+    class_excess = _concept_statistics(class_proba, member, Y_test)  # (1 + R, L, K, C)
+    dataset = np.eye(n_classes)[test_class].T @ Y_test / np.bincount(test_class, minlength=n_classes)[:, None]
+    dataset = dataset.T  # (K, C)
+    standardised = probes.standardise(X_test).numpy()
+    widths = [v.shape[1] for v in inputs.arrays.values()]
+
+    scores = {
+        **_tested(accuracy, "greater", "probe_accuracy", "accuracy_pvalue", "accuracy_baseline"),
+        **_tested(presence, "two-sided", "model_presence", "presence_pvalue", "presence_baseline"),
+        "dataset_presence": dataset,
+        "difference": presence[0] - dataset[None],
+        **_tested(excess, "two-sided", "excess", "excess_pvalue"),
+        **_tested(class_excess, "two-sided", "class_excess", "class_excess_pvalue"),
+        "class_accuracy": balanced_accuracy(member, class_proba[:1] > 0.5)[0],  # (L, C)
+        "moad": np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)]),
+        "probability": proba[0],
+        "concept_label": Y_test,
+    }
+    if inputs.grads is not None:
+        scores.update(_sensitivity(probes, inputs, test, test_class, n_permutations))
+    if inputs.outputs is not None:
+        scores.update(_output_excess(inputs.outputs[test], member, Y_test, n_permutations, rng))
+    return scores
+
+
+def _assemble(inputs: _Inputs, test: np.ndarray, test_class: np.ndarray, scores: dict, attrs: dict) -> xr.Dataset:
+    """The result Dataset: ``scores`` named and laid out as :data:`VARIABLES`, coordinates, attrs, schema stamp."""
+    variables = {}
+    for name, (dims, long_name) in VARIABLES.items():
+        if name in scores:
+            variables[name] = (dims, scores[name], {"long_name": long_name} if long_name else {})
+    coords = {
+        "layer": list(inputs.arrays),
+        "concept": inputs.names,
+        "concept_attribute": ("concept", inputs.attributes),
+        "concept_value": ("concept", inputs.values),
+        "class": inputs.class_names,
+        "sample": test,
+        "sample_class": ("sample", np.asarray(inputs.class_names)[test_class]),
+    }
+    return stamp(xr.Dataset(variables, coords=coords, attrs=attrs), "concepts")
 
 
 def analyse_concepts(
@@ -304,147 +558,25 @@ def analyse_concepts(
         coord ``sample_class``. With ``gradients``: ``sensitivity``, ``sensitivity_baseline``,
         ``sensitivity_pvalue``, ``derivative``, ``derivative_baseline``, ``derivative_pvalue``
         (layer, concept, class). With ``outputs``: ``output_excess``, ``output_excess_pvalue``.
+        :data:`VARIABLES` lists them all with their long names.
     """
-    from .probes import LinearProbes, balanced_accuracy  # scikit-learn: imported on first use
-
-    arrays = activation_arrays(activations, layers)
-    n = len(next(iter(arrays.values())))
-    classes = np.asarray(classes).astype(str)
-    if classes.ndim != 1 or len(classes) != n:
-        raise ValueError(
-            f"got {classes.size} class labels for {n} samples of activations; give exactly one class per sample"
-        )
-    Y, names, attributes, values = concept_matrix(concepts, n)
-    present = np.unique(classes)
-    if class_names is None:
-        class_names = present.tolist()
-    class_names = [str(c) for c in class_names]
-    empty = [c for c in class_names if c not in present]
-    if empty:
-        raise ValueError(f"class(es) {empty} have no examples; the classes with examples are {present.tolist()}")
-    if len(set(class_names)) < 2:
-        raise ValueError(f"need at least 2 distinct classes to compare concept presence, got {class_names}")
-    keep = np.isin(classes, class_names)
-    small = [c for c in class_names if (classes == c).sum() < 2]
-    if small:
-        raise ValueError(f"class(es) {small} have a single example; each class needs at least 2 (train and held-out)")
-    if n_permutations < 2:
-        raise ValueError(f"n_permutations must be at least 2 for a baseline with a spread, got {n_permutations}")
-    if outputs is not None:
-        outputs = np.asarray(outputs, dtype=np.float64)
-        if outputs.shape != (n, len(class_names)):
-            raise ValueError(
-                f"outputs must hold the model's probability of each of the {len(class_names)} classes "
-                f"{class_names} for each of the {n} samples, got shape {outputs.shape}"
-            )
-    if gradients is not None:
-        from .sensitivity import gradient_arrays
-
-        grads, output_names = gradient_arrays(gradients, list(arrays), n, [v.shape[1] for v in arrays.values()])
-        unmatched = [c for c in class_names if c not in output_names]
-        if len(output_names) > 1 and unmatched:
-            raise ValueError(
-                f"gradients have outputs {output_names}: name one output per class (missing {unmatched}) "
-                "or give a single output (e.g. an energy) that serves every class"
-            )
-
-    idx = np.flatnonzero(keep)
-    lookup = {c: i for i, c in enumerate(class_names)}
-    class_index = np.array([lookup[c] for c in classes[idx]], dtype=np.int64)
-    train, test = split_indices(class_index, len(class_names), test_fraction, seed)
-    train, test = idx[train], idx[test]
-    test_class = class_index[np.searchsorted(idx, test)]
-    for part, where in ((train, "training"), (test, "held-out")):
-        n_pos = Y[part].sum(0)
-        lacking = [names[k] for k in np.flatnonzero((n_pos == 0) | (n_pos == len(part)))]
-        if lacking:
-            raise ValueError(
-                f"concept column(s) {lacking} have a single value in the {where} split ({len(part)} samples); "
-                "add samples of both values or change test_fraction"
-            )
-
+    inputs = _validated(activations, concepts, classes, layers, class_names, n_permutations, outputs, gradients)
+    train, test, test_class = _split(inputs, test_fraction, seed)
     rng = np.random.default_rng(seed)
-    K, n_classes = Y.shape[1], len(class_names)
-    # class probes ride along with the concept probes: columns K.. are class memberships
-    labels = np.concatenate([Y, _membership(classes, class_names)], axis=1)
-    labels_train = labels[train]
-    # permuting whole rows keeps concepts and classes of a sample together, detached from its activations
-    permuted = [labels_train[rng.permutation(len(train))] for _ in range(n_permutations)]
-    probes = LinearProbes(C=C).fit(
-        {k: v[train] for k, v in arrays.items()}, np.concatenate([labels_train, *permuted], axis=1)
-    )
-    X_test = {k: v[test] for k, v in arrays.items()}
-    proba = probes.predict_proba(X_test)  # (L, n_test, (K + C) * (1 + R))
-    L = proba.shape[0]
-    proba = proba.reshape(L, len(test), 1 + n_permutations, K + n_classes).transpose(2, 0, 1, 3)  # (1 + R, L, n, K + C)
-    proba, class_proba = proba[..., :K], proba[..., K:]
-    Y_test, member = Y[test], labels[test, K:]
-    accuracy = balanced_accuracy(Y_test, proba > 0.5)  # (1 + R, L, K)
-    class_accuracy = balanced_accuracy(member, class_proba[:1] > 0.5)[0]  # (L, C)
-    presence, excess = _class_statistics(proba, Y_test, test_class, n_classes)  # (1 + R, L, K, C)
-    class_excess = _concept_statistics(class_proba, member, Y_test)  # (1 + R, L, K, C)
-    dataset = np.eye(len(class_names))[test_class].T @ Y_test / np.bincount(test_class, minlength=len(class_names))[:, None]
-    dataset = dataset.T  # (K, C)
-
-    p_acc = benjamini_hochberg(_null_pvalue(accuracy[0], accuracy[1:], "greater"))
-    p_pres = benjamini_hochberg(_null_pvalue(presence[0], presence[1:], "two-sided"))
-    p_exc = benjamini_hochberg(_null_pvalue(excess[0], excess[1:], "two-sided"))
-    p_cexc = benjamini_hochberg(_null_pvalue(class_excess[0], class_excess[1:], "two-sided"))
-    standardised = probes.standardise(X_test).numpy()
-    widths = [v.shape[1] for v in arrays.values()]
-    moad_values = np.stack([moad(standardised[i, :, : widths[i]], Y_test) for i in range(L)])
-
-    extra = {}
-    if gradients is not None:
-        own = [output_names.index(c) if len(output_names) > 1 else 0 for c in class_names]
-        extra.update(
-            _sensitivity(probes, grads, test, np.asarray(own)[test_class], test_class, n_classes, K, n_permutations)
-        )
-    if outputs is not None:
-        extra.update(_output_excess(outputs[test], member, Y_test, n_permutations, rng))
-
-    lk, lkc = ("layer", "concept"), ("layer", "concept", "class")
-    return stamp(xr.Dataset(
-        {
-            "probe_accuracy": (lk, accuracy[0], {"long_name": "held-out balanced accuracy of the concept probe"}),
-            "accuracy_baseline": (lk, accuracy[1:].mean(0), {"long_name": "mean accuracy of permuted-label probes"}),
-            "accuracy_pvalue": (lk, p_acc, {"long_name": "probe accuracy above baseline, adjusted p-value"}),
-            "model_presence": (lkc, presence[0], {"long_name": "mean probe probability over held-out samples of the class"}),
-            "presence_baseline": (lkc, presence[1:].mean(0), {"long_name": "model presence of permuted-label probes"}),
-            "presence_pvalue": (lkc, p_pres, {"long_name": "model presence differs from baseline, adjusted p-value"}),
-            "dataset_presence": (("concept", "class"), dataset, {"long_name": "fraction of held-out samples of the class with the concept"}),
-            "difference": (lkc, presence[0] - dataset[None], {"long_name": "model presence minus dataset presence"}),
-            "excess": (lkc, excess[0], {"long_name": "model presence not explained by the concept labels"}),
-            "excess_pvalue": (lkc, p_exc, {"long_name": "excess differs from baseline, adjusted p-value"}),
-            "class_excess": (lkc, class_excess[0], {"long_name": "class-probe probability not explained by the class labels, over samples with the concept"}),
-            "class_excess_pvalue": (lkc, p_cexc, {"long_name": "class excess differs from baseline, adjusted p-value"}),
-            "class_accuracy": (("layer", "class"), class_accuracy, {"long_name": "held-out balanced accuracy of the class probe"}),
-            "moad": (lk, moad_values, {"long_name": "MOAD: mean cosine similarity, pairs sharing the concept minus mixed pairs"}),
-            "probability": (("layer", "sample", "concept"), proba[0], {"long_name": "probe probability on held-out samples"}),
-            "concept_label": (("sample", "concept"), Y_test),
-            **extra,
-        },
-        coords={
-            "layer": list(arrays),
-            "concept": names,
-            "concept_attribute": ("concept", attributes),
-            "concept_value": ("concept", values),
-            "class": class_names,
-            "sample": test,
-            "sample_class": ("sample", np.asarray(class_names)[test_class]),
-        },
-        attrs={
-            "method": "BAGEL-style class-balanced logistic probes (arXiv:2507.05810)",
-            "C": float(C),
-            "test_fraction": float(test_fraction),
-            "n_permutations": int(n_permutations),
-            "seed": int(seed),
-            "n_train": int(len(train)),
-            "n_test": int(len(test)),
-            "correction": "Benjamini-Hochberg over all tests of each statistic",
-            "latentatlas_version": __version__,
-        },
-    ), "concepts")
+    probes = _fit_probes(inputs, train, C, n_permutations, rng)
+    scores = _score(probes, inputs, test, test_class, n_permutations, rng)
+    attrs = {
+        "method": "BAGEL-style class-balanced logistic probes (arXiv:2507.05810)",
+        "C": float(C),
+        "test_fraction": float(test_fraction),
+        "n_permutations": int(n_permutations),
+        "seed": int(seed),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "correction": "Benjamini-Hochberg over all tests of each statistic",
+        "latentatlas_version": __version__,
+    }
+    return _assemble(inputs, test, test_class, scores, attrs)
 
 
 def examples(result: xr.Dataset, concept: str, cls: str, *, layer: str | None = None, n: int = 8) -> np.ndarray:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..concepts.activations import class_probabilities
+
 __all__ = [
     "SHAPES",
     "COLOURS",
@@ -395,15 +397,6 @@ def train_shapes_cnn(
     return model.eval()
 
 
-def class_probabilities(model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The model's own class probabilities (softmax of its logits), float64 (n, n_classes)."""
-    import torch
-
-    with torch.no_grad():
-        logits = torch.cat([model(torch.as_tensor(images[i : i + batch_size])) for i in range(0, len(images), batch_size)])
-    return torch.softmax(logits.double(), 1).numpy()
-
-
 def predict(model, images: np.ndarray, batch_size: int = 512, class_names: tuple = SHAPES) -> np.ndarray:
     """Predicted class names (n,) for ``images`` (n, 3, H, W)."""
     return np.asarray(class_names)[class_probabilities(model, images, batch_size).argmax(1)]
@@ -464,7 +457,7 @@ def cue_demo(
     data = make(n_analysis, image_size=image_size, bias=0.0, seed=seed + 1)
     acts = capture_activations(model, data["images"], LAYERS, progress=progress)
     grads = capture_gradients(model, data["images"], LAYERS, output_names=class_names, progress=progress)
-    proba = class_probabilities(model, data["images"])
+    proba = class_probabilities(model, data["images"], 512)
     result = analyse_concepts(
         acts, data["concepts"], data["classes"], class_names=list(class_names), seed=seed, outputs=proba,
         gradients=grads, **kwargs,

@@ -7,6 +7,10 @@ more samples than memory holds (dask-backed features, e.g. a zarr store):
 :mod:`latentatlas.fre.streamed` (GFRE, GFRD from chunk-wise sufficient statistics) and
 :mod:`latentatlas.fre.indexed` (LFRE with a faiss neighbour index), both on a
 ``dask.distributed`` cluster when a client is active.
+
+:class:`GlobalFRE` and :class:`LocalFRE` (:mod:`latentatlas.fre.estimators`) are the same
+measures as scikit-learn regressors (``fit``/``predict``/``score``, usable in a ``Pipeline``
+and ``GridSearchCV``); they need scikit-learn, imported only when they are first used.
 """
 
 from ._ridge import DEFAULT_ALPHAS
@@ -16,6 +20,8 @@ from .metrics import gfrd, gfre, lfre, pointwise_gfrd, pointwise_gfre, pointwise
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "GlobalFRE",
+    "LocalFRE",
     "DEFAULT_SEED",
     "default_split",
     "fre_matrix",
@@ -28,3 +34,12 @@ __all__ = [
     "pointwise_lfre",
     "rms",
 ]
+
+
+def __getattr__(name):
+    # the estimators need scikit-learn, an optional dependency: imported on first use only
+    if name in ("GlobalFRE", "LocalFRE"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

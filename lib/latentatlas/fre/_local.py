@@ -3,9 +3,12 @@
 For every test sample scikit-matter finds its nearest training neighbours from a dense
 test × train distance matrix and fits a fresh ``Ridge2FoldCV`` on them, one Python call
 per sample. Here test samples are processed in chunks: distances for one chunk at a
-time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridge
-of every sample of the chunk in stacked LAPACK/BLAS calls. The arithmetic is the same
-(same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+time (memory bounded by ``chunk_size × n_train``), and the local cross-validated ridges
+of all samples of the chunk as one batch of :class:`~latentatlas.fre._ridge.CVRidge`, the
+kernel of the global measures too, in stacked LAPACK/BLAS calls. The arithmetic is the
+same (same neighbours, folds, cut-offs and CV scores), so the values agree to rounding.
+:func:`local_errors` gives the pointwise LFRE, :func:`local_predictions` the local
+reconstructions themselves (:class:`latentatlas.fre.LocalFRE`).
 
 With ``cv="grouped"`` the two CV folds of each neighbourhood keep identical source
 feature vectors together (within :data:`DUPLICATE_TOLERANCE`): in ideal crystals many
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._parallel import parallel_map
-from ._ridge import DEFAULT_ALPHAS
+from ._ridge import CVRidge, check_alphas
 from ._split import DEFAULT_SEED, check_cv, grouped_fold2, two_folds
 
 # Two source vectors closer than this (in units where the training set has unit total
@@ -35,17 +38,6 @@ def _nearest(X_train, X_test, sq_train, k):
     part = np.argpartition(d2, k - 1, axis=1)[:, :k]
     order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
-
-
-def _inverse_where(s, kept):
-    """1/s where ``kept``, 0 elsewhere (no division by discarded, possibly zero, values)."""
-    return np.where(kept, 1.0 / np.where(kept, s, 1.0), 0.0)
-
-
-def _fold_svd(X, rcond):
-    U, s, Vt = np.linalg.svd(X, full_matrices=False)
-    kept = s > rcond
-    return U, s, Vt, kept.sum(axis=1), _inverse_where(s, kept)
 
 
 def _same_vector(Xl):
@@ -116,45 +108,8 @@ def _grouped_folds(Xl, seed):
     return _PaddedFolds(in_fold2)
 
 
-def _cv_rmse(Y_to, D_to, C, low, diag, B_from, ranks, n_rows):
-    """RMSE (mean over target columns) on one fold for each sample's per-alpha cut-off ranks.
-
-    ``C @ B_from`` restricted to the first k columns/rows is the other fold's prediction in
-    this fold's singular basis; all cut-offs follow from prefix sums over k. ``low`` and
-    ``diag`` are the strict lower triangle and the diagonal of ``CᵀC`` (source side only).
-    """
-    in_basis = np.sum(D_to**2, axis=1)  # (b, t)
-    out_of_span = np.maximum(np.sum(Y_to**2, axis=1) - in_basis, 0.0)
-    CtD = np.swapaxes(C, 1, 2) @ D_to  # (b, m_from, t)
-    # ‖D − C_k B_k‖² = ‖D‖² − 2 Σ_{i<k} B_i (CᵀD)_i + Σ_{i<k} (B_i² G_ii + 2 B_i (tril(G)B)_i),  G = CᵀC
-    terms = -2 * B_from * CtD + B_from**2 * diag + 2 * B_from * (low @ B_from)
-    prefix = _prefix_sums(terms)
-    in_span = in_basis[:, None, :] + np.take_along_axis(prefix, ranks[:, :, None], axis=1)
-    mse = (out_of_span[:, None, :] + np.maximum(in_span, 0.0)) / n_rows
-    return np.mean(np.sqrt(mse), axis=2)  # (b, n_alphas)
-
-
-def _prefix_sums(terms):
-    """``prefix[:, k] = terms[:, :k].sum(axis=1)`` for k = 0..m, shape (b, m + 1, t).
-
-    The same sequential sums as ``np.cumsum(terms, axis=1)``, one vectorised add per k:
-    numpy's cumsum along a middle axis is about 9x slower.
-    """
-    prefix = np.empty((terms.shape[0], terms.shape[1] + 1, terms.shape[2]))
-    prefix[:, 0] = 0.0
-    for k in range(terms.shape[1]):
-        np.add(prefix[:, k], terms[:, k], out=prefix[:, k + 1])
-    return prefix
-
-
-def _gram_parts(C):
-    """Strict lower triangle and diagonal (as a column) of ``CᵀC``, per sample."""
-    G = np.swapaxes(C, 1, 2) @ C
-    return np.tril(G, -1), np.diagonal(G, axis1=1, axis2=2)[:, :, None]
-
-
 class _LocalChunk:
-    """Source-side factorisations of the neighbourhoods of a chunk of test samples.
+    """The CV ridges of the neighbourhoods of a chunk of test samples (one :class:`CVRidge` batch).
 
     Everything here depends on the source features only, so one chunk serves every target.
     """
@@ -164,52 +119,38 @@ class _LocalChunk:
         Xl = X_train[neighbours]  # (b, k, d)
         x_mean = Xl.mean(axis=1)
         Xl = Xl - x_mean[:, None]
-        rcond = max(Xl.shape[1:]) * np.spacing(1.0)
         self.folds = _grouped_folds(Xl, seed) if folds is None else folds
-        X1, X2 = self.folds.split(Xl)
-        # fold sizes, shaped to divide the (b, n_alphas, t) sums of squares
-        self.n1, self.n2 = (np.reshape(n, (-1, 1, 1)) for n in (self.folds.n1, self.folds.n2))
-        self.U1, s1, Vt1, n1, self.inv1 = _fold_svd(X1, rcond)
-        self.U2, s2, Vt2, n2, self.inv2 = _fold_svd(X2, rcond)
-        self.scaled = alphas[None, :] * np.maximum(s1.max(axis=1), s2.max(axis=1))[:, None]  # (b, a)
-        self.ranks1 = np.minimum(n1[:, None], np.sum(s1[:, None, :] > self.scaled[:, :, None], axis=2))
-        self.ranks2 = np.minimum(n2[:, None], np.sum(s2[:, None, :] > self.scaled[:, :, None], axis=2))
-        P = Vt2 @ np.swapaxes(Vt1, 1, 2)  # (b, m2, m1)
-        self.C12 = s2[:, :, None] * P * self.inv1[:, None, :]
-        self.C21 = s1[:, :, None] * np.swapaxes(P, 1, 2) * self.inv2[:, None, :]
-        self.gram12, self.gram21 = _gram_parts(self.C12), _gram_parts(self.C21)
-        # SVD of the whole neighbourhood from the fold SVDs (see SharedRidge).
-        M = np.concatenate([s1[:, :, None] * Vt1, s2[:, :, None] * Vt2], axis=1)
-        self.Um, self.s, Vt = np.linalg.svd(M, full_matrices=False)
-        self.coords = np.einsum("bd,brd->br", x - x_mean, Vt)  # test sample in the local basis
+        self.ridge = CVRidge(*self.folds.split(Xl), Xl.shape[1], self.folds.n1, self.folds.n2, alphas)
+        self.coords = self.ridge.coordinates(x - x_mean)  # test sample in the local basis
 
-    def errors(self, Y_train, y):
-        """Pointwise LFRE (b,) of the chunk's test samples for one target, the chosen alpha
-        indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
+    def predict(self, Y_train):
+        """Local reconstructions (b, t) of the chunk's test samples for one target, the chosen
+        alpha indices (b,) and whether each lies at an edge of the grid that matters (b,)."""
         Yl = Y_train[self.neighbours]
         y_mean = Yl.mean(axis=1)
-        Yl = Yl - y_mean[:, None]
-        Y1, Y2 = self.folds.split(Yl)
-        D1, D2 = np.swapaxes(self.U1, 1, 2) @ Y1, np.swapaxes(self.U2, 1, 2) @ Y2
-        # Components beyond each fold's numerical rank are not used as coefficients.
-        B1 = D1 * (self.inv1 > 0)[:, :, None]
-        B2 = D2 * (self.inv2 > 0)[:, :, None]
-        scores = (
-            -_cv_rmse(Y2, D2, self.C12, *self.gram12, B1, self.ranks1, self.n2)
-            + -_cv_rmse(Y1, D1, self.C21, *self.gram21, B2, self.ranks2, self.n1)
-        ) / 2
-        best = np.argmax(scores, axis=1)
-        best_alpha = self.scaled[np.arange(len(best)), best]
-        k_final = np.sum(self.s > best_alpha[:, None], axis=1)
-        inv_s = _inverse_where(self.s, np.arange(self.s.shape[1])[None, :] < k_final[:, None])
-        UtY = np.swapaxes(self.Um, 1, 2) @ np.concatenate([D1, D2], axis=1)  # (b, r, t)
-        prediction = y_mean + np.einsum("br,brt->bt", self.coords * inv_s, UtY)
-        # the smallest alpha matters only if it keeps more components than the next (else a tie)
-        n_alphas = self.scaled.shape[1]
-        low_matters = (self.ranks1[:, 0] != self.ranks1[:, min(1, n_alphas - 1)]) | (
-            self.ranks2[:, 0] != self.ranks2[:, min(1, n_alphas - 1)])
-        at_edge = ((best == n_alphas - 1) | ((best == 0) & low_matters)) & (n_alphas > 1)
+        fit = self.ridge.fit(*self.folds.split(Yl - y_mean[:, None]), exact=False)
+        return y_mean + self.ridge.predict(fit, self.coords), fit.best[:, 0], self.ridge.at_grid_edge(fit.best)[:, 0]
+
+    def errors(self, Y_train, y):
+        """Pointwise LFRE (b,) of the chunk's test samples, whose targets are ``y`` (b, t), and :meth:`predict`'s cut-offs."""
+        prediction, best, at_edge = self.predict(Y_train)
         return np.linalg.norm(y - prediction, axis=1), best, at_edge
+
+
+def _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, use):
+    """The local ridges of every chunk of test samples: ``use(chunk, rows)`` with each :class:`_LocalChunk`."""
+    alphas = check_alphas(alphas)
+    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
+    sq_train = np.sum(X_train**2, axis=1)
+
+    def run(start):
+        rows = slice(start, start + chunk_size)
+        neighbours = _nearest(X_train, X_test[rows], sq_train, n_local_points)
+        use(_LocalChunk(X_train, X_test[rows], neighbours, alphas, folds, seed), rows)
+
+    starts = range(0, len(X_test), chunk_size)
+    show = progress if progress is not None else len(starts) >= 4
+    parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
 
 
 def local_errors(
@@ -239,23 +180,35 @@ def local_errors(
         Index into ``alphas`` of each local fit's chosen cut-off.
     at_edge : ndarray of bool, shape (n_targets, n_test)
         Whether that cut-off lies at an edge of the grid that matters (see
-        :meth:`latentatlas.fre._ridge.SharedRidge.at_grid_edge`).
+        :meth:`latentatlas.fre._ridge.CVRidge.at_grid_edge`).
     """
-    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
-    folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None
-    sq_train = np.sum(X_train**2, axis=1)
-    out = np.empty((len(targets), len(X_test)))
+    errors = np.empty((len(targets), len(X_test)))
     best = np.empty((len(targets), len(X_test)), dtype=np.int16)
     at_edge = np.empty((len(targets), len(X_test)), dtype=bool)
 
-    def run(start):
-        sl = slice(start, start + chunk_size)
-        neighbours = _nearest(X_train, X_test[sl], sq_train, n_local_points)
-        chunk = _LocalChunk(X_train, X_test[sl], neighbours, alphas, folds, seed)
+    def run(chunk, rows):
         for j, (Y_train, Y_test) in enumerate(targets):
-            out[j, sl], best[j, sl], at_edge[j, sl] = chunk.errors(Y_train, Y_test[sl])
+            errors[j, rows], best[j, rows], at_edge[j, rows] = chunk.errors(Y_train, Y_test[rows])
 
-    starts = range(0, len(X_test), chunk_size)
-    show = progress if progress is not None else len(starts) >= 4
-    parallel_map(run, starts, n_jobs, desc="LFRE", unit="chunk", progress=show)
+    _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, run)
+    return errors, best, at_edge
+
+
+def local_predictions(
+    X_train, X_test, Y_train, n_local_points, alphas=None, seed=DEFAULT_SEED, chunk_size=128, n_jobs=-1, progress=None,
+    cv="skmatter",
+):
+    """Local reconstruction of every test sample's target (n_test, t), and the chosen cut-offs (n_test,).
+
+    Parameters as :func:`local_errors`, with one target ``Y_train`` (n_train, t) (scaled).
+    Returns the reconstructions, the indices into ``alphas`` and the grid-edge flags.
+    """
+    out = np.empty((len(X_test), Y_train.shape[1]))
+    best = np.empty(len(X_test), dtype=np.int16)
+    at_edge = np.empty(len(X_test), dtype=bool)
+
+    def run(chunk, rows):
+        out[rows], best[rows], at_edge[rows] = chunk.predict(Y_train)
+
+    _each_chunk(X_train, X_test, n_local_points, alphas, seed, chunk_size, n_jobs, progress, cv, run)
     return out, best, at_edge

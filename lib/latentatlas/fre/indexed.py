@@ -37,7 +37,7 @@ import xarray as xr
 from ..dataset import FeatureError
 from ._local import _FixedFolds, _LocalChunk
 from ._parallel import parallel_map
-from ._ridge import DEFAULT_ALPHAS
+from ._ridge import check_alphas
 from .matrix import result_attrs, test_dim_name
 from ._scale import fit_scaler, scale_rows
 from ._split import DEFAULT_SEED, check_cv, check_local_points, resolve_split, two_folds
@@ -151,19 +151,9 @@ def _run_chunks(job, starts, desc, progress):
 
 
 def indexed_pointwise_lfre_matrix(
-    features,
-    *,
-    names=None,
-    train_idx=None,
-    test_idx=None,
-    n_local_points: int = 100,
-    alphas=None,
-    seed: int = DEFAULT_SEED,
-    approximate: bool = False,
-    n_candidates: int | None = None,
-    chunk_size: int = 128,
-    progress: bool = True,
-    cv: str = "skmatter",
+    features, *, names=None, train_idx=None, test_idx=None, n_local_points: int = 100, alphas=None,
+    seed: int = DEFAULT_SEED, approximate: bool = False, n_candidates: int | None = None, chunk_size: int = 128,
+    progress: bool = True, cv: str = "skmatter",
 ) -> xr.DataArray:
     """Pointwise LFRE between every ordered pair of feature sets, neighbours from a faiss index.
 
@@ -192,7 +182,7 @@ def indexed_pointwise_lfre_matrix(
     """
     from tqdm.auto import tqdm
 
-    alphas_ = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=float)
+    alphas_ = check_alphas(alphas)
     names, scaled, train_idx, test_idx = _scaled_sets(features, names, train_idx, test_idx, seed)
     n_local_points = check_local_points(n_local_points, len(train_idx))
     folds = _FixedFolds(*two_folds(n_local_points, seed)) if check_cv(cv) == "skmatter" else None

@@ -11,7 +11,7 @@ from ..dataset import common_sample_dim, feature_arrays
 from ..schema import FRE_METRICS as METRICS
 from ._local import local_errors
 from ._parallel import parallel_map
-from ._ridge import DEFAULT_ALPHAS, FoldTargets, SharedRidge
+from ._ridge import FoldTargets, SharedRidge, check_alphas, column_blocks
 from ._scale import fit_scaler, scale_rows, scale_split
 from ._split import DEFAULT_SEED, check_cv, check_local_points, inner_folds, resolve_split
 from .metrics import orthogonal_map, rms
@@ -90,6 +90,7 @@ def pointwise_fre_matrix(
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
     check_cv(cv)
+    check_alphas(alphas)
     arrays = feature_arrays(features, names)
     n = next(iter(arrays.values())).shape[0]
     train_idx, test_idx = resolve_split(n, train_idx, test_idx, seed)
@@ -130,7 +131,7 @@ def result_attrs(metric, alphas, seed, train_idx, test_idx, cv="skmatter", **ext
         "estimator": "ridge without intercept, relative singular-value cut-off chosen by 2-fold CV",
         "cv": cv,
         "cv_folds": CV_DESCRIPTION[metric == "lfre"][cv],
-        "alphas": np.asarray(DEFAULT_ALPHAS if alphas is None else alphas, dtype=float),
+        "alphas": check_alphas(alphas),
         "seed": int(seed),
         "n_train": int(len(train_idx)),
         "n_test": int(len(test_idx)),
@@ -147,7 +148,7 @@ def _global_errors(arrays, train_idx, test_idx, names, metric, alphas, inner, n_
     folds = (slice(0, len(rows1)), slice(len(rows1), None))
     # All sets side by side, so that each source meets every target in one large product.
     widths = [a.shape[1] for a in arrays]
-    blocks = [slice(s, s + w) for s, w in zip(np.cumsum([0, *widths[:-1]]), widths)]
+    blocks = column_blocks(widths)
     Y_train = np.empty((len(train_idx), sum(widths)))
     Y_test = np.empty((len(test_idx), sum(widths)))
 

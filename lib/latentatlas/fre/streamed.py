@@ -51,7 +51,7 @@ import numpy as np
 import xarray as xr
 
 from ..dataset import FeatureError, select_feature_sets
-from ._ridge import FoldTargets, SharedRidge
+from ._ridge import FoldTargets, SharedRidge, column_blocks
 from ._scale import scale_from_variance
 from ._split import DEFAULT_SEED, check_cv, inner_folds, resolve_split
 from .matrix import result_attrs, test_dim_name
@@ -188,8 +188,8 @@ class _Fit(NamedTuple):
 
 def _unresolved(ridge, alphas):
     """Whether a source fold has singular values the Gram route cannot resolve to 1e-8 (see module doc)."""
-    for fold in (ridge.fold1, ridge.fold2):
-        r = fold.s / fold.s.max()
+    for s in ridge.fold_singular_values():
+        r = s / s.max()
         if np.any((r < GRAM_RESOLVED) & (r > np.min(alphas) / 2)):
             return True
     return False
@@ -204,7 +204,7 @@ def _fit(stats: _Statistics, metric, alphas, progress):
         if n == 0:
             raise ValueError(f"no {label} samples; give a split with samples on both sides")
     train = merge_moments(f1, f2, stats.qr)
-    blocks = _blocks(stats.widths)
+    blocks = column_blocks(stats.widths)
     diag = np.diag(train.scatter) if not stats.qr else np.einsum("ij,ij->j", train.scatter, train.scatter)
     scales = [scale_from_variance(diag[b].sum() / train.n, name) for name, b in zip(stats.names, blocks)]
     scale_cols = np.concatenate([np.full(w, s) for w, s in zip(stats.widths, scales)])
@@ -228,11 +228,6 @@ def _fit(stats: _Statistics, metric, alphas, progress):
         sq_errors[i] = [np.einsum("ij,ij->", residual[:, c], residual[:, c]) for c in blocks]
         maps.append(W)
     return _Fit(maps, sq_errors, train.mean, scale_cols, unresolved, stats.qr, best, at_edge)
-
-
-def _blocks(widths):
-    starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(int)
-    return [slice(s, s + w) for s, w in zip(starts, widths)]
 
 
 # -- dask plumbing ----------------------------------------------------------------------------
@@ -436,7 +431,7 @@ def streamed_fre_matrix(
 def _chunk_pointwise(labels, *blocks, maps, mean, scale_cols, widths, metric):
     """Pointwise errors (n_sets, n_sets, n_test_rows) of the test rows of one chunk."""
     Z = (np.hstack([np.asarray(X, dtype=np.float64) for X in blocks])[labels == 3] - mean) / scale_cols
-    blocks = _blocks(widths)
+    blocks = column_blocks(widths)
     out = np.empty((len(blocks), len(blocks), len(Z)))
     for i, (b, W) in enumerate(zip(blocks, maps)):
         residual = Z[:, b] @ W

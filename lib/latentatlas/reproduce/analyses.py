@@ -249,7 +249,8 @@ def measure_rankings(
     -------
     xarray.Dataset
         Per measure ``m``: ``m``, ``m_std`` (source, target) and ``m_map`` (source, axis), a
-        classical-MDS model map; ``pair_value`` and ``pair_rank`` (pair, measure);
+        classical-MDS model map; ``pair_value`` and ``pair_rank`` (pair, measure), the pair's
+        feature sets in coordinates ``a`` and ``b`` (pair);
         ``rank_correlation`` (measure, other_measure): Spearman's rank correlation between
         the measures' values over the pairs (sign-aligned, so +1 means the same ranking).
     """
@@ -274,13 +275,13 @@ def measure_rankings(
     ranks = np.stack([rankdata(direction(m) * values[:, k]) for k, m in enumerate(measures)], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.corrcoef(ranks.T) if len(i) > 1 else np.full((len(measures),) * 2, np.nan)
-    pairs = [f"{names[a]} | {names[b]}" for a, b in zip(i, j)]
     out = xr.Dataset(data)
     out["pair_value"] = (("pair", "measure"), values, {"description": "mean of both directions for FRE"})
     out["pair_rank"] = (("pair", "measure"), ranks, {"description": "1 = most similar pair (ties share the mean rank)"})
     out["rank_correlation"] = (("measure", "other_measure"), np.atleast_2d(correlation),
                                {"description": "Spearman rank correlation between the measures over the pairs"})
-    return out.assign_coords(pair=pairs, measure=measures, other_measure=measures).assign_attrs(n_splits=n_splits)
+    pairs = {"pair": np.arange(len(i)), "a": ("pair", [names[a] for a in i]), "b": ("pair", [names[b] for b in j])}
+    return out.assign_coords(**pairs, measure=measures, other_measure=measures).assign_attrs(n_splits=n_splits)
 
 
 def _model_index(result: xr.Dataset, model: str) -> str | None:

@@ -1,9 +1,8 @@
 """Markdown report and PNG figures of a :class:`~latentatlas.reproduce.Reproduction`.
 
-Every sentence that compares numbers is computed from them: two values are called
-different only when they differ by more than ``Z`` times their combined spread
-(``sqrt(s_a² + s_b²)``); otherwise they are "indistinguishable". The paper's values are
-always labelled as the paper's (MAD dataset; PET-MAD, MACE, DPA, UMA).
+Rendering only: every number and sentence that concludes something comes from
+:func:`~latentatlas.reproduce.findings.findings` (plain data); this module lays it out
+beside the result tables and draws the figures.
 """
 
 from __future__ import annotations
@@ -12,172 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diagnostics import FLAGS, caveats, cell_marks
-from .analyses import architecture, unrelated_pairs
+from ..diagnostics import FLAGS, cell_marks
+from .findings import PAPER, Z, Findings, _pm, _short, findings, subset_summary
 
-__all__ = ["PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "relation", "subset_summary", "write_report"]
+# the conclusions were computed here before findings.py: their names stay importable from here too
+from .findings import NEAR_ZERO, conclusions, relation  # noqa: F401, E402  isort: skip
 
-Z = 2.0
-"""Differences beyond ``Z`` combined standard deviations are called real."""
-
-NEAR_ZERO = 0.05
-"""A cumulant step below this GFRE would mean the next order is nearly a linear function of the previous ones."""
-
-# Reference values of Chorna et al. (arXiv:2512.05717), MAD dataset, last-layer features.
-PAPER = {
-    "gfre_pet_mad_to_mace": 0.26,
-    "gfre_mace_to_pet_mad": 0.60,
-    "mean_offdiag_gfre": 0.66,
-    "mean_offdiag_lfre": 0.37,
-    "finetuned_vs_parent": 0.03,
-    "cumulant_step_range": (0.24, 0.42),
-}
-
-
-def relation(a: float, sa: float, b: float, sb: float) -> str:
-    """``"smaller than"``, ``"larger than"`` or ``"indistinguishable from"`` (within ``Z`` combined spreads)."""
-    spread = np.hypot(sa, sb)
-    if a < b - Z * spread:
-        return "smaller than"
-    if a > b + Z * spread:
-        return "larger than"
-    return "indistinguishable from"
-
-
-def _pm(value: float, spread: float, digits: int = 3) -> str:
-    return f"{value:.{digits}f} ± {spread:.{digits}f}"
-
-
-def _short(name: str) -> str:
-    return str(name).removesuffix(":last")
-
-
-def _is_mlip(model: str) -> bool:
-    return architecture(model) != "descriptor"
-
-
-# -- computed conclusions --------------------------------------------------------------------
-
-
-def _ordered_pairs(cross, metric, keep):
-    """[(source, target, value, std)] over ordered off-diagonal pairs with keep(source_model, target_model)."""
-    out = []
-    models = [str(m) for m in cross.source_model.values]
-    for i, s in enumerate(cross.source.values):
-        for j, t in enumerate(cross.target.values):
-            if i != j and keep(models[i], models[j]):
-                out.append((str(s), str(t), float(cross[metric].values[i, j]), float(cross[f"{metric}_std"].values[i, j])))
-    return out
-
-
-def _mean_pm(pairs):
-    """Mean over pairs, and the mean of their spreads (an upper bound of the mean's spread over splits)."""
-    return float(np.mean([p[2] for p in pairs])), float(np.mean([p[3] for p in pairs]))
-
-
-def conclusions(result) -> list[dict]:
-    """The key comparisons with the paper, each computed from the numbers.
-
-    Returns
-    -------
-    list of dict
-        Keys ``question``, ``paper``, ``ours``, ``verdict`` (``"agrees"``, ``"differs"``,
-        ``"partly agrees"`` or ``"not computed"``) and ``why`` (one computed sentence).
-    """
-    cross = result.cross
-    rows = []
-    unrelated = lambda a, b: _is_mlip(a) and _is_mlip(b) and architecture(a) != architecture(b)  # noqa: E731
-    mlips = lambda a, b: _is_mlip(a) and _is_mlip(b)  # noqa: E731
-
-    g_pairs, l_pairs = _ordered_pairs(cross, "gfre", unrelated), _ordered_pairs(cross, "lfre", unrelated)
-    if not g_pairs:
-        rows += [
-            _not_computed("Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
-                          f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}", "uMLIPs of two architectures"),
-            _not_computed("Asymmetry of reconstruction (most asymmetric uMLIP pair)",
-                          f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}",
-                          "uMLIPs of two architectures"),
-        ]
-    else:
-        (g, gs), (lo, ls) = _mean_pm(g_pairs), _mean_pm(l_pairs)
-        rel = relation(lo, ls, g, gs)
-        rows.append({
-            "question": "Mean off-diagonal GFRE / LFRE between unrelated uMLIPs",
-            "paper": f"GFRE {PAPER['mean_offdiag_gfre']}, LFRE {PAPER['mean_offdiag_lfre']}",
-            "ours": f"GFRE {_pm(g, gs)}, LFRE {_pm(lo, ls)} ({len(g_pairs)} ordered cross-architecture pairs)",
-            "verdict": "agrees" if rel == "smaller than" else "differs",
-            "why": (f"Paper: LFRE well below GFRE (part of the difference between models is non-linear). "
-                    f"Ours: mean LFRE is {rel} mean GFRE. Our GFRE level is "
-                    f"{'below' if g < PAPER['mean_offdiag_gfre'] else 'above'} the paper's "
-                    f"({g:.2f} vs {PAPER['mean_offdiag_gfre']}), with other models and data."),
-        })
-        pairs = {(s, t): (v, sd) for s, t, v, sd in _ordered_pairs(cross, "gfre", mlips)}
-        gaps = [(abs(v - pairs[(t, s)][0]), s, t) for (s, t), (v, _) in pairs.items() if s < t]
-        _, s, t = max(gaps)
-        (a, sa), (b, sb) = pairs[(s, t)], pairs[(t, s)]
-        if a > b:
-            (s, a, sa), (t, b, sb) = (t, b, sb), (s, a, sa)
-        rel = relation(a, sa, b, sb)
-        rows.append({
-            "question": "Asymmetry of reconstruction (most asymmetric uMLIP pair)",
-            "paper": f"PET-MAD→MACE {PAPER['gfre_pet_mad_to_mace']}, MACE→PET-MAD {PAPER['gfre_mace_to_pet_mad']}",
-            "ours": f"{_short(s)}→{_short(t)} {_pm(a, sa)}, {_short(t)}→{_short(s)} {_pm(b, sb)}",
-            "verdict": "agrees" if rel == "smaller than" else "differs",
-            "why": (f"Paper: one model's features contain most of the other's but not the reverse. Ours: "
-                    f"{_short(s)}→{_short(t)} is {rel} the reverse direction."),
-        })
-    ft = result.fine_tuning
-    if ft is None or not ft.sizes.get("finetuned_pair", 0) or not ft.sizes.get("unrelated_pair", 0):
-        rows.append(_not_computed("Fine-tuning bias: fine-tuned model vs its parent",
-                                  f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models",
-                                  "chgnet-r2scan, chgnet-0.3.0 and a SevenNet model"))
-    else:
-        child, parent = ft.attrs["finetuned"], ft.attrs["parent"]
-        ab, abs_ = float(ft["finetuned_gfre_ab"][0]), float(ft["finetuned_gfre_ab_std"][0])
-        ba, bas = float(ft["finetuned_gfre_ba"][0]), float(ft["finetuned_gfre_ba_std"][0])
-        both = [(float(ft[f"unrelated_gfre_{d}"][i]), float(ft[f"unrelated_gfre_{d}_std"][i]),
-                 *((ft["unrelated_a"][i].item(), ft["unrelated_b"][i].item())[:: 1 if d == "ab" else -1]))
-                for i in range(ft.sizes["unrelated_pair"]) for d in ("ab", "ba")]
-        u, us, us_src, us_tgt = min(both)
-        r1, r2 = relation(ab, abs_, u, us), relation(ba, bas, u, us)
-        verdict = "agrees" if r1 == r2 == "smaller than" else ("partly agrees" if "smaller than" in (r1, r2) else "differs")
-        rows.append({
-            "question": "Fine-tuning bias: fine-tuned model vs its parent",
-            "paper": f"fine-tuned PET-MAD vs parent ≈ {PAPER['finetuned_vs_parent']}, far below unrelated models",
-            "ours": f"{child}→{parent} {_pm(ab, abs_)}, {parent}→{child} {_pm(ba, bas)}; smallest unrelated {us_src}→{us_tgt} {_pm(u, us)}",
-            "verdict": verdict,
-            "why": (f"{child}→{parent} is {r1} the smallest unrelated GFRE, {parent}→{child} is {r2} it; "
-                    f"our fine-tuned/parent distance is {max(ab, ba) / PAPER['finetuned_vs_parent']:.0f}× the paper's at most."),
-        })
-    cum = result.cumulants
-    names = [n for n, m in zip(cum.feature_set.values, cum.feature_set_model.values) if _is_mlip(m)]
-    if not names:
-        lo, hi = PAPER["cumulant_step_range"]
-        rows.append(_not_computed("Cumulant steps φ^(k)→φ^(k+1)", f"between {lo} and {hi}, never near zero", "a uMLIP"))
-    else:
-        steps = cum["step"].sel(feature_set=names)
-        spread = cum["step_std"].sel(feature_set=names)
-        lo, hi = PAPER["cumulant_step_range"]
-        inside = float(((steps >= lo) & (steps <= hi)).mean())
-        where = steps.argmin(...)
-        low, low_sd = float(steps[where]), float(spread[where])
-        name, k = _short(steps.feature_set.values[int(where["feature_set"])]), int(steps.step_order.values[int(where["step_order"])])
-        rel = relation(low, low_sd, NEAR_ZERO, 0.0)
-        rows.append({
-            "question": f"Cumulant steps φ^(k)→φ^(k+1), k = 1…{int(cum.step_order.max())}",
-            "paper": f"between {lo} and {hi}, never near zero",
-            "ours": (f"between {float(steps.min()):.2f} and {float(steps.max()):.2f} over {len(names)} models "
-                     f"({inside:.0%} of steps inside the paper's range)"),
-            "verdict": "agrees" if rel == "larger than" else "differs",
-            "why": (f"The smallest step, {_pm(low, low_sd)} ({name}, k = {k}), is {rel} {NEAR_ZERO} (our 'near zero'), so "
-                    f"{'every order adds information' if rel == 'larger than' else 'some order may add (almost) nothing'}."),
-        })
-    return rows
-
-
-def _not_computed(question, paper, needs):
-    return {"question": question, "paper": paper, "ours": "—", "verdict": "not computed",
-            "why": f"Not computed: needs {needs} among the selected models."}
+__all__ = [
+    "PAPER", "Z", "NEAR_ZERO", "conclusions", "figures", "findings", "markdown", "relation", "subset_summary",
+    "write_report",
+]  # fmt: skip
 
 
 # -- figures ----------------------------------------------------------------------------------
@@ -325,8 +168,8 @@ def _measures_figure(plt, ms):
     return fig
 
 
-def _measure_lines(ms) -> list[str]:
-    """Section 8: the pairs ranked by every measure, and how far the rankings agree."""
+def _measure_lines(ms, closest: str | None) -> list[str]:
+    """Section 9: the pairs ranked by every measure, how far the rankings agree, and ``closest`` (:class:`Findings`)."""
     from ..similarity import MEASURES
 
     measures = [str(m) for m in ms.measure.values]
@@ -340,18 +183,15 @@ def _measure_lines(ms) -> list[str]:
              "| pair | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
     order = np.argsort(ms["pair_rank"].sel(measure="gfre").values)
     for p in order:
-        a, b = str(ms.pair.values[p]).split(" | ")
+        a, b = str(ms.a.values[p]), str(ms.b.values[p])
         cells = [f"{ms['pair_value'].values[p, k]:.3f} ({ms['pair_rank'].values[p, k]:g})" for k in range(len(measures))]
         lines.append(f"| {_short(a)} \\| {_short(b)} | " + " | ".join(cells) + " |")
     corr = ms["rank_correlation"].values
     lines += ["", "Spearman rank correlation between the measures over the pairs (+1: the same ranking):", "",
               "| | " + " | ".join(MEASURES[m].label for m in measures) + " |", "|---" * (len(measures) + 1) + "|"]
     lines += [f"| {MEASURES[m].label} | " + " | ".join(f"{v:+.2f}" for v in corr[k]) + " |" for k, m in enumerate(measures)]
-    if ms.sizes["pair"] > 2 and np.all(np.isfinite(corr[0, 1:])):
-        others = corr[0, 1:]
-        best, worst = measures[1 + int(np.argmax(others))], measures[1 + int(np.argmin(others))]
-        lines += ["", f"Over {ms.sizes['pair']} pairs, the ranking closest to GFRE's is {MEASURES[best].label}'s "
-                  f"(ρ = {others.max():+.2f}), the farthest {MEASURES[worst].label}'s (ρ = {others.min():+.2f})."]
+    if closest is not None:
+        lines += ["", closest]
     return lines
 
 
@@ -376,29 +216,6 @@ def _pair_rows(result):
     return rows
 
 
-def subset_summary(result):
-    """Per-subset errors averaged over the off-diagonal uMLIP pairs (all pairs if fewer than two uMLIPs).
-
-    Returns
-    -------
-    xarray.Dataset over ``subset``
-        ``gfre``, ``lfre``: mean RMS pointwise error; ``gfre_std``, ``lfre_std``: mean of the
-        pairs' bootstrap spreads.
-    """
-    import xarray as xr
-
-    sub = result.subsets
-    models = [str(m) for m in result.cross.source_model.values]
-    mask = np.array([[i != j and _is_mlip(a) and _is_mlip(b) for j, b in enumerate(models)] for i, a in enumerate(models)])
-    if not mask.any():
-        mask = ~np.eye(len(models), dtype=bool)
-    data = {}
-    for m in ("gfre", "lfre"):
-        data[m] = ("subset", sub[f"{m}_rms"].values[:, mask].mean(axis=1))
-        data[f"{m}_std"] = ("subset", sub[f"{m}_rms_std"].values[:, mask].mean(axis=1))
-    return xr.Dataset(data, coords={"subset": sub.subset.values})
-
-
 def _md_matrix(matrix, spread, flags=None) -> list[str]:
     """Markdown table of a matrix ± spread; with ``flags``, each cell carries its diagnostic marks."""
     sources = [_short(n) for n in matrix.source.values]
@@ -411,54 +228,43 @@ def _md_matrix(matrix, spread, flags=None) -> list[str]:
     return lines
 
 
-def _learning_lines(curve) -> list[str]:
-    """Markdown table of the learning curve: mean over off-diagonal pairs and the largest change of the last step."""
-    values, spread = curve["learning_gfre"].values, curve["learning_gfre_std"].values
-    off = ~np.eye(values.shape[1], dtype=bool)
-    n_train = curve["learning_n_train_structures"].values
-    lines = ["| training structures | share | mean off-diagonal GFRE | largest off-diagonal GFRE |", "|---|---|---|---|"]
-    for k, fraction in enumerate(curve.train_fraction.values):
-        v, e = values[k][off], spread[k][off]
-        top = int(np.argmax(v))
-        lines.append(f"| {n_train[k]:.0f} | {fraction:.0%} | {_pm(v.mean(), e.mean())} | {_pm(v[top], e[top])} |")
-    if len(n_train) > 1:
-        change = np.abs(values[-1] - values[-2])[off]
-        lines += ["", f"From {n_train[-2]:.0f} to {n_train[-1]:.0f} training structures the off-diagonal values change "
-                  f"by {np.median(change):.3f} (median; largest {change.max():.3f}): "
-                  + ("they have not converged, more structures would change them."
-                     if change.max() > 2 * np.median(spread[-1][off]) else "within about twice their spread over splits.")]
+
+
+def _md_orders(cum, variable: str, dim: str, heading) -> list[str]:
+    """Markdown table of a cumulant ``variable`` ± spread: a row per feature set, a column per ``dim`` (``heading(k)``)."""
+    lines = ["| feature set | " + " | ".join(heading(k) for k in cum[dim].values) + " |", "|---" * (cum.sizes[dim] + 1) + "|"]
+    for name in cum.feature_set.values:
+        sel = cum.sel(feature_set=name)
+        lines.append(f"| {_short(name)} | " + " | ".join(_pm(float(v), float(s), 2)
+                                                       for v, s in zip(sel[variable].values, sel[f"{variable}_std"].values)) + " |")
     return lines
 
 
-def _layer_lines(result) -> list[str]:
-    lines = ["| model | layer | GFRE last → layer | GFRE layer → last |", "|---|---|---|---|"]
-    statements = []
-    for model, ds in result.layers.items():
-        layers = list(ds.source_layer.values)
-        last = ds.source.values[layers.index("last")]
-        fwd, back = [], []
-        for name, layer in zip(ds.source.values, layers):
-            if layer == "last":
-                continue
-            a = (float(ds["gfre"].sel(source=last, target=name)), float(ds["gfre_std"].sel(source=last, target=name)))
-            b = (float(ds["gfre"].sel(source=name, target=last)), float(ds["gfre_std"].sel(source=name, target=last)))
-            fwd.append(a)
-            back.append(b)
-            lines.append(f"| {model} | {layer} | {_pm(*a)} | {_pm(*b)} |")
-        mf, mb = np.mean([v for v, _ in fwd]), np.mean([v for v, _ in back])
-        sf, sb = np.mean([s for _, s in fwd]), np.mean([s for _, s in back])
-        statements.append(
-            f"- {model}: averaged over inner layers, last → inner {_pm(mf, sf)} is {relation(mf, sf, mb, sb)} "
-            f"inner → last {_pm(mb, sb)}; the inner layer closest to the last one (smallest inner → last) is "
-            f"{layers[int(np.argmin([v for v, _ in back]))] if back else '-'}."
-        )
-    return lines + [""] + statements
+# -- the report -----------------------------------------------------------------------------
 
 
 def write_report(result, out: str | Path) -> Path:
     """Write figures and ``report.md`` into ``out``; returns the report's path."""
     out = Path(out)
     paths = figures(result, out)
+    files = [p.name for p in sorted(out.glob("*.nc"))] + [p.name for p in paths.values()]
+    path = out / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(markdown(result, findings(result), files), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def markdown(result, found: Findings, files: list[str]) -> str:
+    """The report as markdown: ``found`` (:func:`findings` of ``result``) beside ``result``'s tables.
+
+    Parameters
+    ----------
+    result : Reproduction
+    found : Findings
+    files : list of str
+        Names of the files written beside the report (netCDF results, figures).
+    """
     st, bench = result.settings, result.benchmark
     cross = result.cross
     L = [
@@ -495,16 +301,14 @@ def write_report(result, out: str | Path) -> Path:
         "| question | paper (MAD) | ours (built-in benchmark) | verdict |",
         "|---|---|---|---|",
     ]
-    rows = conclusions(result)
+    rows = found.conclusions
     L += [f"| {r['question']} | {r['paper']} | {r['ours']} | **{r['verdict']}** |" for r in rows]
     L += [""] + [f"- **{r['question']}**: {r['why']}" for r in rows]
     L += ["", "## 1. Cross-model matrices (last layers)", "", "![cross-model](cross_model.png)", "", "GFRE:", ""]
     L += _md_matrix(cross["gfre"], cross["gfre_std"], cross.get("gfre_flags"))
     L += ["", "LFRE:", ""] + _md_matrix(cross["lfre"], cross["lfre_std"], cross.get("lfre_flags"))
-    L += [""] + _cross_caveats(cross) + [f"- {line}" for line in caveats(cross, ["gfre", "lfre"])]
-    diag = float(np.mean(np.diagonal(cross["lfre"].values)))
-    L += ["", f"The LFRE diagonal (a set reconstructing itself locally from {st.n_local_points} neighbours) averages "
-          f"{diag:.3f}: the floor of the local fits."]
+    L += [""] + _bullets(found.cross_caveats)
+    L += ["", found.lfre_floor]
     L += ["", "## 2–3. Variants of one architecture, fine-tuning, unrelated pairs", "", "![pairs](pairs.png)", "",
           "| pair (a \\| b) | GFRE a → b | GFRE b → a | LFRE a → b | LFRE b → a |", "|---|---|---|---|---|"]
     var = result.variants
@@ -518,7 +322,7 @@ def write_report(result, out: str | Path) -> Path:
                 L.append(f"| {ft[f'{kind}_label'].values[i]} ({ft[f'{kind}_a'].values[i]} \\| {ft[f'{kind}_b'].values[i]}) | "
                          + " | ".join(_pm(float(ft[f"{kind}_{m}_{d}"][i]), float(ft[f"{kind}_{m}_{d}_std"][i]))
                                       for m in ("gfre", "lfre") for d in ("ab", "ba")) + " |")
-    L += [""] + _variant_statements(result)
+    L += [""] + _bullets(found.variants)
     if ft is not None and "layer" in ft.coords:
         L += ["", f"Fine-tuned ({ft.attrs['finetuned']}) vs parent ({ft.attrs['parent']}) at each layer:", "",
               "| layer | GFRE fine-tuned → parent | GFRE parent → fine-tuned |", "|---|---|---|"]
@@ -527,106 +331,40 @@ def write_report(result, out: str | Path) -> Path:
     elif ft is None:
         L += ["", "Fine-tuning (analysis 3) not computed: it needs both chgnet-r2scan and chgnet-0.3.0."]
     if result.layers:
-        L += ["", "## 4. Last layer vs inner layers (GFRE, both directions)", "", "![layers](layers.png)", ""]
-        L += _layer_lines(result)
+        L += ["", "## 4. Last layer vs inner layers (GFRE, both directions)", "", "![layers](layers.png)", "",
+              "| model | layer | GFRE last → layer | GFRE layer → last |", "|---|---|---|---|"]
+        L += [f"| {model} | {layer} | {_pm(*a)} | {_pm(*b)} |" for model, layer, a, b in found.layer_rows]
+        L += [""] + _bullets(found.layers)
     cum = result.cumulants
     L += ["", f"## 5. Progressive cumulants (structure level, {cum.attrs.get('n_structures', '')} structures)", "",
-          "![cumulants](cumulants.png)", "",
-          "| feature set | " + " | ".join(f"φ{k}→φ{k + 1}" for k in cum.step_order.values) + " |",
-          "|---" * (cum.sizes["step_order"] + 1) + "|"]
-    for name in cum.feature_set.values:
-        sel = cum.sel(feature_set=name)
-        L.append(f"| {_short(name)} | " + " | ".join(_pm(float(v), float(s), 2) for v, s in zip(sel["step"].values, sel["step_std"].values)) + " |")
-    L += ["", "| feature set | " + " | ".join(f"φ1→φ{k}" for k in cum.order.values) + " |", "|---" * (cum.sizes["order"] + 1) + "|"]
-    for name in cum.feature_set.values:
-        sel = cum.sel(feature_set=name)
-        L.append(f"| {_short(name)} | " + " | ".join(_pm(float(v), float(s), 2) for v, s in zip(sel["first_to_k"].values, sel["first_to_k_std"].values)) + " |")
+          "![cumulants](cumulants.png)", ""]
+    L += _md_orders(cum, "step", "step_order", lambda k: f"φ{k}→φ{k + 1}")
+    L += [""] + _md_orders(cum, "first_to_k", "order", lambda k: f"φ1→φ{k}")
     L += ["", "## 6. Per-subset breakdown (first split; spread: bootstrap over test structures)", "", "![subsets](subsets.png)", "",
           "| subset | test atoms (GFRE) | GFRE | LFRE |", "|---|---|---|---|"]
-    stats = subset_summary(result)
-    sub = result.subsets
-    g, gs = stats["gfre"].values, stats["gfre_std"].values
+    stats, sub = found.subsets, result.subsets
     for i, subset in enumerate(sub.subset.values):
-        L.append(f"| {subset} | {int(sub['gfre_n_test_atoms'][i])} | {_pm(g[i], gs[i])} | "
+        L.append(f"| {subset} | {int(sub['gfre_n_test_atoms'][i])} | {_pm(float(stats['gfre'][i]), float(stats['gfre_std'][i]))} | "
                  f"{_pm(float(stats['lfre'][i]), float(stats['lfre_std'][i]))} |")
-    first, second, last = np.argsort(-g)[[0, 1, -1]]
-    L += ["", f"Mean over off-diagonal uMLIP pairs. Largest GFRE: {sub.subset.values[first]} ({_pm(g[first], gs[first])}), "
-          f"which is {relation(g[first], gs[first], g[second], gs[second])} the second, {sub.subset.values[second]} "
-          f"({_pm(g[second], gs[second])}); smallest: {sub.subset.values[last]} ({_pm(g[last], gs[last])}). "
-          "The paper's per-subset values are not quoted here, so no agreement is claimed."]
-    spreads = np.concatenate([cross["gfre_std"].values[~np.eye(cross.sizes["source"], dtype=bool)],
-                              cross["lfre_std"].values[~np.eye(cross.sizes["source"], dtype=bool)]])
-    L += ["", "## 7. Uncertainty", "",
-          f"Over {st.n_splits} splits the standard deviation of an off-diagonal cross-model FRE is "
-          f"{np.median(spreads):.3f} (median; max {np.max(spreads):.3f}). Differences smaller than about "
-          f"{Z * np.sqrt(2) * np.median(spreads):.3f} ({Z:g}·√2 median sd) are noise."]
-    if result.learning is not None:
+    L += ["", found.subset_ranking]
+    L += ["", "## 7. Uncertainty", "", found.uncertainty]
+    if found.learning_rows is not None:
         L += ["", "## 8. Is the benchmark big enough? Cross-model GFRE against training structures", "",
               "![learning curve](learning_curve.png)", "",
-              "Same test half in each split; the training structures are a random (nested) share of the training half.", ""]
-        L += _learning_lines(result.learning)
+              "Same test half in each split; the training structures are a random (nested) share of the training half.", "",
+              "| training structures | share | mean off-diagonal GFRE | largest off-diagonal GFRE |", "|---|---|---|---|"]
+        L += [f"| {n:.0f} | {share:.0%} | {_pm(*mean)} | {_pm(*top)} |" for n, share, mean, top in found.learning_rows]
+        if found.learning is not None:
+            L += ["", found.learning]
     if result.measures is not None:
-        L += _measure_lines(result.measures)
+        L += _measure_lines(result.measures, found.measures)
     L += ["", "## Files", ""]
-    L += [f"- `{p.name}`" for p in sorted(out.glob("*.nc"))] + [f"- `{p.name}`" for p in paths.values()]
+    L += [f"- `{name}`" for name in files]
     L += ["", "## Runtime", "", "| step | seconds |", "|---|---|"]
     L += [f"| {k} | {v:.1f} |" for k, v in result.timings.items()]
     L += [f"| total | {sum(result.timings.values()):.1f} |", ""]
-    path = out / "report.md"
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(L), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return "\n".join(L)
 
 
-def _cross_caveats(cross) -> list[str]:
-    """Computed warnings about the cross-model matrices (overfitting, unstable local fits)."""
-    off = ~np.eye(cross.sizes["source"], dtype=bool)
-    g, gs = cross["gfre"].values[off], cross["gfre_std"].values[off]
-    lo, ls = cross["lfre"].values[off], cross["lfre_std"].values[off]
-    lines = []
-    over = int(np.sum(g > 1))
-    if over:
-        lines.append(
-            f"- {over} of {g.size} off-diagonal GFRE values exceed 1, about the error of predicting every target feature by its "
-            "training mean: there the linear map fit on the training structures does not carry over to the test "
-            "structures (likely too few training structures for the number of features: a larger fraction of the benchmark should lower them)."
-        )
-    worse = int(np.sum(lo > g + Z * np.hypot(gs, ls)))
-    if worse:
-        lines.append(f"- In {worse} of {lo.size} off-diagonal cells LFRE is larger than GFRE beyond {Z:g}σ: there the "
-                     "local fits on the nearest neighbours generalise worse than the global one.")
-    unstable = [_short(n) for n in cross.source.values
-                if float(cross["lfre_std"].sel(source=n).max()) > 0.5 * float(cross["lfre"].sel(source=n).max())]
-    if unstable:
-        lines.append(
-            f"- LFRE from {', '.join(unstable)} varies by more than half its largest value between splits: the local "
-            "ridge on the nearest neighbours extrapolates badly for some test atoms (for instance when many training "
-            "atoms share nearly identical features, as the equivalent atoms of ideal crystals do); read those rows with care."
-        )
-    return lines
-
-
-def _variant_statements(result) -> list[str]:
-    """Computed sentences comparing variant pairs with each other and with unrelated pairs."""
-    var, ft = result.variants, result.fine_tuning
-    unrelated = []
-    if ft is not None:
-        unrelated = [(float(ft[f"unrelated_gfre_{d}"][i]), float(ft[f"unrelated_gfre_{d}_std"][i]))
-                     for i in range(ft.sizes.get("unrelated_pair", 0)) for d in ("ab", "ba")]
-    else:
-        models = [str(m) for m in result.cross.source_model.values]
-        names = dict(zip(models, result.cross.source.values))
-        for a, b, _ in unrelated_pairs(models):
-            for s, t in ((a, b), (b, a)):
-                unrelated.append((float(result.cross["gfre"].sel(source=names[s], target=names[t])),
-                                  float(result.cross["gfre_std"].sel(source=names[s], target=names[t]))))
-    lines = []
-    low = min(unrelated) if unrelated else None
-    for i in range(var.sizes.get("pair", 0)):
-        worst = max((float(var["gfre_ab"][i]), float(var["gfre_ab_std"][i])), (float(var["gfre_ba"][i]), float(var["gfre_ba_std"][i])))
-        text = f"- {var.label.values[i]}: the larger direction, GFRE {_pm(*worst)}"
-        if low is not None:
-            text += f", is {relation(*worst, *low)} the smallest unrelated-pair GFRE {_pm(*low)}"
-        lines.append(text + ".")
-    return lines
+def _bullets(sentences: list[str]) -> list[str]:
+    return [f"- {s}" for s in sentences]

@@ -2,7 +2,8 @@
 
 - :mod:`~latentatlas.viz.fre`: the FRE app (``/atlas``);
 - :mod:`~latentatlas.viz.concepts`: the concept app (``/concepts``);
-- shared by both: the 3D structure viewer (:mod:`~latentatlas.viz.structure`), static export
+- shared by both: the 3D structure viewer (:mod:`~latentatlas.viz.structure`), the pointwise-error
+  colour scale (:mod:`~latentatlas.viz.colour`, the drill-down's and the 3D viewer's), static export
   (:mod:`~latentatlas.viz.export`), notebook display (:mod:`~latentatlas.viz.show`), serving
   and uploads (:mod:`~latentatlas.viz.serving`, :mod:`~latentatlas.viz.upload`).
 

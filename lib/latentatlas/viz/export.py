@@ -23,7 +23,7 @@ from bokeh.resources import INLINE
 from ..schema import METRICS, kind_of, metric_label
 from .fre.app import INTRO, TITLE, metric_help
 from ..schema import kind_of, metric_label
-from .fre.data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of
+from .fre.data import METRICS, as_levels, default_pair, metrics_of, pair_table, pointwise_metrics_of, sample_dim
 from .fre.model_map import model_map_figure
 from .fre.drilldown import DrillDown
 from .fre.matrix import FREMatrix
@@ -53,7 +53,7 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
     from ..dataset import frames_from_features
 
     levels = as_levels(comparison)
-    tabs, seen = [], set()
+    tabs, seen, drills = [], set(), []
     for level, ds in levels.items():
         for metric in metrics_of(ds):
             seen.add(metric)
@@ -61,15 +61,22 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
             pointwise = pointwise_metrics_of(ds)
             drill = DrillDown(ds, metric=metric if metric in pointwise else pointwise[0], pair=matrix.pair)
             drill.link(matrix.source)
+            drills.append(drill)
             label = metric_label(metric)
             views = [matrix, *[pn.pane.Bokeh(f) for f in [model_map_figure(ds, metric)] if f is not None], drill]
             tabs.append((f"{label} · {level}", pn.Column(*views, sizing_mode="stretch_width")))
     first = next(iter(levels.values()))
     frames = frames_from_features(first)
-    chosen = _showcase(first, pointwise_metrics_of(first)[0], max_structures)
+    drill = drills[0]  # the first tab's: the 3D atoms take the errors of the pair clicked there
+    chosen = _showcase(first, drill.metric, max_structures)
     labels = [f"{k}: {frames[k].get_chemical_formula()} ({first['subset'].values[k]})" for k in chosen]
-    structures = pn.pane.Bokeh(structure_gallery([frames[k] for k in chosen], labels, "structure "),
-                               sizing_mode="stretch_width")
+    bounds = np.concatenate([[0], np.cumsum(first["n_atoms"].values)])
+    per_atom = sample_dim(first, drill.metric) == "atom"
+    samples = [np.arange(bounds[k], bounds[k + 1]) if per_atom else np.full(bounds[k + 1] - bounds[k], k)
+               for k in chosen]
+    structures = pn.pane.Bokeh(structure_gallery(
+        [frames[k] for k in chosen], labels, "structure ", points=drill.points, mapper=drill.mapper, samples=samples,
+        error_label=f"{drill.label} (pair clicked in the first tab)"), sizing_mode="stretch_width")
     return pn.Column(
         pn.pane.Markdown(f"# {TITLE}\n{INTRO}.\n\n*Static report: click a matrix cell to drill down; "
                          "box-select in one drill-down plot highlights the same samples in the other.*",
@@ -77,8 +84,9 @@ def static_report(comparison, *, max_structures: int = 40) -> pn.Column:
         pn.pane.Markdown(metric_help([m for m in METRICS if m in seen]), sizing_mode="stretch_width"),
         pn.Tabs(*tabs, sizing_mode="stretch_width", dynamic=False),
         pn.pane.Markdown(f"### Structures\n{len(chosen)} of {len(frames)} structures (the worst reconstructed, "
-                         "at least one per subset); atoms in Jmol colours, bonds, unit cell; positions in Å. "
-                         "Per-atom error colours need the served dashboard (`latentatlas serve`)."),
+                         "at least one per subset); bonds, unit cell; positions in Å. Atoms are coloured by the "
+                         "pointwise error of the pair clicked in the first tab's matrix, on its drill-down's "
+                         "colour scale, and ringed in their element's Jmol colour."),
         structures,
         sizing_mode="stretch_width",
         max_width=1500,

@@ -9,8 +9,9 @@ import param
 import xarray as xr
 
 from ..serving import app_link
-from .data import builtin_concepts_path, check_concepts, load_concepts
+from .data import builtin_concepts, derive, load_concepts
 from .examples import ConceptExamples
+from .state import ConceptState
 from .views import ConceptGraph, ConceptHeatmap, ConceptProfile
 from ..upload import open_upload
 
@@ -24,20 +25,34 @@ INTRO = (
     "samples with the concept). A concept–class link is a **suspected spurious correlation** when the layer "
     "encodes the concept, sees it in the class beyond what the labels explain and, conversely, sees the class "
     "in samples with the concept (both significant against permuted labels). Tap a node of the graph for its "
-    "profile across layers; tap a layer node, a heatmap cell or use the selector to change the layer."
+    "profile across layers; tap a layer node, a heatmap cell or use the selector to change the layer. Each plot's "
+    "*What is this?* says how to read it."
 )
 
 
 def _as_result(result) -> xr.Dataset:
     if result is None:
-        result = builtin_concepts_path()
+        return builtin_concepts()
     if isinstance(result, (str, Path)):
         return load_concepts(result)
-    return check_concepts(result)
+    return result  # checked once per distinct result by derive()
 
 
 class ConceptAtlas(pn.viewable.Viewer):
     """The whole concept app on one concept analysis.
+
+    Every view draws one :class:`~latentatlas.viz.concepts.state.ConceptState` (:attr:`state`):
+    set its ``layer``, ``node``, ``concept``, ``class_name`` or ``show`` to change what all
+    views show.
+
+    What is built when: the built-in result is read on the first ``ConceptAtlas()`` of a process
+    (:func:`~latentatlas.viz.concepts.data.builtin_concepts`) and the tables behind the views
+    (graph at every layer, profiles, heatmap cells) on the first app of each distinct result
+    (:func:`~latentatlas.viz.concepts.data.derive`); every app after that builds only its state,
+    its Bokeh models and the example tiles (about 0.4 s of CPU on this machine,
+    ``benchmarks/concept_app.py``). ``__panel__`` lays them out as one plain Column
+    (notebooks, static exports, the served app); :meth:`template` puts that Column in a Panel
+    template with a sidebar. An upload builds a new state and new views.
 
     Parameters
     ----------
@@ -47,34 +62,33 @@ class ConceptAtlas(pn.viewable.Viewer):
         Structures of a per-atom result whose frames are not a built-in set.
     static : bool
         Lay out for a static HTML export: no upload, examples fixed to the opening selection.
+    **params
+        Opening values of the state (``layer``, ``node``, ``concept``, ``class_name``, ``show``).
     """
 
-    layer = param.Selector(objects=[""], doc="Layer shown in the graph and outlined in the heatmap")
+    state = param.ClassSelector(class_=ConceptState, doc="What every view shows; a new one for each result")
 
     def __init__(self, result=None, *, frames=None, static: bool = False, **params):
-        super().__init__(**params)
+        super().__init__()
         self.static = static
         self._frames = frames
         self._message = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._upload = pn.widgets.FileInput(accept=".nc", multiple=False)
         self._upload.param.watch(self._on_upload, ["value", "filename"])
         self._views = pn.Column(sizing_mode="stretch_width")
-        self._set_result(_as_result(result))
+        self._set_result(_as_result(result), **params)
 
-    def _set_result(self, result: xr.Dataset):
-        self.result = result
-        self.graph = ConceptGraph(result)
-        self.profile = ConceptProfile(result, node=self.graph.node)
-        self.heatmap = ConceptHeatmap(result, layer=self.graph.layer)
-        self.examples = ConceptExamples(result, frames=self._frames, layer=self.graph.layer, controls=not self.static)
-        self.graph.link(self.profile, self.heatmap)
-        self.param.layer.objects = list(self.graph.param.layer.objects)
-        with param.parameterized.discard_events(self):
-            self.layer = self.graph.layer
-        self.graph.param.watch(self._on_node, "node")
-        self.graph.param.watch(lambda e: setattr(self, "layer", e.new), "layer")
-        self.heatmap.param.watch(self._on_cell, "concept")
-        self.heatmap.param.watch(lambda e: setattr(self, "layer", e.new), "layer")
+    @property
+    def result(self) -> xr.Dataset:
+        return self.state.result
+
+    def _set_result(self, result: xr.Dataset, **params):
+        derive(result)  # checks it: a bad upload fails here, before anything is replaced
+        self.state = ConceptState(result, **params)
+        self.graph = ConceptGraph(self.state)
+        self.profile = ConceptProfile(self.state)
+        self.heatmap = ConceptHeatmap(self.state)
+        self.examples = ConceptExamples(self.state, frames=self._frames, controls=not self.static)
         n = {d: result.sizes[d] for d in ("layer", "concept", "class")}
         about = f"{n['layer']} layers, {n['concept']} concepts, {n['class']} classes, {result.sizes['sample']} held-out samples"
         if result.attrs.get("demo") == "shapes":
@@ -83,42 +97,48 @@ class ConceptAtlas(pn.viewable.Viewer):
                       "background and shape are independent")
         note = ("*Static report: the graph, profiles, layer selector and heatmap work in the browser; the examples "
                 "stay on the opening selection (serve the app to browse them).*" if self.static else "")
+        # graph and profile side by side where both fit, one above the other on narrower screens
+        side_by_side = pn.FlexBox(
+            pn.Column(self.graph, sizing_mode="stretch_width", styles={"flex": "1 1 620px"}),
+            pn.Column(self.profile, sizing_mode="stretch_width", styles={"flex": "1 1 480px"}),
+            flex_wrap="wrap", sizing_mode="stretch_width",
+        )
         self._views.objects = [
             pn.pane.Markdown(f"### Knowledge graph and per-layer profile\n{about}. {note}", sizing_mode="stretch_width"),
-            pn.Row(pn.Column(self.graph, sizing_mode="stretch_width"), pn.Column(self.profile, width=560),
-                   sizing_mode="stretch_width"),
+            side_by_side,
             self.heatmap,
             self.examples,
         ]
-
-    @param.depends("layer", watch=True)
-    def _new_layer(self):
-        self.graph.layer = self.layer
-        self.heatmap.layer = self.layer
-        self.examples.layer = self.layer
-
-    def _on_node(self, event):
-        self.profile.node = event.new
-        kind, _, name = event.new.partition(":")
-        if kind == "concept":
-            self.examples.concept = name
-        elif kind == "class":
-            self.examples.class_name = name
-
-    def _on_cell(self, event):
-        self.graph.node = f"concept:{event.new}"
 
     def _on_upload(self, *_):
         open_upload(self._upload.value, self._upload.filename, lambda path, _: self._set_result(load_concepts(path)),
                     message=self._message, busy=self._views)
 
+    def _load_own(self) -> list:
+        """The upload, served apps only (a static report has no server to read the file)."""
+        if self.static:
+            return []
+        return [pn.pane.Markdown("**Load your own** concept result (`latentatlas concepts ... --out result.nc`)",
+                                 margin=(0, 5)), self._upload]
+
+    def template(self, **params) -> pn.template.BootstrapTemplate:
+        """The served app in a Panel template: the link to the FRE app and the upload in the sidebar, views in the main area.
+
+        The views stay one plain :class:`panel.Column` (``__panel__`` without the header) so that
+        notebooks and static exports, which cannot use a template, show the same.
+        """
+        params = {"title": "latentatlas concepts", "sidebar_width": 260, **params}
+        sidebar = [*app_link("atlas", "→ Feature reconstruction atlas: how the latent features of models relate"),
+                   *self._load_own()]
+        main = pn.Column(pn.pane.Markdown(f"## {TITLE}\n{INTRO}", sizing_mode="stretch_width"), self._message,
+                         self._views, sizing_mode="stretch_width")
+        return pn.template.BootstrapTemplate(sidebar=sidebar, main=[main], **params)
+
     def __panel__(self):
         parts = [pn.pane.Markdown(f"# {TITLE}\n{INTRO}", sizing_mode="stretch_width"),
                  *app_link("atlas", "→ Feature reconstruction atlas: how the latent features of models relate")]
         if not self.static:
-            parts.append(pn.Column(pn.pane.Markdown("**Load your own** concept result "
-                                                    "(`latentatlas concepts ... --out result.nc`)", margin=(0, 5)),
-                                   self._upload))
+            parts.append(pn.Column(*self._load_own()))
         return pn.Column(*parts, self._message, self._views, sizing_mode="stretch_width", max_width=1500)
 
 

@@ -8,19 +8,26 @@ from :func:`latentatlas.concepts.knowledge_graph` built on it; nothing is refitt
 from __future__ import annotations
 
 import functools
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from ...schema import check_concepts, kind_of
+from .layout import AGREEMENT_COLOURS, KIND_COLOURS, LABELS, LINE_COLOURS, concept_look, edge_widths, positions
 
 __all__ = [
+    "Derived",
+    "builtin_concepts",
     "builtin_concepts_path",
     "check_concepts",
     "default_selection",
+    "derive",
     "example_images",
     "graph_tables",
+    "heatmap_cells",
     "is_concept_result",
     "load_concepts",
     "node_id",
@@ -28,9 +35,6 @@ __all__ = [
     "sensitivity_cells",
 ]
 
-#: colours of the node kinds in the graph and of class lines in the profiles
-KIND_COLOURS = {"layer": "#555555", "concept": "#6a3d9a", "class": "#e6550d"}
-LINE_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
 def is_concept_result(ds) -> bool:
@@ -61,6 +65,63 @@ def builtin_concepts_path() -> Path:
     return path
 
 
+@functools.cache
+def builtin_concepts() -> xr.Dataset:
+    """The built-in concept analysis (:func:`builtin_concepts_path`), read once per process and shared read-only."""
+    return load_concepts(builtin_concepts_path()).load()
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Everything the concept views draw from one result, computed once (see :func:`derive`). Read-only."""
+
+    #: (layer, concept, class) to open on (:func:`default_selection`)
+    opening: tuple[str, str, str]
+    #: :func:`graph_tables`
+    tables: dict
+    #: :func:`profiles`
+    profiles: dict
+    #: :func:`heatmap_cells` at the default significance level
+    cells: dict
+
+
+class _Keyed:
+    """A result hashed by its contents, so equal results share their derived tables and a changed one does not."""
+
+    def __init__(self, result: xr.Dataset):
+        self.result = result
+        digest = hashlib.blake2b(digest_size=16)
+        for name, variable in sorted(result.variables.items()):
+            values = np.asarray(variable.values)
+            digest.update(f"{name}{variable.dims}{values.dtype}{values.shape}".encode())
+            digest.update(repr(values.tolist()).encode() if values.dtype == object else np.ascontiguousarray(values).tobytes())
+        digest.update(repr(sorted(result.attrs.items(), key=lambda kv: kv[0])).encode())
+        self.token = digest.hexdigest()
+
+    def __hash__(self):
+        return hash(self.token)
+
+    def __eq__(self, other):
+        return isinstance(other, _Keyed) and other.token == self.token
+
+
+def derive(result: xr.Dataset) -> Derived:
+    """Check ``result`` and compute what the concept views draw, once per distinct result in this process.
+
+    Every session of a served app (and every view of one app) gets the same :class:`Derived`;
+    a result is recognised by a hash of its contents (a few ms), never by identity alone, so
+    a result changed in place is derived afresh.
+    """
+    return _derive(_Keyed(result))
+
+
+@functools.lru_cache(maxsize=4)
+def _derive(keyed: _Keyed) -> Derived:
+    result = check_concepts(keyed.result)
+    return Derived(opening=default_selection(result), tables=graph_tables(result), profiles=profiles(result),
+                   cells=heatmap_cells(result))
+
+
 def node_id(kind: str, name: str) -> str:
     """Graph node id, as in :func:`latentatlas.concepts.knowledge_graph`."""
     return f"{kind}:{name}"
@@ -82,7 +143,7 @@ def default_selection(result: xr.Dataset) -> tuple[str, str, str]:
 
 
 def graph_tables(result: xr.Dataset) -> dict[str, dict]:
-    """Columns to draw the knowledge graph at every layer.
+    """Columns to draw the knowledge graph at every layer (layout and colours: :mod:`.layout`).
 
     Node and edge order is the same at every layer, so a layer switch only swaps columns.
 
@@ -90,65 +151,98 @@ def graph_tables(result: xr.Dataset) -> dict[str, dict]:
     -------
     dict of layer -> dict
         ``nodes`` (columns over all nodes: ``id``, ``kind``, ``label``, ``x``, ``y``, ``size``,
-        ``color``, ``alpha``, ``info``), ``presence`` (class-concept edges: ``x0``, ``y0``,
-        ``x1``, ``y1``, midpoint ``mx``, ``my``, ``concept``, ``class``, ``width``, ``color``, ``agreement``,
-        ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this
-        layer), ``spurious_layers`` (text for hover), ``why`` (the rule's conditions at this layer),
-        ``sensitivity``, ``derivative``, ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges: ``x0``..``y1``,
-        ``alpha``, ``color``, ``width``), each a dict of lists.
+        ``color``, ``alpha``, ``info``, ``label_x``, ``label_y``, ``align`` (where the label goes) and ``pick_layer``,
+        ``pick_concept``, ``pick_class`` (what a tap on the node chooses, "" for nothing)),
+        ``presence`` (class-concept edges: ``x0``, ``y0``, ``x1``, ``y1``, midpoint ``mx``, ``my``,
+        ``concept``, ``class``, ``width`` (:func:`.layout.edge_widths`), ``color``, ``agreement``,
+        ``model``, ``dataset``, ``excess``, ``class_excess``, ``spurious`` (0/1 at this layer),
+        ``flag`` ("yes"/"no": the same as text, for filtering), ``spurious_layers`` (text for
+        hover), ``why`` (the rule's conditions at this layer), ``sensitivity``, ``derivative``,
+        ``output_excess`` (NaN where the result lacks them)) and ``encodes`` (layer-concept edges:
+        ``x0``..``y1``, ``alpha``, ``color``, ``width``), each a dict of lists.
     """
-    from ...concepts import knowledge_graph
+    from ...concepts.graph import knowledge_graphs
 
-    layers = [str(v) for v in result["layer"].values]
-    class_accuracy = result["class_accuracy"].transpose("layer", "class")
+    graphs = knowledge_graphs(result)
+    class_accuracy = result["class_accuracy"].transpose("layer", "class").values
+    class_index = {str(c): j for j, c in enumerate(result["class"].values)}
+    presence_range = float(result["model_presence"].min()), float(result["model_presence"].max())
     out = {}
-    for li, layer in enumerate(layers):
-        G = knowledge_graph(result, layer=layer)
-        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info")}
+    for li, (layer, G) in enumerate(graphs.items()):
+        xy = positions(G)
+        nodes = {k: [] for k in ("id", "kind", "label", "x", "y", "size", "color", "alpha", "info",
+                                 "label_x", "label_y", "align", "pick_layer", "pick_concept", "pick_class")}
         for nid, d in G.nodes(data=True):
             if d["kind"] == "concept":
                 acc = d["accuracy"][li]
-                size = 8 + 16 * float(np.clip(2 * acc - 1, 0, 1))
-                alpha = 0.35 + 0.65 * float(np.clip(2 * acc - 1, 0, 1))
+                size, alpha = concept_look(acc)
                 info = (f"probe accuracy at {layer}: {acc:.3f}; best layer {d['best_layer']}; "
                         f"first encoded at {d['first_layer'] or 'no layer'}")
             elif d["kind"] == "class":
                 size, alpha = 18, 1.0
-                acc = float(class_accuracy.sel(layer=layer, **{"class": d["label"]}))
+                acc = float(class_accuracy[li, class_index[d['label']]])
                 info = f"{d['n_examples']} held-out samples; class-probe accuracy at {layer}: {acc:.3f}"
             else:
                 chosen = d["label"] == layer
                 size, alpha = (22, 1.0) if chosen else (14, 0.45)
                 info = f"mean probe accuracy {d['mean_accuracy']:.3f}; mean MOAD {d['moad']:.3f}"
-            for key, value in zip(nodes, (nid, d["kind"], d["label"], d["x"], d["y"], size,
-                                          KIND_COLOURS[d["kind"]], alpha, info)):
+            picks = [d["label"] if d["kind"] == kind else "" for kind in ("layer", "concept", "class")]
+            (x, y), (dx, dy, align) = xy[nid], LABELS[d["kind"]]
+            for key, value in zip(nodes, (nid, d["kind"], d["label"], x, y, size, KIND_COLOURS[d["kind"]], alpha,
+                                          info, x + dx, y + dy, align, *picks)):
                 nodes[key].append(value)
         presence = {k: [] for k in ("x0", "y0", "x1", "y1", "mx", "my", "concept", "class", "width", "color", "agreement",
-                                    "model", "dataset", "excess", "class_excess", "spurious", "spurious_layers", "why",
-                                    "sensitivity", "derivative", "output_excess")}
+                                    "model", "dataset", "excess", "class_excess", "spurious", "flag", "spurious_layers",
+                                    "why", "sensitivity", "derivative", "output_excess")}
         encodes = {k: [] for k in ("x0", "y0", "x1", "y1", "alpha", "color", "width")}
         for a, b, e in G.edges(data=True):
-            na, nb = G.nodes[a], G.nodes[b]
             if e["kind"] == "presence":
-                cls, con = (na, nb) if na["kind"] == "class" else (nb, na)
+                cls, con = (a, b) if G.nodes[a]["kind"] == "class" else (b, a)
+                (cx, cy), (kx, ky) = xy[con], xy[cls]
                 spurious_here = layer in e["spurious_layers"]
-                row = (con["x"], con["y"], cls["x"], cls["y"], 0.5 * (con["x"] + cls["x"]), 0.5 * (con["y"] + cls["y"]),
-                       con["label"], cls["label"], 0.5 + 7 * e["weight"],
-                       e["color"], e["agreement"], e["weight"], e["dataset_presence"], e["excess"],
-                       e["class_excess"], int(spurious_here), ", ".join(e["spurious_layers"]) or "none", e["why"],
-                       *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
+                row = (cx, cy, kx, ky, 0.5 * (cx + kx), 0.5 * (cy + ky), G.nodes[con]["label"], G.nodes[cls]["label"],
+                       float(edge_widths(e["weight"], *presence_range)), AGREEMENT_COLOURS[e["agreement"]],
+                       e["agreement"], e["weight"], e["dataset_presence"], e["excess"], e["class_excess"],
+                       int(spurious_here), "yes" if spurious_here else "no", ", ".join(e["spurious_layers"]) or "none",
+                       e["why"], *(e.get(v, float("nan")) for v in ("sensitivity", "derivative", "output_excess")))
                 for key, value in zip(presence, row):
                     presence[key].append(value)
             else:
-                lay, con = (na, nb) if na["kind"] == "layer" else (nb, na)
-                here = lay["label"] == layer
+                lay, con = (a, b) if G.nodes[a]["kind"] == "layer" else (b, a)
+                here = G.nodes[lay]["label"] == layer
                 strength = float(np.clip(2 * e["weight"] - 1, 0, 1))
-                row = (lay["x"], lay["y"], con["x"], con["y"], (0.7 if here else 0.12) * strength,
+                row = (*xy[lay], *xy[con], (0.7 if here else 0.12) * strength,
                        KIND_COLOURS["layer"] if here else "#999999", 1 + 3 * strength if here else 1)
                 for key, value in zip(encodes, row):
                     encodes[key].append(value)
         out[layer] = {"nodes": nodes, "presence": presence, "encodes": encodes}
     return out
+
+
+def heatmap_cells(result: xr.Dataset, alpha: float = 0.05) -> dict[str, list]:
+    """The layer x concept heatmap's cells, flattened layer-major.
+
+    Returns
+    -------
+    dict
+        ``layer``, ``concept``, ``node`` (the concept's graph node), ``accuracy``, ``baseline``,
+        ``pvalue``, ``moad``, ``significant`` ("yes"/"no" at ``alpha``), ``acc_value`` and
+        ``acc_label`` (accuracy, ``*`` where significant) and, where the result has
+        sensitivities, the columns of :func:`sensitivity_cells`.
+    """
+    r = result.transpose("layer", "concept", ...)
+    layer, concept = xr.broadcast(r["layer"], r["concept"])
+    acc, p = r["probe_accuracy"].values.ravel(), r["accuracy_pvalue"].values.ravel()
+    concepts = concept.values.astype(str).ravel()
+    return {
+        "layer": layer.values.astype(str).ravel().tolist(), "concept": concepts.tolist(),
+        "node": [node_id("concept", k) for k in concepts],
+        "accuracy": acc.tolist(), "baseline": r["accuracy_baseline"].values.ravel().tolist(), "pvalue": p.tolist(),
+        "moad": r["moad"].values.ravel().tolist(),
+        "significant": ["yes" if v < alpha else "no" for v in p],
+        "acc_value": acc.tolist(), "acc_label": [f"{a:.2f}" + ("*" if v < alpha else "") for a, v in zip(acc, p)],
+        **{k: np.asarray(v).tolist() for k, v in sensitivity_cells(result, alpha).items()},
+    }
 
 
 def _lines(*rows, dash: str = "solid") -> dict[str, list]:

@@ -1,14 +1,14 @@
 """Viewers of a concept analysis: knowledge graph, per-layer profile, layer x concept heatmap.
 
-All three draw Bokeh data sources whose per-layer and per-node contents are precomputed
-(:mod:`latentatlas.viz.concepts.data`), and small Bokeh callbacks swap them in the browser when
-a node is tapped or a layer is chosen. So the same views stay interactive in the static HTML
-export; when served, Python hears the same taps and updates the example pane.
+Each view draws one :class:`~latentatlas.viz.concepts.state.ConceptState` and declares how it
+follows it (:class:`~.state.Show`) and what its controls and taps choose (:class:`~.state.PickValue`,
+:class:`~.state.PickRow`). The tables behind the declarations are precomputed per result
+(:func:`~latentatlas.viz.concepts.data.derive`), so the same views stay interactive in the
+static HTML export; when served, Python hears every choice through the state and updates the
+example pane.
 """
 
 from __future__ import annotations
-
-import json
 
 import panel as pn
 import param
@@ -17,10 +17,11 @@ from bokeh.models import (
     CDSView,
     ColorBar,
     ColumnDataSource,
-    CustomJS,
     FactorRange,
     GroupFilter,
     HoverTool,
+    Legend,
+    LegendItem,
     LinearColorMapper,
     RadioButtonGroup,
     Range1d,
@@ -30,137 +31,137 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.layouts import column
 from bokeh.plotting import figure
-from bokeh.transform import dodge
 
-from ...concepts.graph import AGREEMENT_COLOURS
-from .data import check_concepts, default_selection, graph_tables, node_id, profiles, sensitivity_cells
+from .data import derive, heatmap_cells
+from .layout import AGREEMENT_COLOURS, KIND_COLOURS, NODE_LEGEND, SPURIOUS_COLOUR, concept_look
+from .state import SHOW, ConceptState, PickRow, PickValue, Show, link
 
-__all__ = ["ConceptGraph", "ConceptHeatmap", "ConceptProfile"]
-
-# Runs in the browser when a layer is chosen: swap in that layer's precomputed graph columns.
-_SELECT_LAYER_JS = """
-const t = JSON.parse(tables)[select.value];
-if (t === undefined) { return; }
-nodes.data = t.nodes;
-presence.data = t.presence;
-encodes.data = t.encodes;
-title.text = prefix + select.value + suffix;
-for (const band of bands) { band.data = {layer: [select.value]}; }
-"""
-
-# Runs in the browser when a node is tapped: show its profile; a layer node also picks the layer.
-_SELECT_NODE_JS = """
-const i = nodes.selected.indices;
-if (i.length != 1) { return; }
-const p = JSON.parse(store)[nodes.data.id[i[0]]];
-lines.data = p.lines;
-points.data = p.points;
-title.text = p.title;
-if (nodes.data.kind[i[0]] == 'layer') { select.value = nodes.data.label[i[0]]; }
-"""
-
-# Runs in the browser when a heatmap cell is tapped: pick its layer and show its concept's profile.
-_SELECT_CELL_JS = """
-const i = heat.selected.indices;
-if (i.length != 1) { return; }
-select.value = heat.data.layer[i[0]];
-const k = nodes.data.id.indexOf('concept:' + heat.data.concept[i[0]]);
-if (k >= 0) { nodes.selected.indices = [k]; }
-"""
-
-# Runs in the browser when the heatmap's toggle changes: show probe accuracy or sensitivity.
-_SHOW_JS = """
-const key = toggle.active == 1 ? 'sens' : 'acc';
-const d = Object.assign({}, cells.data);
-d.value = d[key + '_value'];
-d.label = d[key + '_label'];
-d.text_color = Array.from(d.value, (v) => v > 0.8 ? 'black' : 'white');  // value may be a typed array
-cells.data = d;
-title.text = titles[toggle.active];
-bar.title = bars[toggle.active];
-"""
-
-_GRAPH_TITLE = ("Knowledge graph at layer ", ": edge width = model presence — tap a node")
+__all__ = ["ConceptGraph", "ConceptHeatmap", "ConceptProfile", "help_pane", "state_of"]
 
 
-def _opening(viewer, result: xr.Dataset, params: dict) -> str:
-    """Check ``result``, offer its layers in ``viewer.layer``, default to the opening layer; the opening concept."""
-    check_concepts(result)
-    viewer.param.layer.objects = [str(v) for v in result["layer"].values]
-    start_layer, concept, _ = default_selection(result)
-    params.setdefault("layer", start_layer)
-    return concept
+def state_of(source: ConceptState | xr.Dataset, params: dict) -> ConceptState:
+    """The state a view draws: ``source`` itself, or a new state of the result ``source`` opened with ``params``."""
+    if isinstance(source, ConceptState):
+        if params:
+            source.param.update(params)
+        return source
+    return ConceptState(source, **params)
+
+
+def _tool(fig, kind):
+    """The figure's tool of type ``kind`` (``fig.select_one`` would walk every model the figure references)."""
+    return next(t for t in fig.tools if isinstance(t, kind))
+
+
+def help_pane(name: str, text: str) -> pn.pane.HTML:
+    """A folded "What is this?" note on the plot called ``name`` (plain HTML: it opens without a server)."""
+    return pn.pane.HTML(f'<details class="what-is-this" data-plot="{name}"><summary>What is this?</summary>'
+                        f'<div style="max-width: 60em">{text}</div></details>',
+                        sizing_mode="stretch_width", margin=(0, 10))
+
+
+_GRAPH_HELP = (
+    "Layers (left), the human concepts probed (middle) and the classes (right) at the layer shown. "
+    "<b>Class–concept edges</b>: width is the model's presence of the concept in the class (mean probe "
+    "probability), scaled from the weakest to the strongest presence in the result; colour compares it with "
+    "the dataset's presence: <i>agrees</i> (within 0.1), <i>over</i> (the model sees the concept in the class "
+    "more than the data has it), <i>under</i>, or <i>unreliable</i> where this layer's probe does not encode "
+    "the concept. Red dashes mark a <b>suspected spurious correlation</b> at this layer; hover an edge for the "
+    "rule's conditions. <b>Layer–concept edges</b> are drawn by probe accuracy. <b>Nodes</b>: a concept's size "
+    "and opacity grow with its probe's balanced accuracy at this layer (key under the graph); the layer shown is "
+    "the large layer node. Tap a node for its profile; tap a layer node or use the selector to change the layer."
+)
+_PROFILE_HELP = (
+    "The tapped node across all layers, input to output. For a concept: its probe's balanced accuracy against "
+    "the permuted-label baseline, and per class the model's presence (solid) against the dataset's (dashed) and, "
+    "where the result has it, the class output's sensitivity along the concept (TCAV score, dotted). For a class: "
+    "its class probe's accuracy and the excess presence (what the labels do not explain) of the concepts most "
+    "over-present in it. For a layer: means over concepts. Hover a point for its value."
+)
+_HEAT_HELP = (
+    "One cell per layer and concept: the held-out balanced accuracy of a linear probe reading the concept from "
+    "the layer (0.5 is chance; * marks accuracies above the permuted-label baseline, Benjamini–Hochberg adjusted "
+    "p below the level shown). The toggle switches to sensitivity, where the result has it: per cell 1 − p of "
+    "the class whose output moves most significantly along the concept (hover for the class). The red outline "
+    "is the layer shown; tap a cell to show its layer and concept."
+)
 
 
 class ConceptGraph(pn.viewable.Viewer):
-    """Layers, concepts and classes as a graph at one layer; tapping a node sets :attr:`node`.
+    """Layers, concepts and classes as a graph at the state's layer; tapping a node chooses it.
 
-    Class-concept edges: width is the model presence of the concept in the class at
-    :attr:`layer`, colour says whether it agrees with the dataset presence (or is unreliable
-    because the layer does not encode the concept); suspected spurious links at this layer
-    are overdrawn dashed and marked. Layer-concept edges are drawn by probe accuracy.
-    Tapping a layer node also picks that layer.
+    Class-concept edges: width is the model presence of the concept in the class at the
+    layer, colour says whether it agrees with the dataset presence (or is unreliable because
+    the layer does not encode the concept); suspected spurious links at this layer are
+    overdrawn dashed and marked. Layer-concept edges are drawn by probe accuracy. Tapping a
+    node sets the state's ``node`` (and its ``layer``, ``concept`` or ``class_name``).
     """
 
-    result = param.ClassSelector(class_=xr.Dataset, doc="A concept analysis (latentatlas.concepts.analyse_concepts)")
-    layer = param.Selector(objects=[""], doc="Layer whose presences label the class-concept edges")
-    node = param.String(default="", doc="Id of the tapped node ('concept:<k>', 'class:<c>' or 'layer:<l>')")
+    state = param.ClassSelector(class_=ConceptState, doc="What the app shows")
 
-    def __init__(self, result: xr.Dataset, **params):
-        concept = _opening(self, result, params)
-        params.setdefault("node", node_id("concept", concept))
-        super().__init__(result=result, **params)
-        self.tables = graph_tables(result)
-        t = self.tables[self.layer]
+    def __init__(self, source: ConceptState | xr.Dataset, **params):
+        state = state_of(source, params)
+        super().__init__(state=state)
+        result, tables = state.result, derive(state.result).tables
+        t = tables[state.layer]
         self.nodes = ColumnDataSource(t["nodes"])
         self.presence = ColumnDataSource(t["presence"])
         self.encodes = ColumnDataSource(t["encodes"])
-        self.select = Select(title="Layer", value=self.layer, options=list(self.param.layer.objects), width=200)
-        self.figure = self._figure()
-        self._bands = []
-        self._select_node()
-        self.select.js_on_change("value", CustomJS(
-            args=dict(tables=json.dumps(self.tables), select=self.select, nodes=self.nodes, presence=self.presence,
-                      encodes=self.encodes, title=self.figure.title, prefix=_GRAPH_TITLE[0], suffix=_GRAPH_TITLE[1],
-                      bands=self._bands),
-            code=_SELECT_LAYER_JS,
-        ))
-        self.select.on_change("value", self._on_select)
-        self.nodes.selected.on_change("indices", self._on_tap)
+        ids = t["nodes"]["id"]
+        self.nodes.selected.indices = [ids.index(state.node)] if state.node in ids else []
+        self.select = Select(title="Layer", name="concept_layer", value=state.layer,
+                             options=list(state.param.layer.objects), width=200)
+        self.figure = self._figure(max(result.sizes[d] for d in ("layer", "concept", "class")))
+        self.pick = PickRow(self.nodes, {"node": "id", "layer": "pick_layer", "concept": "pick_concept",
+                                         "class_name": "pick_class"})
+        layers = list(tables)
+        link(state, shows=[
+            Show("layer", self.nodes, "data", {l: tables[l]["nodes"] for l in layers}),
+            Show("layer", self.presence, "data", {l: tables[l]["presence"] for l in layers}),
+            Show("layer", self.encodes, "data", {l: tables[l]["encodes"] for l in layers}),
+            Show("layer", self.select, "value", {l: l for l in layers}),
+            Show("layer", self.figure.title, "text", {l: self._title(l) for l in layers}),
+            Show("node", self.nodes.selected, "indices", {n: [k] for k, n in enumerate(ids)}),
+        ], picks=[PickValue(self.select, "value", "layer")], taps={_tool(self.figure, TapTool): self.pick})
         self._pane = pn.pane.Bokeh(column(self.select, self.figure, sizing_mode="stretch_width"),
                                    sizing_mode="stretch_width")
 
-    def _figure(self):
-        n = max(len(self.result[d]) for d in ("layer", "concept", "class"))
+    @staticmethod
+    def _title(layer: str) -> str:
+        return f"Knowledge graph at layer {layer}"
+
+    def tap(self, node: str) -> None:
+        """Do what tapping ``node`` (an id such as ``"class:circle"``) in the browser does."""
+        self.state.param.update(self.pick.updates(list(self.nodes.data["id"]).index(node)))
+
+    def _figure(self, n: int):
         fig = figure(
-            name="concept_graph", x_range=Range1d(-0.55, 2.55), y_range=Range1d(-0.08, 1.1), tools="tap,wheel_zoom,pan,reset,save",
-            toolbar_location="above", height=max(440, 40 * n + 120), min_width=560, sizing_mode="stretch_width",
-            title=f"{_GRAPH_TITLE[0]}{self.layer}{_GRAPH_TITLE[1]}",
+            name="concept_graph", x_range=Range1d(-0.55, 2.55), y_range=Range1d(-0.2, 1.1),
+            tools="tap,wheel_zoom,pan,reset,save", toolbar_location="above", height=max(480, 40 * n + 200),
+            min_width=560, sizing_mode="stretch_width", title=self._title(self.state.layer),
         )
         fig.axis.visible = False
         fig.grid.grid_line_color = None
         fig.segment("x0", "y0", "x1", "y1", source=self.encodes, line_color="color", line_alpha="alpha",
                     line_width="width")
         edges = fig.segment("x0", "y0", "x1", "y1", source=self.presence, line_color="color", line_width="width",
-                            line_alpha=0.75, hover_line_alpha=1.0, legend_field="agreement")
-        flagged = fig.segment("x0", "y0", "x1", "y1", source=self.presence, line_color=AGREEMENT_COLOURS["over"],
-                              line_width=3, line_dash="dashed", line_alpha="spurious",
-                              legend_label="suspected spurious at this layer")
-        fig.text("mx", "my", text={"value": "⚠ spurious"},
-                 source=self.presence, text_alpha="spurious", text_color=AGREEMENT_COLOURS["over"],
-                 text_font_size="10pt", text_font_style="bold", text_align="center", text_baseline="bottom")
+                            line_alpha=0.75, hover_line_alpha=1.0)
+        # only the flagged edges, drawn opaque: the legend's sample is then a visible dashed line
+        flagged_view = CDSView(filter=GroupFilter(column_name="flag", group="yes"))
+        flagged = fig.segment("x0", "y0", "x1", "y1", source=self.presence, view=flagged_view,
+                              line_color=SPURIOUS_COLOUR, line_width=3, line_dash="dashed")
+        fig.text("mx", "my", text={"value": "⚠ spurious"}, source=self.presence, view=flagged_view,
+                 text_color=SPURIOUS_COLOUR, text_font_size="10pt", text_font_style="bold", text_align="center",
+                 text_baseline="bottom")
         dots = fig.scatter("x", "y", source=self.nodes, size="size", fill_color="color", fill_alpha="alpha",
                            line_color="white", line_width=1.5, selection_line_color="black", selection_line_width=3,
                            nonselection_fill_alpha="alpha", nonselection_line_alpha=1.0)
-        for kind, dx, align in (("layer", -0.06, "right"), ("concept", 0.0, "center"), ("class", 0.06, "left")):
-            view = CDSView(filter=GroupFilter(column_name="kind", group=kind))
-            fig.text(x=dodge("x", dx), y=dodge("y", 0.0 if kind != "concept" else 0.025),
-                     text="label", source=self.nodes, view=view, text_align=align, text_baseline="middle",
-                     text_font_size="9pt", nonselection_text_alpha=1.0, background_fill_color="white",
-                     background_fill_alpha=0.75)
-        for x, label in ((0.0, "layers"), (1.0, "concepts"), (2.0, "classes")):
-            fig.text(x=[x], y=[1.07], text=[label], text_align="center", text_font_style="bold",
-                     text_font_size="10pt")
+        fig.text("label_x", "label_y", text="label", source=self.nodes, text_align="align", text_baseline="middle",
+                 text_font_size="9pt", nonselection_text_alpha=1.0, background_fill_color="white",
+                 background_fill_alpha=0.75, name="node_labels")
+        fig.text(x=[0.0, 1.0, 2.0], y=[1.07] * 3, text=["layers", "concepts", "classes"], text_align="center",
+                 text_font_style="bold", text_font_size="10pt")
+        self._size_key(fig)
         fig.add_tools(
             HoverTool(renderers=[dots], tooltips=[("", "@kind @label"), ("", "@info")]),
             HoverTool(renderers=[edges, flagged], line_policy="interp", tooltips=[
@@ -175,91 +176,86 @@ class ConceptGraph(pn.viewable.Viewer):
                 ("flagged spurious at", "@spurious_layers"),
             ]),
         )
-        fig.select_one(TapTool).renderers = [dots]
-        fig.select_one(TapTool).mode = "replace"
-        fig.legend.orientation = "horizontal"
-        fig.add_layout(fig.legend[0], "below")
-        fig.legend.label_text_font_size = "8pt"
-        fig.legend.title = "model vs dataset presence (edges)"
-        fig.legend.title_text_font_size = "8pt"
+        tap = _tool(fig, TapTool)
+        tap.renderers, tap.mode = [dots], "replace"
+        self._legends(fig)
         return fig
 
-    def _select_node(self):
-        ids = list(self.nodes.data["id"])
-        self.nodes.selected.indices = [ids.index(self.node)] if self.node in ids else []
+    @staticmethod
+    def _legends(fig) -> None:
+        """Legends of the edge colours and the node colours, always complete.
 
-    @param.depends("layer", watch=True)
-    def _show_layer(self):
-        t = self.tables[self.layer]
-        if self.select.value != self.layer:
-            self.select.value = self.layer
-        self.nodes.data, self.presence.data, self.encodes.data = t["nodes"], t["presence"], t["encodes"]
-        self.figure.title.text = f"{_GRAPH_TITLE[0]}{self.layer}{_GRAPH_TITLE[1]}"
-        self._select_node()
-        for band in self._bands:
-            band.data = {"layer": [self.layer]}
+        They are drawn from legend-only renderers (one row per entry, no position, so nothing
+        in the plot): a legend drawn from the graph's own renderers would lose the entries absent
+        at the layer shown (no sample for "suspected spurious" where nothing is flagged).
+        """
+        nan = float("nan")
+        edges = ColumnDataSource({"label": list(AGREEMENT_COLOURS), "color": list(AGREEMENT_COLOURS.values()),
+                                  "x": [nan] * len(AGREEMENT_COLOURS)})
+        edge_key = fig.segment("x", "x", "x", "x", source=edges, line_color="color", line_width=4)
+        spurious_key = fig.segment([nan], [nan], [nan], [nan], line_color=SPURIOUS_COLOUR, line_width=3,
+                                   line_dash="dashed")
+        nodes = ColumnDataSource({"label": [NODE_LEGEND[k] for k in KIND_COLOURS], "color": list(KIND_COLOURS.values()),
+                                  "x": [nan] * len(KIND_COLOURS)})
+        node_key = fig.scatter("x", "x", source=nodes, fill_color="color", line_color="white", size=12)
+        for name, title, items in (
+            ("concept_edge_legend", "edges: model vs dataset presence",
+             [LegendItem(label={"field": "label"}, renderers=[edge_key]),
+              LegendItem(label="suspected spurious at this layer", renderers=[spurious_key])]),
+            ("concept_node_legend", "nodes", [LegendItem(label={"field": "label"}, renderers=[node_key])]),
+        ):
+            fig.add_layout(Legend(name=name, title=title, items=items, orientation="horizontal", ncols=3,
+                                  label_text_font_size="8pt", title_text_font_size="8pt", margin=2, padding=4,
+                                  click_policy="none"), "below")
 
-    @param.depends("node", watch=True)
-    def _new_node(self):
-        self._select_node()
-
-    def _on_select(self, attr, old, new):
-        if new != self.layer:
-            self.layer = new
-
-    def _on_tap(self, attr, old, new):
-        if len(new) != 1:
-            return
-        nid = str(self.nodes.data["id"][new[0]])
-        if nid != self.node:
-            self.node = nid
-        if nid.startswith("layer:") and nid[len("layer:"):] != self.layer:
-            self.layer = nid[len("layer:"):]
-
-    def link(self, profile: "ConceptProfile | None" = None, heatmap: "ConceptHeatmap | None" = None) -> None:
-        """Drive ``profile`` (node taps) and ``heatmap`` (layer band, cell taps) in the browser too."""
-        if profile is not None:
-            self.nodes.selected.js_on_change("indices", CustomJS(
-                args=dict(nodes=self.nodes, store=json.dumps(profile.profiles), lines=profile.lines,
-                          points=profile.points, title=profile.figure.title,
-                          select=self.select),
-                code=_SELECT_NODE_JS,
-            ))
-        if heatmap is not None:
-            self._bands.append(heatmap.band)
-            heatmap.cells.selected.js_on_change("indices", CustomJS(
-                args=dict(heat=heatmap.cells, select=self.select, nodes=self.nodes), code=_SELECT_CELL_JS))
+    @staticmethod
+    def _size_key(fig) -> None:
+        """Concept nodes at three probe accuracies, under the concept column: what a node's size says."""
+        accuracies = (0.5, 0.75, 1.0)
+        looks = [concept_look(a) for a in accuracies]
+        xs = [0.85, 1.0, 1.15]
+        fig.scatter(xs, [-0.13] * 3, size=[s for s, _ in looks], fill_alpha=[a for _, a in looks],
+                    fill_color="#6a3d9a", line_color="white", name="node_size_key")
+        fig.text(xs, [-0.175] * 3, text=[f"{a:g}" for a in accuracies], text_align="center", text_baseline="middle",
+                 text_font_size="8pt")
+        fig.text([0.77], [-0.13], text=["concept size: probe accuracy"], text_align="right",
+                 text_baseline="middle", text_font_size="8pt")
 
     def __panel__(self):
-        return self._pane
-
+        return pn.Column(help_pane("concept_graph", _GRAPH_HELP), self._pane, sizing_mode="stretch_width")
 
 
 class ConceptProfile(pn.viewable.Viewer):
-    """One graph node across all layers (see :func:`~latentatlas.viz.concepts.data.profiles`).
+    """The state's node across all layers (see :func:`~latentatlas.viz.concepts.data.profiles`).
 
     Solid lines are measured at each layer, dashed ones are references (permuted-label
     baseline, dataset presence); hover a point for its value.
     """
 
-    result = param.ClassSelector(class_=xr.Dataset, doc="A concept analysis (latentatlas.concepts.analyse_concepts)")
-    node = param.String(default="", doc="Id of the node shown ('concept:<k>', 'class:<c>' or 'layer:<l>')")
+    state = param.ClassSelector(class_=ConceptState, doc="What the app shows")
 
-    def __init__(self, result: xr.Dataset, **params):
-        check_concepts(result)
-        params.setdefault("node", node_id("concept", default_selection(result)[1]))
-        super().__init__(result=result, **params)
-        self.profiles = profiles(result)
-        self.lines, self.points = ColumnDataSource(), ColumnDataSource()
-        self.figure = self._figure()
-        self._show()
+    def __init__(self, source: ConceptState | xr.Dataset, **params):
+        state = state_of(source, params)
+        super().__init__(state=state)
+        self.profiles = derive(state.result).profiles
+        if state.node not in self.profiles:
+            raise ValueError(f"unknown node {state.node!r}; valid: {sorted(self.profiles)}")
+        p = self.profiles[state.node]
+        self.lines, self.points = ColumnDataSource(p["lines"]), ColumnDataSource(p["points"])
+        self.figure = self._figure(p["title"])
+        link(state, shows=[
+            Show("node", self.lines, "data", {n: p["lines"] for n, p in self.profiles.items()}),
+            Show("node", self.points, "data", {n: p["points"] for n, p in self.profiles.items()}),
+            Show("node", self.figure.title, "text", {n: p["title"] for n, p in self.profiles.items()}),
+        ])
         self._pane = pn.pane.Bokeh(self.figure, sizing_mode="stretch_width")
 
-    def _figure(self):
-        layers = [str(v) for v in self.result["layer"].values]
-        fig = figure(name="concept_profile", x_range=FactorRange(*layers), y_range=Range1d(-0.25, 1.05), height=380, min_width=360,
-                     sizing_mode="stretch_width", tools="wheel_zoom,pan,reset,save", toolbar_location="above",
-                     x_axis_label="layer (input → output)", y_axis_label="accuracy, presence or excess")
+    def _figure(self, title: str):
+        layers = list(self.state.param.layer.objects)
+        fig = figure(name="concept_profile", x_range=FactorRange(*layers), y_range=Range1d(-0.25, 1.05), height=380,
+                     min_width=360, sizing_mode="stretch_width", tools="wheel_zoom,pan,reset,save",
+                     toolbar_location="above", x_axis_label="layer (input → output)",
+                     y_axis_label="accuracy, presence or excess", title=title)
         fig.multi_line("xs", "ys", source=self.lines, line_color="color", line_width="width", line_dash="dash",
                        legend_field="label")
         dots = fig.scatter("x", "y", source=self.points, size=7, fill_color="color", line_color="white")
@@ -270,25 +266,15 @@ class ConceptProfile(pn.viewable.Viewer):
         fig.add_layout(fig.legend[0], "right")
         return fig
 
-    @param.depends("node", watch=True)
-    def _show(self):
-        if self.node not in self.profiles:
-            raise ValueError(f"unknown node {self.node!r}; valid: {sorted(self.profiles)}")
-        p = self.profiles[self.node]
-        self.lines.data, self.points.data = p["lines"], p["points"]
-        self.figure.title.text = p["title"]
-
     def __panel__(self):
-        return self._pane
+        return pn.Column(help_pane("concept_profile", _PROFILE_HELP), self._pane, sizing_mode="stretch_width")
 
 
-_SHOW = ["probe accuracy", "sensitivity"]
-_HEAT_TITLES = [
-    "Probe balanced accuracy per layer and concept (held out; * above the permuted-label baseline, "
-    "adjusted p < {alpha}) — tap a cell",
-    "Sensitivity per layer and concept: 1 - adjusted p of the most sensitive class's output along the concept "
-    "(* p < {alpha}; hover for the class) — tap a cell",
-]
+_HEAT_TITLES = {
+    SHOW[0]: "Probe balanced accuracy per layer and concept (* above baseline, p < {alpha})",
+    SHOW[1]: "Sensitivity: 1 − p of the most sensitive class (* p < {alpha})",
+}
+_BAR_TITLES = {SHOW[0]: "balanced accuracy", SHOW[1]: "1 - p (sensitivity)"}
 
 
 class ConceptHeatmap(pn.viewable.Viewer):
@@ -296,61 +282,62 @@ class ConceptHeatmap(pn.viewable.Viewer):
 
     Hover a cell for the accuracy, its permuted-label baseline, the adjusted p-value and
     MOAD; an asterisk marks accuracies significantly above the baseline. Where the result
-    has concept sensitivities, a toggle (:attr:`show`) switches to them: per cell the class
-    whose output moves most significantly along the concept (see
-    :func:`~latentatlas.viz.concepts.data.sensitivity_cells`). The chosen :attr:`layer` is
-    outlined; tapping a cell sets :attr:`layer` and :attr:`concept`.
+    has concept sensitivities, a toggle (the state's ``show``) switches to them: per cell the
+    class whose output moves most significantly along the concept (see
+    :func:`~latentatlas.viz.concepts.data.sensitivity_cells`). The state's layer is outlined;
+    tapping a cell chooses its layer and concept.
     """
 
-    result = param.ClassSelector(class_=xr.Dataset, doc="A concept analysis (latentatlas.concepts.analyse_concepts)")
-    layer = param.Selector(objects=[""], doc="Layer outlined")
-    concept = param.String(default="", doc="Concept of the tapped cell")
-    alpha = param.Number(default=0.05, bounds=(0, 1), doc="Significance level of the asterisks")
-    show = param.Selector(objects=_SHOW, default=_SHOW[0], doc="What the cells show (sensitivity needs gradients)")
+    state = param.ClassSelector(class_=ConceptState, doc="What the app shows")
+    alpha = param.Number(default=0.05, bounds=(0, 1), constant=True, doc="Significance level of the asterisks")
 
-    def __init__(self, result: xr.Dataset, **params):
-        params.setdefault("concept", _opening(self, result, params))
-        super().__init__(result=result, **params)
-        self.cells = ColumnDataSource(self._cells())
-        self.band = ColumnDataSource({"layer": [self.layer]})
-        self.figure = self._figure()
-        self.cells.selected.on_change("indices", self._on_tap)
-        self.toggle = RadioButtonGroup(labels=_SHOW, active=_SHOW.index(self.show), visible="sens_value" in self.cells.data)
-        bar = self.figure.select_one(ColorBar)
-        self.toggle.js_on_change("active", CustomJS(
-            args=dict(toggle=self.toggle, cells=self.cells, title=self.figure.title, bar=bar,
-                      titles=[t.format(alpha=self.alpha) for t in _HEAT_TITLES],
-                      bars=["balanced accuracy", "1 - p (sensitivity)"]),
-            code=_SHOW_JS,
-        ))
-        self.toggle.on_change("active", lambda attr, old, new: setattr(self, "show", _SHOW[new]))
-        if self.show != _SHOW[0]:
-            self._show_values()
+    def __init__(self, source: ConceptState | xr.Dataset, alpha: float = 0.05, **params):
+        state = state_of(source, params)
+        super().__init__(state=state, alpha=alpha)
+        cells = derive(state.result).cells if alpha == 0.05 else heatmap_cells(state.result, alpha)
+        self.has_sensitivity = "sens_value" in cells
+        if state.show == SHOW[1] and not self.has_sensitivity:
+            raise ValueError("this result has no concept sensitivity: analyse it with gradients= (capture_gradients)")
+        shown = {s: self._shown(cells, s) for s in (SHOW if self.has_sensitivity else SHOW[:1])}
+        titles = {s: t.format(alpha=alpha) for s, t in _HEAT_TITLES.items()}
+        self.cells = ColumnDataSource(shown[state.show])
+        self.band = ColumnDataSource({"layer": [state.layer]})
+        self.figure = self._figure(titles[state.show])
+        self.toggle = RadioButtonGroup(labels=list(SHOW), active=SHOW.index(state.show), name="concept_show",
+                                       visible=self.has_sensitivity)
+        bar = next(r for r in self.figure.right if isinstance(r, ColorBar))
+        bar.title = _BAR_TITLES[state.show]
+        self.pick = PickRow(self.cells, {"layer": "layer", "node": "node", "concept": "concept"})
+        link(state, shows=[
+            Show("layer", self.band, "data", {l: {"layer": [l]} for l in state.param.layer.objects}),
+            Show("show", self.cells, "data", shown),
+            Show("show", self.figure.title, "text", titles),
+            Show("show", bar, "title", _BAR_TITLES),
+            Show("show", self.toggle, "active", {s: i for i, s in enumerate(SHOW)}),
+        ], picks=[PickValue(self.toggle, "active", "show", values=SHOW)],
+            taps={_tool(self.figure, TapTool): self.pick})
         self._pane = pn.pane.Bokeh(column(self.toggle, self.figure, sizing_mode="stretch_width"),
                                    sizing_mode="stretch_width")
 
-    def _cells(self) -> dict:
-        r = self.result.transpose("layer", "concept", ...)
-        layer, concept = xr.broadcast(r["layer"], r["concept"])
-        acc, p = r["probe_accuracy"].values.ravel(), r["accuracy_pvalue"].values.ravel()
-        labels = [f"{a:.2f}" + ("*" if v < self.alpha else "") for a, v in zip(acc, p)]
-        return {
-            "layer": layer.values.astype(str).ravel(), "concept": concept.values.astype(str).ravel(),
-            "accuracy": acc, "baseline": r["accuracy_baseline"].values.ravel(), "pvalue": p,
-            "moad": r["moad"].values.ravel(),
-            "significant": ["yes" if v < self.alpha else "no" for v in p],
-            "value": acc, "label": labels, "acc_value": acc, "acc_label": labels,
-            "text_color": ["black" if a > 0.8 else "white" for a in acc],
-            **sensitivity_cells(self.result, self.alpha),
-        }
+    @staticmethod
+    def _shown(cells: dict, show: str) -> dict:
+        """The cells' columns with ``value``, ``label`` and ``text_color`` of what ``show`` shows."""
+        key = "acc" if show == SHOW[0] else "sens"
+        value = cells[f"{key}_value"]
+        return {**cells, "value": value, "label": cells[f"{key}_label"],
+                "text_color": ["black" if v > 0.8 else "white" for v in value]}
 
-    def _figure(self):
-        concepts = [str(v) for v in self.result["concept"].values]
-        layers = [str(v) for v in self.result["layer"].values]
+    def tap(self, layer: str, concept: str) -> None:
+        """Do what tapping the cell (``layer``, ``concept``) in the browser does."""
+        rows = list(zip(self.cells.data["layer"], self.cells.data["concept"]))
+        self.state.param.update(self.pick.updates(rows.index((layer, concept))))
+
+    def _figure(self, title: str):
+        concepts = list(self.state.param.concept.objects)
+        layers = list(self.state.param.layer.objects)
         fig = figure(name="concept_heatmap", x_range=concepts, y_range=list(reversed(layers)), tools="tap,save,reset",
-                     toolbar_location="above", height=140 + 42 * len(layers), min_width=480,
-                     sizing_mode="stretch_width", x_axis_label="concept", y_axis_label="layer",
-                     title=_HEAT_TITLES[0].format(alpha=self.alpha))
+                     toolbar_location="above", height=160 + 42 * len(layers), min_width=480,
+                     sizing_mode="stretch_width", x_axis_label="concept", y_axis_label="layer", title=title)
         mapper = LinearColorMapper(palette=Viridis256, low=0.5, high=1.0, low_color=Viridis256[0])
         fig.rect("concept", "layer", 1, 1, source=self.cells, line_color="white",
                  fill_color={"field": "value", "transform": mapper}, nonselection_fill_alpha=1.0,
@@ -367,37 +354,13 @@ class ConceptHeatmap(pn.viewable.Viewer):
             ("significant", "@significant"),
             ("MOAD", "@moad{0.000}"),
             *([("most sensitive class (TCAV score)", "@sens_class (@sens_score{0.00})"),
-               ("its derivative adjusted p", "@sens_pvalue{0.0000}")] if "sens_value" in self.cells.data else []),
+               ("its derivative adjusted p", "@sens_pvalue{0.0000}")] if self.has_sensitivity else []),
         ]))
-        fig.select_one(TapTool).mode = "replace"
+        _tool(fig, TapTool).mode = "replace"
         fig.xaxis.major_label_orientation = 0.8
         fig.grid.grid_line_color = None
-        fig.add_layout(ColorBar(color_mapper=mapper, title="balanced accuracy", width=12), "right")
+        fig.add_layout(ColorBar(color_mapper=mapper, width=12), "right")
         return fig
 
-    @param.depends("layer", watch=True)
-    def _show_layer(self):
-        self.band.data = {"layer": [self.layer]}
-
-    @param.depends("show", watch=True)
-    def _show_values(self):
-        i = _SHOW.index(self.show)
-        if i == 1 and "sens_value" not in self.cells.data:
-            raise ValueError("this result has no concept sensitivity: analyse it with gradients= (capture_gradients)")
-        key = ("acc", "sens")[i]
-        data = dict(self.cells.data)
-        data["value"], data["label"] = data[f"{key}_value"], data[f"{key}_label"]
-        data["text_color"] = ["black" if v > 0.8 else "white" for v in data["value"]]
-        self.cells.data = data
-        self.figure.title.text = _HEAT_TITLES[i].format(alpha=self.alpha)
-        self.figure.select_one(ColorBar).title = ("balanced accuracy", "1 - p (sensitivity)")[i]
-        if self.toggle.active != i:
-            self.toggle.active = i
-
-    def _on_tap(self, attr, old, new):
-        if len(new) != 1:
-            return
-        self.param.update(layer=str(self.cells.data["layer"][new[0]]), concept=str(self.cells.data["concept"][new[0]]))
-
     def __panel__(self):
-        return self._pane
+        return pn.Column(help_pane("concept_heatmap", _HEAT_HELP), self._pane, sizing_mode="stretch_width")

@@ -11,7 +11,7 @@ import xarray as xr
 
 from ...schema import feature_sets, kind_of, metric_label
 from .data import (METRICS, as_levels, demo_comparison_paths, load_levels, metric_unit, metrics_of,
-                   per_atom_errors, pointwise_metrics_of)
+                   per_atom_errors, per_structure_errors, pointwise_metrics_of, sample_dim)
 from .drilldown import DrillDown
 from .matrix import FREMatrix
 from .model_map import model_map_figure
@@ -127,10 +127,9 @@ class Atlas(pn.viewable.Viewer):
         self.drill = DrillDown(ds, metric=self._drill_metric(), pair=self.matrix.pair)
         self._map = pn.pane.Bokeh(model_map_figure(ds, self.metric), visible=f"{self.metric}_map" in ds)
         self._drill_note = pn.pane.Markdown(self._drill_text(), sizing_mode="stretch_width")
-        errors = per_atom_errors(ds, self.drill.metric, *self.matrix.pair)
-        self.viewer = StructureViewer(ds, color_by="error" if errors is not None else "element")
+        self.viewer = StructureViewer(ds, color_by="error")
         self.matrix.param.watch(self._on_pair, "pair")
-        self.drill.param.watch(self._on_structure, "structure")
+        self.drill.param.watch(self._on_structure, ["structure", "sample"])
         self._on_pair()
         self._on_structure()
         self._help.object = metric_help(metrics)
@@ -191,13 +190,16 @@ class Atlas(pn.viewable.Viewer):
         metric = self.drill.metric
         errors = per_atom_errors(ds, metric, *self.matrix.pair)
         label = f"{metric_label(metric)} {self.matrix.pair[0]} → {self.matrix.pair[1]}"
-        self.viewer.param.update(atom_errors=errors, error_label=label)
+        self.viewer.param.update(atom_errors=errors, structure_errors=per_structure_errors(ds, metric, *self.matrix.pair),
+                                 error_label=label)
 
     def _on_structure(self, *_):
         if self.drill.structure is None:
             errors = np.asarray(self.drill.points.data["error"])
             self.drill.structure = int(self.drill.points.data["structure"][int(np.nanargmax(errors))])
-        self.viewer.structure = self.drill.structure
+        # at atom level the selected sample is an atom: the 3D viewer rings it
+        atom = self.drill.sample if sample_dim(self.levels[self.level], self.drill.metric) == "atom" else None
+        self.viewer.param.update(structure=self.drill.structure, atom=atom)
 
     def _on_upload(self, *_):
         def open_file(path, name):

@@ -36,6 +36,7 @@ __all__ = [
     "pair_key",
     "pair_table",
     "per_atom_errors",
+    "per_structure_errors",
     "pointwise_metrics_of",
     "sample_dim",
 ]
@@ -120,6 +121,15 @@ def learning_curve_of(ds: xr.Dataset, metric: str, source: str, target: str):
             np.nan_to_num(ds[f"{name}_std"].sel(**cell).values))
 
 
+def _per_sample_errors(ds: xr.Dataset, metric: str, source: str, target: str, dim: str) -> np.ndarray | None:
+    """Pointwise error of one pair on every sample along ``dim`` (NaN outside the test set), None if per other samples."""
+    if sample_dim(ds, metric) != dim:
+        return None
+    out = np.full(ds.sizes[dim], np.nan)
+    out[ds[f"test_{dim}"].values.astype(int)] = ds[f"{metric}_pointwise"].sel(source=source, target=target).values
+    return out
+
+
 def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
     """Pointwise error of one pair on every atom (NaN for atoms outside the test set).
 
@@ -128,11 +138,18 @@ def per_atom_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np
     ndarray (n_atoms_total,) or None
         None when the errors are per structure, not per atom.
     """
-    if sample_dim(ds, metric) != "atom":
-        return None
-    out = np.full(ds.sizes["atom"], np.nan)
-    out[ds["test_atom"].values.astype(int)] = ds[f"{metric}_pointwise"].sel(source=source, target=target).values
-    return out
+    return _per_sample_errors(ds, metric, source, target, "atom")
+
+
+def per_structure_errors(ds: xr.Dataset, metric: str, source: str, target: str) -> np.ndarray | None:
+    """Pointwise error of one pair on every structure (NaN outside the test set) of a structure-level comparison.
+
+    Returns
+    -------
+    ndarray (n_structures,) or None
+        None when the errors are per atom.
+    """
+    return _per_sample_errors(ds, metric, source, target, "structure")
 
 
 def demo_comparison_paths() -> list[Path]:

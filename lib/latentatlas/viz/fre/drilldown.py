@@ -12,24 +12,15 @@ import numpy as np
 import panel as pn
 import param
 import xarray as xr
-from bokeh.models import ColorBar, ColumnDataSource, CustomJS, HoverTool, LinearColorMapper
-from bokeh.palettes import Inferno256
+from bokeh.models import ColorBar, ColumnDataSource, CustomJS, HoverTool
 from bokeh.plotting import figure
 from bokeh.transform import jitter
 
 from ...schema import metric_label
+from ..colour import COLOUR_PERCENTILE as _COLOUR_PERCENTILE, colour_high as _colour_high, error_mapper
 from .data import check_comparison, default_pair, pair_key, pair_table, pointwise_metrics_of, sample_dim
 
 _QUANTILES = ("lo", "q1", "q2", "q3", "hi")
-# Colour scales end at this percentile so a few outliers do not flatten the rest (brighter = above).
-_COLOUR_PERCENTILE = 98
-
-
-def _colour_high(errors: np.ndarray) -> float:
-    """Top of the colour scale: the same lower-percentile pick as the browser-side update."""
-    finite = np.sort(errors[np.isfinite(errors)])
-    high = finite[int(np.floor(_COLOUR_PERCENTILE / 100 * (finite.size - 1)))] if finite.size else 0.0
-    return float(high) if high > 0 else 1.0
 
 # Runs in the browser when a heatmap cell is clicked: swap in that pair's precomputed columns.
 _SELECT_PAIR_JS = """
@@ -61,14 +52,16 @@ _UNITS = {"gfrd": "dimensionless", "procrustes": "aligned distance, unit RMS", "
 class DrillDown(pn.viewable.Viewer):
     """Pointwise errors of one pair: per-subset distribution and PCA map of the source features.
 
-    Selecting samples (tap, box or lasso) sets :attr:`structure` to the structure holding the
-    selected sample with the largest error.
+    Selecting samples (tap, box or lasso) sets :attr:`sample` to the selected sample with the
+    largest error and :attr:`structure` to the structure holding it.
     """
 
     comparison = param.ClassSelector(class_=xr.Dataset, doc="A comparison Dataset (latentatlas.compare)")
     metric = param.Selector(objects=["gfre"], doc="Metric whose pointwise errors are shown")
     pair = param.Tuple(default=("", ""), length=2, doc="(source, target) shown")
     structure = param.Integer(default=None, allow_None=True, doc="Structure of the selected sample")
+    sample = param.Integer(default=None, allow_None=True,
+                           doc="Selected sample with the largest error (index along the atom or structure dimension)")
 
     def __init__(self, comparison: xr.Dataset, **params):
         check_comparison(comparison)
@@ -82,8 +75,7 @@ class DrillDown(pn.viewable.Viewer):
         self.store = ColumnDataSource()
         self.box = ColumnDataSource()
         self.boxstore = ColumnDataSource()
-        self.mapper = LinearColorMapper(palette=Inferno256[:230], low=0.0, high=1.0, nan_color="lightgrey",
-                                        high_color=Inferno256[240])
+        self.mapper = error_mapper()
         self._fill()
         self.map, self.strip = self._figures()
         self._show_pair()
@@ -206,7 +198,7 @@ class DrillDown(pn.viewable.Viewer):
             return
         errors = np.asarray(self.points.data["error"])[new]
         best = new[int(np.nanargmax(errors))] if np.isfinite(errors).any() else new[0]
-        self.structure = int(self.points.data["structure"][best])
+        self.param.update(sample=int(self.points.data["sample"][best]), structure=int(self.points.data["structure"][best]))
 
     def link(self, heat_source: ColumnDataSource) -> None:
         """Update these plots in the browser when a cell of ``heat_source`` (an FREMatrix) is clicked."""
