@@ -120,19 +120,21 @@ def apps(levels: dict, concepts=None) -> dict:
 
     ``levels`` (:func:`levels_from_results`) and ``concepts`` (a concept result, or None for the
     built-in demo, read when /concepts is first opened so /atlas never depends on it) are shared
-    read-only by every session. Each view returned is an ``Atlas`` or ``ConceptAtlas``; what a
-    session holds is released when it closes (:func:`latentatlas.viz.serving.session_view`).
+    read-only by every session. Each view returned is an ``Atlas`` or ``ConceptAtlas``, freed
+    with its session when the page closes (``tests/test_ui_serving.py``).
     """
     from ..viz import Atlas, ConceptAtlas
     from ..viz.concepts.data import builtin_concepts_path, load_concepts
-    from ..viz.serving import session_view
+    from ..viz.serving import local_resources
 
     def atlas_app():
-        return session_view(Atlas(levels))
+        local_resources()
+        return Atlas(levels)
 
     def concept_app():
+        local_resources()
         result = concepts if concepts is not None else shared(builtin_concepts_path(), lambda p: load_concepts(p).load())
-        return session_view(ConceptAtlas(result))
+        return ConceptAtlas(result)
 
     return {"atlas": atlas_app, "concepts": concept_app}
 

@@ -1,4 +1,4 @@
-"""What the served apps share: local resources for every session, links between sibling apps."""
+"""What the served apps share: local resources for every session, the first view before the rest, links between sibling apps."""
 
 from __future__ import annotations
 
@@ -20,20 +20,6 @@ def local_resources() -> None:
     doc = pn.state.curdoc
     if doc is not None and doc.session_context is not None:
         doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
-
-
-def session_view(view):
-    """``view`` as one server session's page, with this server's resources, released when the session closes.
-
-    Sets :func:`local_resources`, and on the session's end drops the session's references to
-    ``view`` (Panel's ``on_session_destroyed``), so its Bokeh models and arrays are freed even
-    while something shared still refers to the session's document. Outside a server session
-    (notebooks, static exports) returns ``view`` unchanged.
-    """
-    if not served():
-        return view
-    local_resources()
-    return view
 
 
 def served() -> bool:
