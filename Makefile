@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dashboard test browser benchmarks models clean
+.PHONY: dashboard notebooks test browser benchmarks models clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,6 +16,11 @@ $(STAMP): pyproject.toml
 ## dashboard: set up, then serve the dashboard on the built-in data at http://127.0.0.1:5006/atlas
 dashboard: $(STAMP)
 	$(VENV)/bin/latentatlas serve
+
+## notebooks: set up, then open notebooks/ in JupyterLab at http://127.0.0.1:8888/lab (this machine only)
+notebooks: $(STAMP)
+	# JupyterLab refuses to run as root unless told: containers often are root
+	$(VENV)/bin/jupyter lab --config notebooks/jupyter_lab_config.py --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## browser: headless Chromium for the UI tests (Debian package)
 browser:

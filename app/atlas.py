@@ -10,4 +10,4 @@ pn.extension()
 local_resources()
 # read the shipped results once per server process, not once per browser session
 levels = pn.state.as_cached("latentatlas-demo-levels", lambda: load_levels(demo_comparison_paths()))
-Atlas(levels).template().servable(title="latentatlas")
+Atlas(levels).servable(title="latentatlas")

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,6 +28,8 @@ UI_MARKS = [
 ]
 #: URL prefixes a served page may request (everything else would be an outside request)
 LOCAL = ("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:")
+#: host names of this machine's loopback
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: URL prefixes an exported file may request
 OFFLINE = ("file://", "data:", "blob:")
 
@@ -35,12 +38,20 @@ OFFLINE = ("file://", "data:", "blob:")
 # those shown (a static export holds one per tab), and turn data coordinates into page pixels.
 FIND_PLOT = """(name) => Bokeh.index.query_one(
     (v) => v.model.name === name && v.frame != null && v.el.getClientRects().length > 0)"""
-PLOT_XY = f"""([name, x, y]) => {{
-    const v = ({FIND_PLOT})(name);
+
+
+def plot_xy(find: str) -> str:
+    """Browser-side ``([name, x, y]) => [px, py]``: the page pixel of data point (x, y) in the plot
+    that ``find`` (a browser-side function of the name) returns, scrolled into view."""
+    return f"""([name, x, y]) => {{
+    const v = ({find})(name);
     v.el.scrollIntoView({{block: "center"}});
     const r = v.canvas_view.el.getBoundingClientRect();
     return [r.left + v.frame.x_scale.compute(x), r.top + v.frame.y_scale.compute(y)];
 }}"""
+
+
+PLOT_XY = plot_xy(FIND_PLOT)
 # Panel renders each pane inside a shadow root: search them all.
 DEEP_ALL = """(selector) => {
     const found = [];
@@ -73,7 +84,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()}")
+            output = proc.stdout.read() if proc.stdout else "(see its log)"
+            raise RuntimeError(f"server exited with {proc.returncode}: {output}")
         try:
             # a loaded machine can take longer than a few seconds to build the first session; an
             # abandoned request still costs the server that session, so wait for the answer
@@ -115,21 +127,39 @@ class Watch:
         return [u for u in self.requests if not u.startswith(allowed)]
 
 
-def settled_xy(page, name, x, y):
+def block_outside(context) -> list[str]:
+    """Abort every request of ``context`` to a host other than this machine's loopback; returns the list of them."""
+    outside = []
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
+            r.continue_()
+        else:
+            outside.append(url)
+            r.abort()
+
+    context.route("**/*", route)
+    return outside
+
+
+def settled_xy(page, name, x, y, locate=PLOT_XY):
     """Page pixels of data point (x, y) of the shown plot called ``name``, once the page layout has settled.
 
     Views still sizing themselves (or panes rendering above) move the plot between reading its
-    position and using it, so the position is read until two readings agree.
+    position and using it, so the position is read until two readings agree. ``locate`` is the
+    browser-side function giving that position (:data:`PLOT_XY`, or one that picks among several
+    plots of that name).
     """
-    previous, xy = None, page.evaluate(PLOT_XY, [name, x, y])
+    previous, xy = None, page.evaluate(locate, [name, x, y])
     for _ in range(20):
         if xy == previous:
             break
         page.wait_for_timeout(150)
-        previous, xy = xy, page.evaluate(PLOT_XY, [name, x, y])
+        previous, xy = xy, page.evaluate(locate, [name, x, y])
     return xy
 
 
-def click_plot(page, name, x, y):
-    """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled."""
-    page.mouse.click(*settled_xy(page, name, x, y))
+def click_plot(page, name, x, y, locate=PLOT_XY):
+    """Click data point (x, y) of the shown plot called ``name`` once the page layout has settled (:func:`settled_xy`)."""
+    page.mouse.click(*settled_xy(page, name, x, y, locate))

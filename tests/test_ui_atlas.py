@@ -237,7 +237,7 @@ def test_served_layout_matrix_beside_structure_controls_in_sidebar_fits_1024(pag
     assert structure["left"] >= matrix["right"] - 1
     assert structure["top"] < matrix["bottom"] and matrix["top"] < structure["bottom"]
     # the controls sit in the template's sidebar, the views in its main area
-    sidebar = page.locator("#sidebar")
+    sidebar = page.locator(".atlas-sidebar")
     assert sidebar.get_by_text("Level").count() >= 1 and sidebar.get_by_text("Load your own").count() == 1
     assert sidebar.get_by_role("button", name="GFRD").count() == 1
     # 1024 px wide: nothing scrolls sideways or is cut off; the structure moves under the matrix
@@ -268,11 +268,11 @@ def test_served_help_units_colour_bar_ends_and_gfrd_diagonal(page, server, demo)
     assert bar["title"] == "GFRE (target σ)" and bar["labels"] == ["0 better", "0.5", "1 worse"]
     drill = page.evaluate(COLOUR_BAR, ["drill_map", [0, 1, 2]])
     assert drill["title"] == "GFRE (target σ)" and drill["labels"][0].endswith("better")
-    assert page.locator("#sidebar").get_by_text("GFRE (target σ): Global feature reconstruction error").count() == 1
+    assert page.locator(".atlas-sidebar").get_by_text("GFRE (target σ): Global feature reconstruction error").count() == 1
     # GFRD: why the diagonal is not 0, in the help and on the diagonal cells
-    page.locator("#sidebar").get_by_role("button", name="GFRD").click()
+    page.locator(".atlas-sidebar").get_by_role("button", name="GFRD").click()
     page.wait_for_function(f"() => ({COLOUR_BAR})(['fre_matrix', [0]]).title.startsWith('GFRD')", timeout=15_000)
-    assert page.locator("#sidebar").get_by_text("GFRD(A, A) is not 0").count() == 1
+    assert page.locator(".atlas-sidebar").get_by_text("GFRD(A, A) is not 0").count() == 1
     name = str(demo["source"].values[2])
     page.mouse.move(*settled_xy(page, "fre_matrix", name, name))
     page.wait_for_function(f"() => ({TOOLTIPS})().some((t) => t.includes('GFRD(A, A) > 0'))", timeout=5_000)

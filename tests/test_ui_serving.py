@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import subprocess
 import sys
 import time
+import urllib.request
+import weakref
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -19,6 +21,8 @@ from _ui import (  # noqa: E402
     ROOT,
     UI_MARKS,
     Watch,
+    block_outside,
+    click_plot,
     browser_context_args,  # noqa: F401  (fixture)
     browser_type_launch_args,  # noqa: F401  (fixture)
     free_port,
@@ -29,9 +33,6 @@ from test_ui_atlas import demo, report  # noqa: E402, F401  (fixtures)
 from test_ui_concepts import STATE as CONCEPT_STATE, TEXT  # noqa: E402
 
 pytestmark = UI_MARKS
-
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
 
 @contextlib.contextmanager
 def cli_serve(*args):
@@ -51,22 +52,6 @@ def cli_serve(*args):
 def served():
     with cli_serve() as url:
         yield url
-
-
-def block_outside(context) -> list[str]:
-    """Abort every request of ``context`` to a host other than this machine's loopback; returns the list of them."""
-    outside = []
-
-    def route(r):
-        url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlsplit(url).hostname in LOOPBACK:
-            r.continue_()
-        else:
-            outside.append(url)
-            r.abort()
-
-    context.route("**/*", route)
-    return outside
 
 
 def test_session_rebuilt_after_a_slow_page_load_requests_nothing_outside(browser):
@@ -127,6 +112,78 @@ def test_ten_sessions_at_once_request_nothing_outside(browser, served):
         assert [w.errors for w in watches] == [[]] * len(pages)
     finally:
         context.close()
+
+
+def test_first_document_holds_the_heatmap_and_the_rest_follows(page, served):
+    """The page's first document is the heatmap and what precedes it; drill-down and 3D viewer come after it is drawn."""
+    docs = []
+
+    def on_socket(ws):
+        ws.on("framereceived", lambda payload: isinstance(payload, str) and payload.startswith('{"doc":')
+              and docs.append(payload))
+
+    page.on("websocket", on_socket)
+    open_dashboard(page, f"{served}/atlas")  # waits for the 3D viewer: the rest did follow
+    assert len(docs) == 1
+    assert '"name":"fre_matrix"' in docs[0]
+    assert '"name":"drill_map"' not in docs[0] and '"name":"structure"' not in docs[0]
+    before = page.evaluate(DRILL_STATE)["title"]
+    names = page.evaluate(f"() => ({FIND_PLOT})('fre_matrix').model.x_range.factors")
+    click_plot(page, "fre_matrix", names[0], names[-1])  # the browser-side link to the drill-down came with it
+    page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{names[-1]} → {names[0]}:'!r})", timeout=30_000)
+    assert page.evaluate(DRILL_STATE)["title"] != before
+
+
+def test_closed_sessions_are_released(browser):
+    """Every object a session built is freed once its page is closed (only Panel's template session stays)."""
+    import panel as pn
+
+    from latentatlas.cli.serve import apps, configure, levels_from_results
+
+    built = []
+
+    def tracked(app):
+        def session():
+            view = app()
+            built.append(weakref.ref(view))
+            return view
+        return session
+
+    port = free_port()
+    configure()
+    server = pn.serve({name: tracked(app) for name, app in apps(levels_from_results([])).items()},
+                      port=port, address="127.0.0.1", websocket_origin=[f"127.0.0.1:{port}"], show=False,
+                      threaded=True, check_unused_sessions_milliseconds=500, unused_session_lifetime_milliseconds=2_000)
+    context = browser.new_context()
+    try:
+        for _ in range(240):  # the server thread starts listening soon after pn.serve returns
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/atlas", timeout=120).read()
+                break
+            time.sleep(0.5)
+        for _ in range(2):
+            pages = [context.new_page() for _ in range(3)]
+            for page, app in zip(pages, ["atlas", "atlas", "concepts"]):
+                page.goto(f"http://127.0.0.1:{port}/{app}")
+            for page in pages[:2]:
+                page.wait_for_function(STRUCTURE_DRAWN, timeout=120_000)  # everything built, the deferred rest too
+            pages[2].wait_for_function(f"() => window.Bokeh && Bokeh.index && ({FIND_PLOT})('concept_graph') != null",
+                                       timeout=120_000)
+            for page in pages:
+                page.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            gc.collect()
+            alive = [ref for ref in built if ref() is not None]
+            if len(alive) <= 2:  # the template sessions of /atlas and /concepts (reuse_sessions)
+                break
+            time.sleep(0.5)
+        assert len(built) >= 6
+        assert len(alive) <= 2, f"{len(alive)} of {len(built)} sessions' views still alive after their pages closed"
+    finally:
+        context.close()
+        server.stop()
+        pn.config.reuse_sessions = False
 
 
 def upload(page, name, data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._checks import non_negative_int, port_number
+from ._checks import non_negative_int, port_number, positive_int
 
 
 def register(subparsers) -> None:
@@ -26,9 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--address", default="127.0.0.1",
                         help="address to bind (default 127.0.0.1: only this machine can connect)")
     parser.add_argument("--show", action="store_true", help="open a browser tab")
+    parser.add_argument("--num-procs", type=positive_int, default=1, metavar="N",
+                        help="server processes sharing the port (Panel's --num-procs; each reads the results once and "
+                             "builds the sessions it is handed; default 1)")
     parser.add_argument("--num-threads", type=non_negative_int, default=None, metavar="N",
                         help="threads that handle the sessions' events (Panel's --num-threads; 0: as many as Python "
-                             "picks; default: none, which benchmarks/ui_latency.py --sessions 10 found no slower on 2 cores)")
+                             "picks; default: none)")
     parser.set_defaults(run=run)
 
 
@@ -112,33 +115,56 @@ def check_port(address: str, port: int) -> None:
             raise OSError(f"cannot listen on {address}:{port} ({err.strerror}); give another --address or --port") from None
 
 
-def run(args: argparse.Namespace) -> int:
-    import panel as pn
+def apps(levels: dict, concepts=None) -> dict:
+    """The served apps, ``{"atlas": f, "concepts": g}``: each call builds one browser session's view.
 
+    ``levels`` (:func:`levels_from_results`) and ``concepts`` (a concept result, or None for the
+    built-in demo, read when /concepts is first opened so /atlas never depends on it) are shared
+    read-only by every session. Each view returned is an ``Atlas`` or ``ConceptAtlas``, freed
+    with its session when the page closes (``tests/test_ui_serving.py``).
+    """
     from ..viz import Atlas, ConceptAtlas
     from ..viz.concepts.data import builtin_concepts_path, load_concepts
     from ..viz.serving import local_resources
+
+    def atlas_app():
+        local_resources()
+        return Atlas(levels)
+
+    def concept_app():
+        local_resources()
+        result = concepts if concepts is not None else shared(builtin_concepts_path(), lambda p: load_concepts(p).load())
+        return ConceptAtlas(result)
+
+    return {"atlas": atlas_app, "concepts": concept_app}
+
+
+def configure(num_procs: int = 1, num_threads: int | None = None) -> None:
+    """Panel's settings for serving many sessions (see README, "Shared by a group").
+
+    The page's HTML is sent at once from a template session and each session is built when
+    its websocket connects (``reuse_sessions``); with one process the build starts as the HTML
+    is sent (``"warm"``), overlapping the browser's loading of BokehJS. With several processes
+    the websocket may reach another process than the page request, so the build waits for it.
+    """
+    import panel as pn
+
+    pn.config.reuse_sessions = "warm" if num_procs == 1 else True
+    pn.config.nthreads = num_threads  # what `panel serve --num-threads` sets; 0: as many as the executor picks
+
+
+def run(args: argparse.Namespace) -> int:
+    import panel as pn
 
     check_port(args.address, args.port)
     comparisons, concepts = split_results(args.results)
     levels = levels_from_results(comparisons)
     pn.extension()
-    pn.config.nthreads = args.num_threads  # what `panel serve --num-threads` sets; 0: as many as the executor picks
+    configure(args.num_procs, args.num_threads)
     origin = [f"{args.address}:{args.port}", f"localhost:{args.port}"] if args.port else None
-
-    def atlas_app():
-        local_resources()
-        return Atlas(levels).template()
-
-    def concept_app():
-        local_resources()
-        # the built-in concept demo is read when /concepts is first opened, so /atlas never depends on it
-        result = concepts if concepts is not None else shared(builtin_concepts_path(), lambda p: load_concepts(p).load())
-        return ConceptAtlas(result).__panel__()
-
     pn.serve(
-        {"atlas": atlas_app, "concepts": concept_app},
+        apps(levels, concepts),
         port=args.port, address=args.address, websocket_origin=origin, show=args.show,
-        title="latentatlas", print_url=True,
+        title="latentatlas", print_url=True, num_procs=args.num_procs,
     )
     return 0

@@ -30,7 +30,9 @@ def show(result=None, **params) -> Atlas | ConceptAtlas:
         Their views (``.matrix``, ``.drill``, ``.viewer``; ``.graph``, ``.profile``,
         ``.heatmap``, ``.examples``) can also be displayed one by one.
     """
-    pn.extension()  # loads BokehJS and Panel into the notebook
+    # loads BokehJS and Panel into the notebook from the installed packages: by default Panel has the
+    # browser fetch them from its CDN, and the views stay blank on a machine without internet
+    pn.extension(inline=True)
     if isinstance(result, (str, Path)):
         from ..io import load
 

@@ -22,7 +22,7 @@ import param
 import xarray as xr
 
 from ...schema import feature_sets, kind_of, metric_label
-from ..serving import app_link
+from ..serving import after_first_view, app_link
 from ..structure import StructureViewer
 from ..upload import open_upload
 from .data import as_levels, demo_comparison_paths, per_atom_errors, per_structure_errors, sample_dim
@@ -185,20 +185,20 @@ class Atlas(pn.viewable.Viewer):
         """Matrix beside the 3D structure (as chemiscope puts map and structure), the drill-down below.
 
         The two wrap one under the other when the window is too narrow for both (below about 1,200 px
-        with the sidebar), so nothing is cut off or squeezed.
+        with the sidebar), so nothing is cut off or squeezed. Served, the 3D viewer and the drill-down
+        reach the browser after the matrix has been drawn (:func:`~latentatlas.viz.serving.after_first_view`).
         """
         return pn.Column(
             self._message,
             pn.FlexBox(
                 pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
                           sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
-                pn.Column(_heading("Structure"), self._viewer_slot,  # the viewer has its own "What is this?"
+                pn.Column(_heading("Structure"), after_first_view(lambda: self._viewer_slot),
                           sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
                 flex_wrap="wrap", sizing_mode="stretch_width",
             ),
-            _heading("Drill-down: the selected pair on every test sample"),
-            self._drill_note,
-            self.drill,
+            after_first_view(lambda: pn.Column(_heading("Drill-down: the selected pair on every test sample"),
+                                               self._drill_note, self.drill, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
         )
 
@@ -216,13 +216,10 @@ class Atlas(pn.viewable.Viewer):
         )
 
     def __panel__(self):
-        level, metric_title, metric, *rest = self._controls()
-        return pn.Column(
-            pn.pane.Markdown(f"# {TITLE}", sizing_mode="stretch_width"),
-            *self._intro(),
-            pn.Row(level, pn.Column(metric_title, metric), pn.Column(*rest), sizing_mode="stretch_width"),
-            self._help,
-            self._views,
-            sizing_mode="stretch_width",
-            max_width=1500,
-        )
+        """Controls and the metrics' help in a sidebar beside the views (no template: one costs about 0.8 s of
+        CPU per session, ``benchmarks/fre_app.py``; :meth:`template` gives the same in a Panel template)."""
+        sidebar = pn.Column(*self._controls(), pn.pane.Markdown("**Metrics**", margin=(10, 10, 0, 10)), self._help,
+                            width=250, css_classes=["atlas-sidebar"], styles={"flex": "0 0 250px"})
+        main = pn.Column(pn.pane.Markdown(f"## {TITLE}", sizing_mode="stretch_width"), *self._intro(), self._views,
+                         sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"})
+        return pn.Row(sidebar, main, sizing_mode="stretch_width", max_width=1600)
