@@ -92,6 +92,7 @@ def open_dashboard(page, url):
     page.wait_for_function("() => window.Bokeh && Bokeh.index && Bokeh.index.query_one((v) => v.frame != null)",
                            timeout=60_000)
     page.wait_for_function(STRUCTURE_DRAWN, timeout=60_000)
+    page.wait_for_function(f"() => ({FIND_PLOT})('drill_map') != null", timeout=60_000)  # both follow the first view
 
 
 def screenshot_views(page, name):

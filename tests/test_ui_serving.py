@@ -127,11 +127,11 @@ def test_first_document_holds_the_heatmap_and_the_rest_follows(page, served):
     assert len(docs) == 1
     assert '"name":"fre_matrix"' in docs[0]
     assert '"name":"drill_map"' not in docs[0] and '"name":"structure"' not in docs[0]
-    before = page.evaluate(DRILL_STATE)["title"]
+    before = page.evaluate(DRILL_STATE)["pair"]
     names = page.evaluate(f"() => ({FIND_PLOT})('fre_matrix').model.x_range.factors")
     click_plot(page, "fre_matrix", names[0], names[-1])  # the browser-side link to the drill-down came with it
-    page.wait_for_function(f"() => ({DRILL_STATE})().title.startsWith({f'{names[-1]} → {names[0]}:'!r})", timeout=30_000)
-    assert page.evaluate(DRILL_STATE)["title"] != before
+    page.wait_for_function(f"() => ({DRILL_STATE})().pair.startsWith({f'{names[-1]} → {names[0]}:'!r})", timeout=30_000)
+    assert page.evaluate(DRILL_STATE)["pair"] != before
 
 
 def test_closed_sessions_are_released(browser):

@@ -27,9 +27,10 @@ pytestmark = UI_MARKS
 
 DRILL = """() => {
     const v = (""" + FIND_PLOT + """)('drill_map');
+    if (v == null) { return null; }  // not drawn yet (it follows the first view)
     const r = v.model.renderers[0], d = r.data_source.data;
     const heading = Bokeh.index.query_one((h) => h.model.name === 'drill_pair' && h.el.getClientRects().length > 0);
-    return {title: heading.model.text.replace(/<[^>]*>/g, ''), error: Array.from(d.error), structure: Array.from(d.structure),
+    return {title: heading == null ? '' : heading.model.text.replace(/<[^>]*>/g, ''), error: Array.from(d.error), structure: Array.from(d.structure),
             sample: Array.from(d.sample), x: Array.from(d.x), y: Array.from(d.y), mapper: r.glyph.fill_color.transform,
             selected: Array.from(r.data_source.selected.indices)};
 }"""
@@ -37,7 +38,7 @@ DRILL = """() => {
 # colour scale gives its error (the 3D fill is either a column of colours or a mapped field).
 ATOMS = """() => {
     const v = (""" + FIND_PLOT + """)('structure');
-    if (v == null) { return null; }
+    if (v == null || (""" + DRILL + """)() == null) { return null; }
     const r = v.model.renderers.find((r) => r.data_source.data.element != null);
     const d = r.data_source.data, fill = r.glyph.fill_color;
     const errors = Array.from(d.error);

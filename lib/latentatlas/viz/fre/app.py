@@ -188,17 +188,22 @@ class Atlas(pn.viewable.Viewer):
         with the sidebar), so nothing is cut off or squeezed. Served, the 3D viewer and the drill-down
         reach the browser after the matrix has been drawn (:func:`~latentatlas.viz.serving.after_first_view`).
         """
+        structure = pn.Column(sizing_mode="stretch_width", min_height=400)
+
+        def rest():  # one build, one patch: the 3D viewer and the drill-down arrive together
+            structure.objects = [self._viewer_slot]
+            return pn.Column(_heading("Drill-down: the selected pair on every test sample"), self._drill_note,
+                             self.drill, sizing_mode="stretch_width")
+
         return pn.Column(
             self._message,
             pn.FlexBox(
                 pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
                           sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
-                pn.Column(_heading("Structure"), after_first_view(lambda: self._viewer_slot),
-                          sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
+                pn.Column(_heading("Structure"), structure, sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
                 flex_wrap="wrap", sizing_mode="stretch_width",
             ),
-            after_first_view(lambda: pn.Column(_heading("Drill-down: the selected pair on every test sample"),
-                                               self._drill_note, self.drill, sizing_mode="stretch_width")),
+            after_first_view(rest),
             sizing_mode="stretch_width",
         )
 
