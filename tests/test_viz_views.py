@@ -394,3 +394,12 @@ def test_heatmap_marks_flagged_cells_and_plots_the_learning_curve(features):
     view.state.metric = "lfre"  # no learning curve for LFRE in this file: the plot hides
     assert not view._curve_pane.visible and len(view.curve.data["value"]) == 0
 
+
+
+def test_template_holds_the_same_views_with_the_controls_in_its_sidebar(comparison):
+    from latentatlas.viz import Atlas
+
+    atlas = Atlas(comparison)
+    template = atlas.template()
+    assert atlas._level_widget in template.sidebar.objects and atlas._upload in template.sidebar.objects
+    assert atlas._views in template.main[0].objects
