@@ -14,7 +14,7 @@ from pathlib import Path
 
 # optional dependency (import name) -> the extra of pyproject.toml that installs it
 EXTRAS = {
-    "panel": "app", "holoviews": "app", "bokeh": "app", "networkx": "app",
+    "panel": "app", "bokeh": "app", "networkx": "app",
     "torch": "models", "chgnet": "models", "sevenn": "models", "featomic": "models", "dscribe": "models",
     "torchani": "models", "metatomic": "models", "metatensor": "models", "vesin": "models", "sklearn": "concepts", "matplotlib": "reproduce",
     "dask": "scale", "distributed": "scale", "zarr": "scale", "faiss": "scale",

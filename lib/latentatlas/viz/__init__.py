@@ -7,7 +7,9 @@
   (:mod:`~latentatlas.viz.export`), notebook display (:mod:`~latentatlas.viz.show`), serving
   and uploads (:mod:`~latentatlas.viz.serving`, :mod:`~latentatlas.viz.upload`).
 
-Panel, HoloViews and Bokeh are imported here and only here; ``import latentatlas`` stays light.
+Panel and Bokeh are imported here and only here; ``import latentatlas`` stays light. The views
+draw Bokeh models directly: the same view through HoloViews costs about twice the CPU per
+session (``benchmarks/holoviews_views.py``), and first-view latency is what a shared server lacks.
 """
 
 from .concepts import ConceptAtlas, ConceptExamples, ConceptGraph, ConceptHeatmap, ConceptProfile

@@ -22,7 +22,7 @@ def model_map_figure(ds: xr.Dataset, metric: str):
         return None
     coords = ds[f"{metric}_map"].transpose("source", "axis").values
     names = [str(s) for s in ds["source"].values]
-    models = [n.split(":")[0] for n in names]
+    models = [str(m) for m in ds["source_model"].values] if "source_model" in ds.coords else names
     palette = {m: Category10_10[i % 10] for i, m in enumerate(dict.fromkeys(models))}
     source = ColumnDataSource({"x": coords[:, 0], "y": coords[:, 1] if coords.shape[1] > 1 else np.zeros(len(names)),
                                "name": names, "colour": [palette[m] for m in models]})
