@@ -68,12 +68,15 @@ DASHBOARD_XY = plot_xy(FIND_DASHBOARD_PLOT)
 # every named plot: its name, whether it has a box on the page, whether it is the dashboard's
 PLOTS_SHOWN = f"""() => window.Bokeh == null ? 'no BokehJS' : [...Bokeh.index.query((v) => v.model.name?.length > 0)]
     .map((v) => [v.model.name, v.el.getClientRects().length, ({IN_DASHBOARD})(v.el)])"""
-# what the dashboard shows: the drill-down's title, the 3D viewer's title and legend entries
+# what the dashboard shows: the pair named above the drill-down (its Div drill_pair, as text),
+# the 3D viewer's title and legend entries
+FIND_DASHBOARD_VIEW = f"""(name) => Bokeh.index.query_one((v) => v.model.name === name
+    && v.el.getClientRects().length > 0 && ({IN_DASHBOARD})(v.el))"""
 DASHBOARD_STATE = f"""() => {{
-    const drill = ({FIND_DASHBOARD_PLOT})('drill_map'), scene = ({FIND_DASHBOARD_PLOT})('structure');
+    const drill = ({FIND_DASHBOARD_VIEW})('drill_pair'), scene = ({FIND_DASHBOARD_PLOT})('structure');
     if (drill == null || scene == null) {{ return null; }}
     const atoms = scene.model.renderers.find((r) => r.data_source.data.element != null)?.data_source.data;
-    return {{drill: drill.model.title.text, structure: scene.model.title.text,
+    return {{drill: drill.model.text.replace(/<[^>]*>/g, ''), structure: scene.model.title.text,
              groups: atoms == null ? [] : [...new Set(atoms.group)]}};
 }}"""
 MATRIX_LABELS = f"""() => {{

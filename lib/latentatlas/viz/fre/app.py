@@ -22,7 +22,7 @@ import param
 import xarray as xr
 
 from ...schema import feature_sets, kind_of, metric_label
-from ..serving import after_first_view, app_link
+from ..serving import after_first_view, app_link, served
 from ..structure import StructureViewer
 from ..upload import open_upload
 from .data import as_levels, demo_comparison_paths, per_atom_errors, per_structure_errors, sample_dim
@@ -195,17 +195,14 @@ class Atlas(pn.viewable.Viewer):
             return pn.Column(_heading("Drill-down: the selected pair on every test sample"), self._drill_note,
                              self.drill, sizing_mode="stretch_width")
 
-        return pn.Column(
-            self._message,
-            pn.FlexBox(
-                pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
-                          sizing_mode="stretch_width", styles={"flex": "3 1 540px"}),
-                pn.Column(_heading("Structure"), structure, sizing_mode="stretch_width", styles={"flex": "2 1 340px"}),
-                flex_wrap="wrap", sizing_mode="stretch_width",
-            ),
-            after_first_view(rest),
-            sizing_mode="stretch_width",
-        )
+        matrix = pn.Column(_heading("Feature reconstruction matrix"), self.matrix, self._map_box,
+                           sizing_mode="stretch_width", styles={"flex": "3 1 540px"})
+        structure = pn.Column(_heading("Structure"), structure, sizing_mode="stretch_width", styles={"flex": "2 1 340px"})
+        # JupyterLab lays a notebook's output out before it has a width: plots in flex boxes stay
+        # collapsed there (tests/test_ui_notebook.py), so notebooks get the views one under the other
+        views = pn.FlexBox(matrix, structure, flex_wrap="wrap", sizing_mode="stretch_width") if served() else \
+            pn.Column(matrix, structure, sizing_mode="stretch_width")
+        return pn.Column(self._message, views, after_first_view(rest), sizing_mode="stretch_width")
 
     def _intro(self) -> list:
         return [pn.pane.Markdown(f"{INTRO}{SERVED_INTRO}", sizing_mode="stretch_width"),
@@ -223,8 +220,12 @@ class Atlas(pn.viewable.Viewer):
     def __panel__(self):
         """Controls and the metrics' help in a sidebar beside the views (no template: one costs about 0.8 s of
         CPU per session, ``benchmarks/fre_app.py``; :meth:`template` gives the same in a Panel template)."""
+        title = pn.pane.Markdown(f"## {TITLE}", sizing_mode="stretch_width")
+        if not served():  # a notebook cell: controls above the views (see _layout_views)
+            return pn.Column(title, *self._intro(), pn.FlexBox(*self._controls()), self._help, self._views,
+                             sizing_mode="stretch_width", max_width=1600)
         sidebar = pn.Column(*self._controls(), pn.pane.Markdown("**Metrics**", margin=(10, 10, 0, 10)), self._help,
                             width=250, css_classes=["atlas-sidebar"], styles={"flex": "0 0 250px"})
-        main = pn.Column(pn.pane.Markdown(f"## {TITLE}", sizing_mode="stretch_width"), *self._intro(), self._views,
+        main = pn.Column(title, *self._intro(), self._views,
                          sizing_mode="stretch_width", styles={"flex": "1 1 0", "min-width": "0"})
         return pn.Row(sidebar, main, sizing_mode="stretch_width", max_width=1600)
