@@ -106,11 +106,16 @@ def click_cell(page, source: str, target: str) -> tuple[float, float]:
 
 
 def switch_level(page, label: str) -> float:
-    """Choose level ``label``: seconds until a new heatmap (another Bokeh model) is drawn."""
-    before = page.evaluate(f"() => ({FIND_PLOT})('fre_matrix').model.id")
+    """Choose level ``label``: seconds until the heatmap shows the new level's values.
+
+    The app updates the heatmap in place (one state, :mod:`latentatlas.viz.fre.state`), so what
+    changes is the cells' values, not the Bokeh model."""
+    values = f"""() => {{ const v = ({FIND_PLOT})('fre_matrix');
+        return v == null ? null : JSON.stringify(Array.from(v.model.renderers[0].data_source.data.value)); }}"""
+    before = page.evaluate(values)
     t = time.perf_counter()
     page.locator("select").first.select_option(label=label)
-    page.wait_for_function(f"() => {{ const v = ({FIND_PLOT})('fre_matrix'); return v != null && v.model.id != {before!r}; }}",
+    page.wait_for_function(f"() => {{ const now = ({values})(); return now != null && now != {before!r}; }}",
                            polling="raf", timeout=300_000)
     return time.perf_counter() - t
 
