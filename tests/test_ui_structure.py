@@ -20,8 +20,8 @@ from _ui import (  # noqa: E402
     browser_context_args,  # noqa: F401  (fixture)
     browser_type_launch_args,  # noqa: F401  (fixture)
     click_plot,
-    panel_serve,
 )
+from test_ui_atlas import server  # noqa: E402, F401  (fixture: panel serve app/atlas.py)
 
 pytestmark = UI_MARKS
 
@@ -54,13 +54,6 @@ ATOMS = """() => {
             colour: shown.map(hex), drill_colour: Array.from(drill.v_compute(errors)).map(hex)};
 }"""
 DRAWN = f"() => ({ATOMS})()?.index.length > 0"
-
-
-@pytest.fixture(scope="module")
-def server():
-    """``panel serve app/atlas.py`` on a free loopback port: the real app on the built-in data."""
-    with panel_serve("app/atlas.py") as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ def local_resources() -> None:
     """
     from panel.io.resources import get_dist_path
 
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        doc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
+    if served():
+        pn.state.curdoc.template_variables.setdefault("dist_url", get_dist_path(cdn=False))
 
 
 def served() -> bool:
