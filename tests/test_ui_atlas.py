@@ -299,6 +299,8 @@ def test_served_map_axes_colour_and_downloads(page, server, demo, tmp_path):
     n_atoms = demo["n_atoms"].values[demo["atom_structure"].values[test_atoms]]
     page.wait_for_function(f"() => ({DRILL_STATE})().colour[0] == {n_atoms[0]}", timeout=15_000)
     assert page.evaluate(DRILL_STATE)["colour"] == n_atoms.tolist()
+    # the colour bar's title is a change of its own, which may reach the page after the data
+    page.wait_for_function(f"() => ({COLOUR_BAR})(['drill_map', [0]]).title == 'n_atoms'", timeout=15_000)
     assert page.evaluate(COLOUR_BAR, ["drill_map", [0]])["title"] == "n_atoms"
     # downloads: the matrix shown (CSV, netCDF) and the selected samples (CSV)
     with page.expect_download() as csv:
